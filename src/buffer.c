@@ -1,0 +1,90 @@
+/* buffer.c - the "laaffic.body" userdata: encoded request bytes that stay in C.
+ *
+ * A body can be handed to the transport without ever becoming a Lua string; tostring()
+ * makes the string when the caller wants one. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "buffer.h"
+#include "compat.h"
+
+lf_body *lf_body_new(lua_State *L)
+{
+    lf_body *b = (lf_body *)lua_newuserdata(L, sizeof *b);
+    b->data = NULL;
+    b->len = b->cap = 0;
+    luaL_getmetatable(L, LAAFFIC_BODY_MT);
+    lua_setmetatable(L, -2);
+    return b;
+}
+
+int lf_body_grow(lf_body *b, size_t cap)
+{
+    char *p;
+    if (cap <= b->cap)
+        return 0;
+    p = (char *)realloc(b->data, cap);
+    if (p == NULL)
+        return -1;
+    b->data = p;
+    b->cap = cap;
+    return 0;
+}
+
+void lf_body_free(lf_body *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+lf_body *lf_body_test(lua_State *L, int idx)
+{
+    lf_body *b = (lf_body *)lua_touserdata(L, idx);
+    if (b == NULL || !lua_getmetatable(L, idx))
+        return NULL;
+    luaL_getmetatable(L, LAAFFIC_BODY_MT);
+    if (!lua_rawequal(L, -1, -2))
+        b = NULL;
+    lua_pop(L, 2);
+    return b;
+}
+
+lf_body *lf_body_check(lua_State *L, int idx)
+{
+    return (lf_body *)luaL_checkudata(L, idx, LAAFFIC_BODY_MT);
+}
+
+/* body:tostring() / tostring(body): the JSON text as a Lua string (a copy). */
+static int body_tostring(lua_State *L)
+{
+    lf_body *b = lf_body_check(L, 1);
+    lua_pushlstring(L, b->data ? b->data : "", b->len);
+    return 1;
+}
+
+/* #body / body:len(): its size in bytes. */
+static int body_len(lua_State *L)
+{
+    lf_body *b = lf_body_check(L, 1);
+    lua_pushnumber(L, (lua_Number)b->len);
+    return 1;
+}
+
+/* body:close() and __gc: free the bytes now; the body is empty afterwards. */
+static int body_close(lua_State *L)
+{
+    lf_body_free(lf_body_check(L, 1));
+    return 0;
+}
+
+void lf_body_open(lua_State *L)
+{
+    static const luaL_Reg methods[] = {
+        {"tostring", body_tostring}, {"__tostring", body_tostring},
+        {"len", body_len},           {"__len", body_len},
+        {"close", body_close},       {"__gc", body_close},
+        {NULL, NULL}};
+    lf_newclass(L, LAAFFIC_BODY_MT, methods);
+    lua_pop(L, 1);
+}

@@ -1,0 +1,33 @@
+/* buffer.h - the request body: a growable byte buffer owned by a Lua userdata.
+ *
+ * The userdata (metatable "laaffic.body") is created before any byte is allocated, so a
+ * Lua error anywhere during an encode leaves at worst an unreferenced userdata whose
+ * __gc frees the bytes. close and __gc are the same idempotent function. */
+#ifndef LAAFFIC_BUFFER_H
+#define LAAFFIC_BUFFER_H
+
+#include <stddef.h>
+#include <lua.h>
+
+#define LAAFFIC_BODY_MT "laaffic.body"
+
+typedef struct lf_body {
+    char *data;
+    size_t len;
+    size_t cap;
+} lf_body;
+
+/* Pushes a new empty body userdata. May raise (memory error) only before it owns bytes. */
+lf_body *lf_body_new(lua_State *L);
+/* Grows the capacity to at least `cap` bytes. Returns 0, or -1 when out of memory. */
+int lf_body_grow(lf_body *b, size_t cap);
+/* Frees the bytes (idempotent). */
+void lf_body_free(lf_body *b);
+/* Checks that argument `idx` is a body. */
+lf_body *lf_body_check(lua_State *L, int idx);
+/* Returns the body at idx, or NULL if it is not a body. */
+lf_body *lf_body_test(lua_State *L, int idx);
+/* Registers the metatable. */
+void lf_body_open(lua_State *L);
+
+#endif
