@@ -67,7 +67,7 @@ static int body_tostring(lua_State *L)
 static int body_len(lua_State *L)
 {
     lf_body *b = lf_body_check(L, 1);
-    lua_pushnumber(L, (lua_Number)b->len);
+    lua_pushinteger(L, (lua_Integer)b->len);
     return 1;
 }
 

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <lua.h>
 
+#include "laaffic.h"
+
 #define LAAFFIC_BODY_MT "laaffic.body"
 
 typedef struct lf_body {
@@ -18,16 +20,16 @@ typedef struct lf_body {
 } lf_body;
 
 /* Pushes a new empty body userdata. May raise (memory error) only before it owns bytes. */
-lf_body *lf_body_new(lua_State *L);
+LAAFFIC_INTERNAL lf_body *lf_body_new(lua_State *L);
 /* Grows the capacity to at least `cap` bytes. Returns 0, or -1 when out of memory. */
-int lf_body_grow(lf_body *b, size_t cap);
+LAAFFIC_INTERNAL int lf_body_grow(lf_body *b, size_t cap);
 /* Frees the bytes (idempotent). */
-void lf_body_free(lf_body *b);
+LAAFFIC_INTERNAL void lf_body_free(lf_body *b);
 /* Checks that argument `idx` is a body. */
-lf_body *lf_body_check(lua_State *L, int idx);
+LAAFFIC_INTERNAL lf_body *lf_body_check(lua_State *L, int idx);
 /* Returns the body at idx, or NULL if it is not a body. */
-lf_body *lf_body_test(lua_State *L, int idx);
+LAAFFIC_INTERNAL lf_body *lf_body_test(lua_State *L, int idx);
 /* Registers the metatable. */
-void lf_body_open(lua_State *L);
+LAAFFIC_INTERNAL void lf_body_open(lua_State *L);
 
 #endif

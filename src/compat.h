@@ -26,7 +26,7 @@
 
 /* luaL_setfuncs is in 5.2+ and in OpenResty's LuaJIT 2.1 headers, but not in every
  * LuaJIT build: keep our own. */
-static void lf_setfuncs(lua_State *L, const luaL_Reg *l, int nup)
+static inline void lf_setfuncs(lua_State *L, const luaL_Reg *l, int nup)
 {
     luaL_checkstack(L, nup, "too many upvalues");
     for (; l->name != NULL; l++) {
@@ -40,7 +40,7 @@ static void lf_setfuncs(lua_State *L, const luaL_Reg *l, int nup)
 }
 
 /* luaL_newmetatable + __index = itself, then set functions. Leaves the metatable. */
-static void lf_newclass(lua_State *L, const char *tname, const luaL_Reg *methods)
+static inline void lf_newclass(lua_State *L, const char *tname, const luaL_Reg *methods)
 {
     luaL_newmetatable(L, tname);
     lf_setfuncs(L, methods, 0);

@@ -8,14 +8,17 @@
 #define LAAFFIC_VERSION "0.0.0-dev"
 #endif
 
-/* Each concern registers its functions into the module table on top of the stack. */
-int laaffic_sign_open(lua_State *L);
-int laaffic_encode_open(lua_State *L);
-
+/* Only luaopen_laaffic_core is exported, whatever flags the builder (make, luarocks) uses. */
 #if defined(__GNUC__)
 #define LAAFFIC_EXPORT __attribute__((visibility("default")))
+#define LAAFFIC_INTERNAL __attribute__((visibility("hidden")))
 #else
 #define LAAFFIC_EXPORT
+#define LAAFFIC_INTERNAL
 #endif
+
+/* Each concern registers its functions into the module table on top of the stack. */
+LAAFFIC_INTERNAL int laaffic_sign_open(lua_State *L);
+LAAFFIC_INTERNAL int laaffic_encode_open(lua_State *L);
 
 #endif

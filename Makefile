@@ -1,0 +1,66 @@
+# laaffic - Lua SDK for the LAAFFIC AI Agent group-call API.
+#
+#   make                 build laaffic.core for Lua 5.4       -> build/lua5.4/laaffic/core.so
+#   make LUA=luajit      the same source against OpenResty's LuaJIT -> build/luajit/laaffic/core.so
+#   make check           install missing Debian packages, build both, run every spec
+#                        (Lua 5.4, LuaJIT, valgrind, luarocks install), print "N passed, N failed"
+#   make bench           benchmarks (see README)
+#   make install         install with luarocks into the system tree
+#
+# LUA_INCDIR, CFLAGS, LDFLAGS and INST_* may come from the caller (luarocks passes them).
+
+LUA        ?= lua5.4
+PKG_CONFIG ?= pkg-config
+ROCKSPEC   := $(firstword $(wildcard rockspec/laaffic-*.rockspec))
+VERSION    := $(shell sed -n 's/^version *= *"\([^"-]*\)-[0-9]*".*/\1/p' $(ROCKSPEC))
+
+ifeq ($(LUA),luajit)
+  LUA_PC   ?= luajit
+  LUA_BIN  ?= luajit
+else
+  LUA_PC   ?= $(LUA)
+  LUA_BIN  ?= $(LUA)
+endif
+
+BUILD      := build/$(LUA)
+SRC        := src/core.c src/sign.c src/encode.c src/buffer.c
+HDR        := $(wildcard src/*.h)
+OBJ        := $(SRC:src/%.c=$(BUILD)/obj/%.o)
+
+WARN       := -Wall -Wextra -Wshadow -Wpointer-arith -Wstrict-prototypes -Wmissing-prototypes -Werror
+CFLAGS     ?= -O2 -g
+ALL_CFLAGS := $(CFLAGS) $(WARN) -std=c99 -D_POSIX_C_SOURCE=200809L -fPIC -fvisibility=hidden \
+              $(shell $(PKG_CONFIG) --cflags $(LUA_PC) libcurl libcrypto) \
+              -DLAAFFIC_VERSION='"$(VERSION)"'
+LIBS       := $(shell $(PKG_CONFIG) --libs libcrypto)
+
+.PHONY: all clean check test bench deps install demo
+
+all: $(BUILD)/laaffic/core.so
+
+$(BUILD)/obj/%.o: src/%.c $(HDR) $(ROCKSPEC)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/laaffic/core.so: $(OBJ)
+	@mkdir -p $(@D)
+	$(CC) -shared $(LDFLAGS) -o $@ $(OBJ) $(LIBS)
+
+deps:
+	@scripts/deps.sh
+
+check: deps
+	@scripts/check.sh
+
+test: all
+	@scripts/check.sh --quick
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="$(BUILD)/?.so;;" $(LUA_BIN) bench/encode.lua
+
+install: deps
+	luarocks make --deps-mode=none $(ROCKSPEC)
+
+clean:
+	rm -rf build

@@ -1,0 +1,41 @@
+-- The version lives here and only here: the Makefile and the C core read it from this file.
+rockspec_format = "3.0"
+package = "laaffic"
+version = "0.1.0-1"
+source = {
+   url = "git+https://github.com/laaffic/laaffic.git",
+   tag = "v0.1.0",
+}
+description = {
+   summary = "Lua SDK (C core) for the LAAFFIC AI Agent group-call API",
+   detailed = [[
+Validate, sign and send LAAFFIC AI Agent group-call tasks from Lua 5.4 or OpenResty.
+The C core signs with OpenSSL, validates and encodes 200,000-number tasks in one pass,
+and sends them with libcurl.
+]],
+   license = "MIT",
+   labels = { "api", "voice", "openresty", "json" },
+}
+dependencies = {
+   "lua >= 5.1",
+   "lua-cjson >= 2.1.0",
+}
+external_dependencies = {
+   OPENSSL = { header = "openssl/evp.h", library = "crypto" },
+}
+build = {
+   type = "builtin",
+   modules = {
+      ["laaffic.core"] = {
+         sources = { "src/core.c", "src/sign.c", "src/encode.c", "src/buffer.c" },
+         defines = { "LAAFFIC_VERSION=\"" .. version:match("^[^-]+") .. "\"" },
+         incdirs = { "$(OPENSSL_INCDIR)" },
+         libdirs = { "$(OPENSSL_LIBDIR)" },
+         libraries = { "crypto" },
+      },
+      ["laaffic"] = "lua/laaffic/init.lua",
+      ["laaffic.recall"] = "lua/laaffic/recall.lua",
+      ["laaffic.status"] = "lua/laaffic/status.lua",
+      ["laaffic.error"] = "lua/laaffic/error.lua",
+   },
+}

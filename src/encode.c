@@ -1,0 +1,1461 @@
+/* encode.c - validate a task table and write the request JSON in one pass.
+ *
+ * The rules live in the field tables below (TOP, RECALL, WINDOW, NODE, ROW_KEYS): one
+ * place, used by the client and by the sandbox (which decodes a request with cjson and
+ * runs it through this same encoder).
+ *
+ * Memory: every byte goes into a "laaffic.body" userdata created first, so a Lua error
+ * (out of memory inside the Lua API) leaves nothing that the GC cannot free. Validation
+ * errors never raise: they travel back up the C call chain as -1 with the message kept in
+ * the encoder state, and only at the top are they pushed as `nil, message, field, code`.
+ *
+ * Hot path (numberInfoList rows): one lua_next pass over each row, matching keys by the
+ * address of the interned key string, values kept as pointers into the row's own strings;
+ * then the row is written in canonical order with validation and escaping fused. No Lua
+ * value is allocated per row. */
+#include <float.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buffer.h"
+#include "compat.h"
+#include "laaffic.h"
+
+#define MAX_ROWS 200000
+#define MAX_TEXT_CHARS 30
+#define MAX_DEPTH 64
+#define INT32_MAXV 2147483647.0
+
+#define CODE_PARAM (-22) /* missing, wrong type, nodeList length */
+#define CODE_DATA (-21)  /* value outside its rule */
+
+/* ---------------------------------------------------------------- encoder state */
+
+typedef struct pathseg {
+    const char *key; /* NULL: an index */
+    size_t klen;
+    lua_Integer index;
+} pathseg;
+
+typedef struct enc {
+    lua_State *L;
+    lf_body *b;
+    /* options */
+    unsigned require_texts; /* bit k set: textk required */
+    int truncate;
+    /* progress, for the capacity estimate */
+    size_t rows, rows_total, list_start;
+    size_t truncated;
+    /* cross-field state for recallFlow */
+    lua_Integer recall_type, recall_num;
+    size_t node_count;
+    int have_type, have_num, have_nodes, have_intents;
+    size_t intent_count;
+    /* error */
+    int code;
+    char msg[320];
+    pathseg path[MAX_DEPTH + 16];
+    int depth;
+} enc;
+
+static int fail(enc *e, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+    va_end(ap);
+    e->code = code;
+    return -1;
+}
+
+static void path_key(enc *e, const char *k, size_t len)
+{
+    pathseg *p = &e->path[e->depth++];
+    p->key = k;
+    p->klen = len;
+    p->index = 0;
+}
+
+static void path_index(enc *e, lua_Integer i)
+{
+    pathseg *p = &e->path[e->depth++];
+    p->key = NULL;
+    p->klen = 0;
+    p->index = i;
+}
+
+#define path_pop(e) ((e)->depth--)
+
+/* Writes the field path ("numberInfoList[3].calleeNumber") into a luaL_Buffer. Keys are
+ * cut at 64 bytes and bytes outside printable ASCII are shown as '?'. */
+static void path_push(lua_State *L, const enc *e)
+{
+    luaL_Buffer B;
+    int i;
+    luaL_buffinit(L, &B);
+    if (e->depth == 0)
+        luaL_addstring(&B, "task");
+    for (i = 0; i < e->depth; i++) {
+        const pathseg *p = &e->path[i];
+        if (e->depth > 16 && i == 8) { /* a deep (cyclic?) path: its two ends are enough */
+            luaL_addstring(&B, "...");
+            i = e->depth - 5;
+            continue;
+        }
+        if (p->key) {
+            size_t j, n = p->klen > 64 ? 64 : p->klen;
+            if (i > 0)
+                luaL_addchar(&B, '.');
+            for (j = 0; j < n; j++) {
+                unsigned char c = (unsigned char)p->key[j];
+                luaL_addchar(&B, (c >= 0x20 && c < 0x7f) ? (char)c : '?');
+            }
+            if (n < p->klen)
+                luaL_addstring(&B, "...");
+        } else {
+            char tmp[32];
+            snprintf(tmp, sizeof tmp, "[%lld]", (long long)p->index);
+            luaL_addstring(&B, tmp);
+        }
+    }
+    luaL_pushresult(&B);
+}
+
+/* A short, printable rendering of a string value for error messages. */
+static void show(char *out, size_t outsz, const char *s, size_t len)
+{
+    size_t i, o = 0, max = 24;
+    out[o++] = '"';
+    for (i = 0; i < len && i < max && o + 4 < outsz; i++) {
+        unsigned char c = (unsigned char)s[i];
+        out[o++] = (c >= 0x20 && c < 0x7f && c != '"') ? (char)c : '?';
+    }
+    if (i < len && o + 5 < outsz) {
+        memcpy(out + o, "...", 3);
+        o += 3;
+    }
+    out[o++] = '"';
+    out[o] = 0;
+}
+
+static const char *type_name(lua_State *L, int idx)
+{
+    int t = lua_type(L, idx);
+    if (t == LUA_TNUMBER) {
+        lua_Number n = lua_tonumber(L, idx);
+        if (n != n)
+            return "NaN";
+        if (n == HUGE_VAL || n == -HUGE_VAL)
+            return "infinity";
+        return "number";
+    }
+    if (t == LUA_TLIGHTUSERDATA && lua_touserdata(L, idx) == NULL)
+        return "null";
+    return lua_typename(L, t);
+}
+
+/* ---------------------------------------------------------------- output buffer */
+
+static int grow(enc *e, size_t need)
+{
+    lf_body *b = e->b;
+    size_t want = b->len + need, cap;
+    if (want < b->len)
+        return fail(e, CODE_DATA, "the request body would be too large");
+    cap = b->cap ? b->cap + b->cap / 2 : 4096;
+    /* Inside numberInfoList, extrapolate from the rows so far, so a 200k-row list is
+     * reallocated a few times in all and the final slack stays small. */
+    if (e->rows >= 64 && e->rows < e->rows_total) {
+        double per = (double)(b->len - e->list_start) / (double)e->rows;
+        double est = (double)b->len + per * (double)(e->rows_total - e->rows) * 1.05 + 4096.0;
+        if (est < (double)((size_t)-1 / 2))
+            cap = est > (double)want ? (size_t)est : b->cap + b->cap / 4;
+    }
+    if (cap < want)
+        cap = want;
+    if (lf_body_grow(b, cap) != 0)
+        return fail(e, CODE_DATA, "out of memory building a %lu-byte request body",
+                    (unsigned long)cap);
+    return 0;
+}
+
+#define reserve(e, n) (((e)->b->cap - (e)->b->len >= (size_t)(n)) ? 0 : grow((e), (n)))
+
+static void put_raw(enc *e, const char *s, size_t n)
+{
+    memcpy(e->b->data + e->b->len, s, n);
+    e->b->len += n;
+}
+
+#define put_lit(e, s) put_raw((e), (s), sizeof(s) - 1)
+
+static int put_chars(enc *e, const char *s, size_t n)
+{
+    if (reserve(e, n))
+        return -1;
+    put_raw(e, s, n);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- strings */
+
+/* Byte classes: 0 plain ASCII, 1 ASCII that needs an escape, 2..4 lead byte of a 2..4
+ * byte sequence, 5 never valid as a lead byte. */
+static unsigned char cls[256];
+
+static void cls_init(void)
+{
+    int c;
+    for (c = 0; c < 256; c++) {
+        if (c < 0x20 || c == '"' || c == '\\')
+            cls[c] = 1;
+        else if (c < 0x80)
+            cls[c] = 0;
+        else if (c >= 0xC2 && c <= 0xDF)
+            cls[c] = 2;
+        else if (c >= 0xE0 && c <= 0xEF)
+            cls[c] = 3;
+        else if (c >= 0xF0 && c <= 0xF4)
+            cls[c] = 4;
+        else
+            cls[c] = 5;
+    }
+}
+
+/* Length of the valid UTF-8 sequence at s[i] (lead byte class k), or 0 if invalid. */
+static size_t utf8_seq(const unsigned char *s, size_t i, size_t len, int k)
+{
+    unsigned char c = s[i], c1;
+    size_t n = (size_t)k;
+    if (k == 5 || i + n > len)
+        return 0;
+    c1 = s[i + 1];
+    switch (c) {
+    case 0xE0: if (c1 < 0xA0 || c1 > 0xBF) return 0; break;
+    case 0xED: if (c1 < 0x80 || c1 > 0x9F) return 0; break;
+    case 0xF0: if (c1 < 0x90 || c1 > 0xBF) return 0; break;
+    case 0xF4: if (c1 < 0x80 || c1 > 0x8F) return 0; break;
+    default: if ((c1 & 0xC0) != 0x80) return 0;
+    }
+    if (n >= 3 && (s[i + 2] & 0xC0) != 0x80)
+        return 0;
+    if (n == 4 && (s[i + 3] & 0xC0) != 0x80)
+        return 0;
+    return n;
+}
+
+static void put_escape(enc *e, unsigned char c)
+{
+    static const char hex[] = "0123456789abcdef";
+    char *o = e->b->data + e->b->len;
+    o[0] = '\\';
+    switch (c) {
+    case '"': o[1] = '"'; e->b->len += 2; return;
+    case '\\': o[1] = '\\'; e->b->len += 2; return;
+    case '\b': o[1] = 'b'; e->b->len += 2; return;
+    case '\f': o[1] = 'f'; e->b->len += 2; return;
+    case '\n': o[1] = 'n'; e->b->len += 2; return;
+    case '\r': o[1] = 'r'; e->b->len += 2; return;
+    case '\t': o[1] = 't'; e->b->len += 2; return;
+    default:
+        memcpy(o + 1, "u00", 3);
+        o[4] = hex[c >> 4];
+        o[5] = hex[c & 15];
+        e->b->len += 6;
+    }
+}
+
+/* Writes s as a JSON string (quotes included), validating UTF-8. At most maxchars
+ * characters are written (0: no limit); *chars gets the number of characters in the
+ * whole string, and *cut is set when characters were left out. */
+static int put_string(enc *e, const char *str, size_t len, size_t maxchars, size_t *chars,
+                      int *cut)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t i = 0, n = 0, wlen = len;
+    if (maxchars && len > maxchars * 4)
+        wlen = maxchars * 4; /* at most this many bytes can be written */
+    if (reserve(e, wlen * 6 + 2))
+        return -1;
+    e->b->data[e->b->len++] = '"';
+    while (i < len) {
+        unsigned char c = s[i];
+        int k = cls[c];
+        if (maxchars && n == maxchars)
+            break;
+        if (k == 0) {
+            /* a run of plain ASCII */
+            size_t j = i + 1;
+            while (j < len && cls[s[j]] == 0 && (!maxchars || n + (j - i) < maxchars))
+                j++;
+            put_raw(e, str + i, j - i);
+            n += j - i;
+            i = j;
+        } else if (k == 1) {
+            put_escape(e, c);
+            n++;
+            i++;
+        } else {
+            size_t q = utf8_seq(s, i, len, k);
+            if (q == 0)
+                goto bad;
+            put_raw(e, str + i, q);
+            n++;
+            i += q;
+        }
+    }
+    e->b->data[e->b->len++] = '"';
+    *cut = i < len;
+    /* validate (and count) what was not written */
+    while (i < len) {
+        int k = cls[s[i]];
+        if (k <= 1) {
+            i++;
+        } else {
+            size_t q = utf8_seq(s, i, len, k);
+            if (q == 0)
+                goto bad;
+            i += q;
+        }
+        n++;
+    }
+    *chars = n;
+    return 0;
+bad:
+    return fail(e, CODE_DATA, "invalid UTF-8 at byte %lu", (unsigned long)i + 1);
+}
+
+/* ---------------------------------------------------------------- numbers */
+
+static void put_integer(enc *e, long long v)
+{
+    char tmp[24], *p = tmp + sizeof tmp;
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *--p = '-';
+    put_raw(e, p, (size_t)(tmp + sizeof tmp - p));
+}
+
+/* An integer-valued field: Lua integer, or a float with no fraction. */
+static int get_integer(enc *e, int idx, lua_Integer lo, lua_Integer hi, lua_Integer *out)
+{
+    lua_State *L = e->L;
+    lua_Number n;
+    if (lua_type(L, idx) != LUA_TNUMBER)
+        return fail(e, CODE_PARAM, "must be an integer, got %s", type_name(L, idx));
+    if (lf_isinteger(L, idx)) {
+        lua_Integer v = lua_tointeger(L, idx);
+        if (v < lo || v > hi)
+            return fail(e, CODE_DATA, "must be an integer from %lld to %lld, got %lld",
+                        (long long)lo, (long long)hi, (long long)v);
+        *out = v;
+        return 0;
+    }
+    n = lua_tonumber(L, idx);
+    if (n != n || n == HUGE_VAL || n == -HUGE_VAL)
+        return fail(e, CODE_DATA, "must be an integer, got %s", type_name(L, idx));
+    if (n != floor(n))
+        return fail(e, CODE_DATA, "must be an integer, got %.17g", (double)n);
+    if (n < (lua_Number)lo || n > (lua_Number)hi)
+        return fail(e, CODE_DATA, "must be an integer from %lld to %lld, got %.17g",
+                    (long long)lo, (long long)hi, (double)n);
+    *out = (lua_Integer)n;
+    return 0;
+}
+
+/* Shortest %.Ng that reads back as the same double. */
+static int put_float(enc *e, double d)
+{
+    char tmp[40];
+    int n, prec;
+    if (d != d || d == HUGE_VAL || d == -HUGE_VAL)
+        return fail(e, CODE_DATA, "%s cannot be represented in JSON",
+                    d != d ? "NaN" : "infinity");
+    if (d == floor(d) && fabs(d) < 9.2e18) {
+        if (reserve(e, 24))
+            return -1;
+        put_integer(e, (long long)d);
+        return 0;
+    }
+    for (prec = 15; prec <= 17; prec++) {
+        n = snprintf(tmp, sizeof tmp, "%.*g", prec, d);
+        if (strtod(tmp, NULL) == d)
+            break;
+    }
+    return put_chars(e, tmp, (size_t)n);
+}
+
+/* ---------------------------------------------------------------- generic values */
+
+static int put_value(enc *e, int idx, int depth);
+
+/* A table as array or object. Arrays: keys exactly 1..n. Objects: string keys, written
+ * sorted so the body is the same from run to run. */
+typedef struct kref {
+    const char *s;
+    size_t len;
+} kref;
+
+static int kref_cmp(const void *a, const void *b)
+{
+    const kref *x = (const kref *)a, *y = (const kref *)b;
+    size_t n = x->len < y->len ? x->len : y->len;
+    int c = memcmp(x->s, y->s, n);
+    if (c)
+        return c;
+    return x->len < y->len ? -1 : x->len > y->len;
+}
+
+static int json_type_hint(lua_State *L, int t)
+{
+    int array = 0;
+    if (lua_getmetatable(L, t)) {
+        lua_pushliteral(L, "__jsontype");
+        lua_rawget(L, -2);
+        if (lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "array") == 0)
+            array = 1;
+        lua_pop(L, 2);
+    }
+    return array;
+}
+
+static int check_key(enc *e, int kidx, int *is_int, lua_Integer *ival)
+{
+    lua_State *L = e->L;
+    int kt = lua_type(L, kidx);
+    *is_int = 0;
+    if (kt == LUA_TSTRING)
+        return 0;
+    if (kt == LUA_TNUMBER) {
+        lua_Number n = lua_tonumber(L, kidx);
+        if (n >= 1 && n == floor(n) && n < 9.0e15) {
+            *is_int = 1;
+            *ival = (lua_Integer)n;
+            return 0;
+        }
+        return fail(e, CODE_PARAM, "has a key %.17g that is neither a name nor a list index",
+                    (double)n);
+    }
+    return fail(e, CODE_PARAM, "has a %s key; JSON keys are names or list indexes",
+                type_name(L, kidx));
+}
+
+static int put_table(enc *e, int t, int depth)
+{
+    lua_State *L = e->L;
+    size_t nstr = 0, nint = 0, i;
+    lua_Integer maxi = 0;
+    kref *keys;
+    int is_int;
+    lua_Integer iv;
+
+    if (depth > MAX_DEPTH)
+        return fail(e, CODE_PARAM, "is nested more than %d levels deep (a cycle?)", MAX_DEPTH);
+    if (!lua_checkstack(L, 8))
+        return fail(e, CODE_PARAM, "is nested too deeply");
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+        if (check_key(e, -2, &is_int, &iv)) {
+            lua_pop(L, 2);
+            return -1;
+        }
+        if (is_int) {
+            nint++;
+            if (iv > maxi)
+                maxi = iv;
+        } else {
+            nstr++;
+        }
+        lua_pop(L, 1);
+    }
+    if (nint && nstr)
+        return fail(e, CODE_PARAM, "mixes list entries and named fields");
+    if (nint || (nstr == 0 && json_type_hint(L, t))) {
+        if ((size_t)maxi != nint) {
+            for (i = 1; i <= nint; i++) {
+                lua_rawgeti(L, t, (lua_Integer)i);
+                if (lua_isnil(L, -1))
+                    break;
+                lua_pop(L, 1);
+            }
+            lua_pop(L, 1);
+            return fail(e, CODE_PARAM, "is a list with a hole at index %lu", (unsigned long)i);
+        }
+        if (put_chars(e, "[", 1))
+            return -1;
+        for (i = 1; i <= nint; i++) {
+            if (i > 1 && put_chars(e, ",", 1))
+                return -1;
+            lua_rawgeti(L, t, (lua_Integer)i);
+            path_index(e, (lua_Integer)i);
+            if (put_value(e, lua_gettop(L), depth))
+                return -1;
+            path_pop(e);
+            lua_pop(L, 1);
+        }
+        return put_chars(e, "]", 1);
+    }
+    /* object: collect, sort, write */
+    keys = (kref *)lua_newuserdata(L, (nstr ? nstr : 1) * sizeof *keys);
+    i = 0;
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+        keys[i].s = lua_tolstring(L, -2, &keys[i].len);
+        i++;
+        lua_pop(L, 1);
+    }
+    qsort(keys, nstr, sizeof *keys, kref_cmp);
+    if (put_chars(e, "{", 1))
+        return -1;
+    for (i = 0; i < nstr; i++) {
+        size_t nc;
+        int cut;
+        if (i > 0 && put_chars(e, ",", 1))
+            return -1;
+        path_key(e, keys[i].s, keys[i].len);
+        if (put_string(e, keys[i].s, keys[i].len, 0, &nc, &cut) || put_chars(e, ":", 1))
+            return -1;
+        lua_pushlstring(L, keys[i].s, keys[i].len);
+        lua_rawget(L, t);
+        if (put_value(e, lua_gettop(L), depth))
+            return -1;
+        lua_pop(L, 1);
+        path_pop(e);
+    }
+    lua_pop(L, 1); /* keys */
+    return put_chars(e, "}", 1);
+}
+
+static int put_value(enc *e, int idx, int depth)
+{
+    lua_State *L = e->L;
+    size_t len, nc;
+    int cut;
+    const char *s;
+    switch (lua_type(L, idx)) {
+    case LUA_TBOOLEAN:
+        return lua_toboolean(L, idx) ? put_chars(e, "true", 4) : put_chars(e, "false", 5);
+    case LUA_TNUMBER:
+        if (lf_isinteger(L, idx)) {
+            if (reserve(e, 24))
+                return -1;
+            put_integer(e, (long long)lua_tointeger(L, idx));
+            return 0;
+        }
+        return put_float(e, (double)lua_tonumber(L, idx));
+    case LUA_TSTRING:
+        s = lua_tolstring(L, idx, &len);
+        return put_string(e, s, len, 0, &nc, &cut);
+    case LUA_TTABLE:
+        return put_table(e, idx, depth + 1);
+    case LUA_TLIGHTUSERDATA:
+        if (lua_touserdata(L, idx) == NULL)
+            return put_chars(e, "null", 4);
+        /* fall through */
+    default:
+        return fail(e, CODE_PARAM, "a %s cannot be encoded as JSON", type_name(L, idx));
+    }
+}
+
+/* ---------------------------------------------------------------- field rules */
+
+struct field;
+typedef int (*putter)(enc *e, int idx, const struct field *f);
+
+typedef struct field {
+    const char *name;
+    putter put;
+    int required;
+    lua_Integer lo, hi;              /* bounds: digits, characters, integer range, entries */
+    const struct field *sub;         /* object fields of list entries */
+    int nsub;
+} field;
+
+static int is_null(lua_State *L, int idx)
+{
+    return lua_type(L, idx) == LUA_TLIGHTUSERDATA && lua_touserdata(L, idx) == NULL;
+}
+
+static int put_digits(enc *e, int idx, const field *f)
+{
+    lua_State *L = e->L;
+    size_t len, i;
+    const char *s;
+    char shown[40];
+    if (lua_type(L, idx) != LUA_TSTRING)
+        return fail(e, CODE_PARAM, "must be a string of %lld to %lld digits, got %s",
+                    (long long)f->lo, (long long)f->hi, type_name(L, idx));
+    s = lua_tolstring(L, idx, &len);
+    for (i = 0; i < len; i++)
+        if (s[i] < '0' || s[i] > '9')
+            break;
+    if (i < len || len < (size_t)f->lo || len > (size_t)f->hi) {
+        show(shown, sizeof shown, s, len);
+        return fail(e, CODE_DATA, "must be %lld to %lld digits%s, got %s", (long long)f->lo,
+                    (long long)f->hi, f->lo >= 6 ? " (country code + number)" : "", shown);
+    }
+    if (reserve(e, len + 2))
+        return -1;
+    put_lit(e, "\"");
+    put_raw(e, s, len);
+    put_lit(e, "\"");
+    return 0;
+}
+
+/* A string of lo..hi UTF-8 characters. */
+static int put_text(enc *e, int idx, const field *f)
+{
+    lua_State *L = e->L;
+    size_t len, chars;
+    int cut;
+    const char *s;
+    if (lua_type(L, idx) != LUA_TSTRING)
+        return fail(e, CODE_PARAM, "must be a string, got %s", type_name(L, idx));
+    s = lua_tolstring(L, idx, &len);
+    if (put_string(e, s, len, 0, &chars, &cut))
+        return -1;
+    if ((lua_Integer)chars < f->lo || (lua_Integer)chars > f->hi) {
+        if (f->lo == f->hi || f->hi > 1000000)
+            return fail(e, CODE_DATA, "must not be empty");
+        return fail(e, CODE_DATA, "must be %lld to %lld characters long, got %lu",
+                    (long long)f->lo, (long long)f->hi, (unsigned long)chars);
+    }
+    return 0;
+}
+
+static int put_int(enc *e, int idx, const field *f)
+{
+    lua_Integer v;
+    if (get_integer(e, idx, f->lo, f->hi, &v) || reserve(e, 24))
+        return -1;
+    put_integer(e, (long long)v);
+    return 0;
+}
+
+static int put_recall_type(enc *e, int idx, const field *f)
+{
+    lua_Integer v;
+    (void)f;
+    if (get_integer(e, idx, -2147483647 - 1, 2147483647, &v))
+        return -1;
+    if (v != 0 && v != 1 && v != 3)
+        return fail(e, CODE_DATA,
+                    "must be 0 (resend all), 1 (resend failed) or 3 (recall by intent), got %lld",
+                    (long long)v);
+    e->recall_type = v;
+    e->have_type = 1;
+    if (reserve(e, 24))
+        return -1;
+    put_integer(e, (long long)v);
+    return 0;
+}
+
+static int put_recall_num(enc *e, int idx, const field *f)
+{
+    if (put_int(e, idx, f))
+        return -1;
+    e->recall_num = (lua_Integer)lua_tonumber(e->L, idx);
+    e->have_num = 1;
+    return 0;
+}
+
+static int in_range(const char *s, int a, int b, int lo, int hi)
+{
+    int v = 0, i;
+    for (i = a; i < b; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return 0;
+        v = v * 10 + (s[i] - '0');
+    }
+    return v >= lo && v <= hi;
+}
+
+static int leap(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
+
+/* "YYYY-MM-DD HH:MM:SS", a real calendar date and time; or JSON null. */
+static int put_datetime(enc *e, int idx, const field *f)
+{
+    static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    lua_State *L = e->L;
+    size_t len;
+    const char *s;
+    char shown[40];
+    (void)f;
+    if (is_null(L, idx))
+        return put_chars(e, "null", 4);
+    if (lua_type(L, idx) != LUA_TSTRING)
+        return fail(e, CODE_PARAM, "must be a string \"YYYY-MM-DD HH:MM:SS\", got %s",
+                    type_name(L, idx));
+    s = lua_tolstring(L, idx, &len);
+    if (len == 19 && s[4] == '-' && s[7] == '-' && s[10] == ' ' && s[13] == ':' &&
+        s[16] == ':' && in_range(s, 0, 4, 1, 9999) && in_range(s, 5, 7, 1, 12) &&
+        in_range(s, 11, 13, 0, 23) && in_range(s, 14, 16, 0, 59) && in_range(s, 17, 19, 0, 59)) {
+        int y = atoi(s), m = (s[5] - '0') * 10 + (s[6] - '0');
+        int dmax = mdays[m - 1] + (m == 2 && leap(y));
+        if (in_range(s, 8, 10, 1, dmax)) {
+            if (reserve(e, len + 2))
+                return -1;
+            put_lit(e, "\"");
+            put_raw(e, s, len);
+            put_lit(e, "\"");
+            return 0;
+        }
+    }
+    show(shown, sizeof shown, s, len);
+    return fail(e, CODE_DATA, "must be a date and time \"YYYY-MM-DD HH:MM:SS\", got %s", shown);
+}
+
+/* "HH:MM" from 00:00 to 23:59. */
+static int put_hhmm(enc *e, int idx, const field *f)
+{
+    lua_State *L = e->L;
+    size_t len;
+    const char *s;
+    char shown[40];
+    (void)f;
+    if (lua_type(L, idx) != LUA_TSTRING)
+        return fail(e, CODE_PARAM, "must be a time \"HH:MM\", got %s", type_name(L, idx));
+    s = lua_tolstring(L, idx, &len);
+    if (len == 5 && s[2] == ':' && in_range(s, 0, 2, 0, 23) && in_range(s, 3, 5, 0, 59)) {
+        if (reserve(e, 7))
+            return -1;
+        put_lit(e, "\"");
+        put_raw(e, s, 5);
+        put_lit(e, "\"");
+        return 0;
+    }
+    show(shown, sizeof shown, s, len);
+    return fail(e, CODE_DATA, "must be a time \"HH:MM\" from 00:00 to 23:59, got %s", shown);
+}
+
+/* A node's agentId: the table says Integer, the vendor's examples send "41". Both are
+ * accepted and written as given. */
+static int put_agent_ref(enc *e, int idx, const field *f)
+{
+    if (lua_type(e->L, idx) == LUA_TSTRING) {
+        static const field digits = {"agentId", put_digits, 1, 1, 10, NULL, 0};
+        return put_digits(e, idx, &digits);
+    }
+    if (lua_type(e->L, idx) != LUA_TNUMBER)
+        return fail(e, CODE_PARAM, "must be an agent id (integer or string of digits), got %s",
+                    type_name(e->L, idx));
+    return put_int(e, idx, f);
+}
+
+/* Checks that t is a proper sequence 1..n and returns n. */
+static int list_len(enc *e, int t, const char *what, size_t *n)
+{
+    lua_State *L = e->L;
+    size_t len, count = 0;
+    if (lua_type(L, t) != LUA_TTABLE)
+        return fail(e, CODE_PARAM, "must be a list of %s, got %s", what, type_name(L, t));
+    len = lf_rawlen(L, t);
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+        int ok = lua_type(L, -2) == LUA_TNUMBER;
+        if (ok) {
+            lua_Number k = lua_tonumber(L, -2);
+            ok = k >= 1 && k <= (lua_Number)len && k == floor(k);
+        }
+        if (!ok) {
+            const char *tn = type_name(L, -2);
+            lua_pop(L, 2);
+            if (len == 0 && count == 0)
+                return fail(e, CODE_PARAM, "must be a list of %s, got a table with a %s key",
+                            what, tn);
+            return fail(e, CODE_PARAM,
+                        "must be a list of %s; it also has a %s key that is not a list index",
+                        what, tn);
+        }
+        count++;
+        lua_pop(L, 1);
+    }
+    if (count != len) { /* a border with holes below it */
+        size_t i;
+        for (i = 1; i <= len; i++) {
+            lua_rawgeti(L, t, (lua_Integer)i);
+            if (lua_isnil(L, -1))
+                break;
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+        return fail(e, CODE_PARAM, "must be a list of %s; entry %lu is missing (a hole)", what,
+                    (unsigned long)i);
+    }
+    *n = len;
+    return 0;
+}
+
+static int put_object(enc *e, int t, const field *fields, int nfields);
+
+/* A list of objects described by f->sub, with lo..hi entries. */
+static int put_object_list(enc *e, int idx, const field *f)
+{
+    lua_State *L = e->L;
+    size_t n, i;
+    if (list_len(e, idx, "objects", &n))
+        return -1;
+    if ((lua_Integer)n < f->lo || (lua_Integer)n > f->hi) {
+        if (f->lo == 0)
+            return fail(e, CODE_DATA, "must have at most %lld entries, got %lu",
+                        (long long)f->hi, (unsigned long)n);
+        return fail(e, CODE_DATA, "must have %lld to %lld entries, got %lu", (long long)f->lo,
+                    (long long)f->hi, (unsigned long)n);
+    }
+    if (put_chars(e, "[", 1))
+        return -1;
+    for (i = 1; i <= n; i++) {
+        if (i > 1 && put_chars(e, ",", 1))
+            return -1;
+        lua_rawgeti(L, idx, (lua_Integer)i);
+        path_index(e, (lua_Integer)i);
+        if (lua_type(L, -1) != LUA_TTABLE)
+            return fail(e, CODE_PARAM, "must be an object, got %s", type_name(L, -1));
+        if (put_object(e, lua_gettop(L), f->sub, f->nsub))
+            return -1;
+        path_pop(e);
+        lua_pop(L, 1);
+    }
+    return put_chars(e, "]", 1);
+}
+
+static const field NODE[] = {
+    {"agentId", put_agent_ref, 1, 1, 2147483647, NULL, 0},
+};
+
+static int put_nodes(enc *e, int idx, const field *f)
+{
+    field list = *f;
+    size_t n;
+    list.sub = NODE;
+    list.nsub = 1;
+    if (put_object_list(e, idx, &list))
+        return -1;
+    n = lf_rawlen(e->L, idx);
+    e->node_count = n;
+    e->have_nodes = 1;
+    return 0;
+}
+
+/* recallIntent: a list of intent codes, each a non-empty string. */
+static int put_intents(enc *e, int idx, const field *f)
+{
+    lua_State *L = e->L;
+    size_t n, i, len, nc;
+    int cut;
+    (void)f;
+    if (list_len(e, idx, "intent codes (strings such as \"99999\")", &n))
+        return -1;
+    if (put_chars(e, "[", 1))
+        return -1;
+    for (i = 1; i <= n; i++) {
+        const char *s;
+        lua_rawgeti(L, idx, (lua_Integer)i);
+        path_index(e, (lua_Integer)i);
+        if (lua_type(L, -1) != LUA_TSTRING)
+            return fail(e, CODE_PARAM, "must be an intent code string such as \"99999\", got %s",
+                        type_name(L, -1));
+        s = lua_tolstring(L, -1, &len);
+        if (len == 0)
+            return fail(e, CODE_DATA, "must not be empty");
+        if ((i > 1 && put_chars(e, ",", 1)) || put_string(e, s, len, 0, &nc, &cut))
+            return -1;
+        path_pop(e);
+        lua_pop(L, 1);
+    }
+    e->intent_count = n;
+    e->have_intents = 1;
+    return put_chars(e, "]", 1);
+}
+
+static const field WINDOW[] = {
+    {"strTime", put_hhmm, 1, 0, 0, NULL, 0},
+    {"endTime", put_hhmm, 1, 0, 0, NULL, 0},
+};
+
+static const field RECALL[] = {
+    {"recallType", put_recall_type, 1, 0, 0, NULL, 0},
+    {"recallInterval", put_int, 1, 1, 2147483647, NULL, 0},
+    {"recallNum", put_recall_num, 1, 1, 2147483647, NULL, 0},
+    {"nodeList", put_nodes, 1, 1, 2147483647, NULL, 0},
+    {"recallIntent", put_intents, 0, 0, 0, NULL, 0},
+};
+
+static int put_recall(enc *e, int idx, const field *f)
+{
+    (void)f;
+    if (lua_type(e->L, idx) != LUA_TTABLE)
+        return fail(e, CODE_PARAM, "must be an object (see laaffic.recall), got %s",
+                    type_name(e->L, idx));
+    e->have_type = e->have_num = e->have_nodes = e->have_intents = 0;
+    if (put_object(e, idx, RECALL, (int)(sizeof RECALL / sizeof RECALL[0])))
+        return -1;
+    if (e->node_count != (size_t)e->recall_num) {
+        path_key(e, "nodeList", 8);
+        return fail(e, CODE_PARAM,
+                    "has %lu node(s) but recallNum is %lld: give one node per recall round",
+                    (unsigned long)e->node_count, (long long)e->recall_num);
+    }
+    if (e->recall_type == 3 && (!e->have_intents || e->intent_count == 0)) {
+        path_key(e, "recallIntent", 12);
+        return fail(e, e->have_intents ? CODE_DATA : CODE_PARAM,
+                    "must list at least one intent code when recallType is 3 (recall by intent)");
+    }
+    return 0;
+}
+
+static int put_numbers(enc *e, int idx, const field *f);
+
+static const field TOP[] = {
+    {"appId", put_text, 1, 1, 0x7fffffff, NULL, 0},
+    {"taskName", put_text, 1, 2, 64, NULL, 0},
+    {"displayNum", put_digits, 0, 0, 20, NULL, 0},
+    {"maxCalls", put_int, 0, 1, 999, NULL, 0},
+    {"maxRingingTime", put_int, 0, 10, 120, NULL, 0},
+    {"agentId", put_int, 1, 1, 2147483647, NULL, 0},
+    {"enableRecording", put_int, 0, 0, 1, NULL, 0},
+    {"sendTime", put_datetime, 0, 0, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0}, /* unknown fields go here */
+    {"allowSendTime", put_object_list, 0, 0, 3, WINDOW, 2},
+    {"numberInfoList", put_numbers, 1, 1, MAX_ROWS, NULL, 0},
+    {"recallFlow", put_recall, 0, 0, 0, NULL, 0},
+};
+
+/* Writes an object: the known fields in table order (a NULL name marks where the unknown
+ * ones go; by default they go last), then or there the unknown ones sorted by name. */
+static int put_object(enc *e, int t, const field *fields, int nfields)
+{
+    lua_State *L = e->L;
+    size_t nunknown = 0, i;
+    int j, first = 1, unknown_done = 0;
+    kref *keys = NULL;
+
+    if (!lua_checkstack(L, 8))
+        return fail(e, CODE_PARAM, "is nested too deeply");
+    /* every key a name; count the ones no rule knows */
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+        size_t klen;
+        const char *k;
+        if (lua_type(L, -2) != LUA_TSTRING) {
+            const char *tn = type_name(L, -2);
+            lua_pop(L, 2);
+            return fail(e, CODE_PARAM, "must be an object with named fields, got a %s key", tn);
+        }
+        k = lua_tolstring(L, -2, &klen);
+        for (j = 0; j < nfields; j++)
+            if (fields[j].name && strlen(fields[j].name) == klen &&
+                memcmp(fields[j].name, k, klen) == 0)
+                break;
+        if (j == nfields)
+            nunknown++;
+        lua_pop(L, 1);
+    }
+    if (nunknown) {
+        keys = (kref *)lua_newuserdata(L, nunknown * sizeof *keys);
+        i = 0;
+        lua_pushnil(L);
+        while (lua_next(L, t)) {
+            size_t klen;
+            const char *k = lua_tolstring(L, -2, &klen);
+            for (j = 0; j < nfields; j++)
+                if (fields[j].name && strlen(fields[j].name) == klen &&
+                    memcmp(fields[j].name, k, klen) == 0)
+                    break;
+            if (j == nfields) {
+                keys[i].s = k;
+                keys[i].len = klen;
+                i++;
+            }
+            lua_pop(L, 1);
+        }
+        qsort(keys, nunknown, sizeof *keys, kref_cmp);
+    }
+    if (put_chars(e, "{", 1))
+        return -1;
+    for (j = 0; j <= nfields; j++) {
+        if (j == nfields || fields[j].name == NULL) {
+            if (unknown_done)
+                continue;
+            unknown_done = 1;
+            for (i = 0; i < nunknown; i++) {
+                size_t nc;
+                int cut;
+                if (!first && put_chars(e, ",", 1))
+                    return -1;
+                first = 0;
+                path_key(e, keys[i].s, keys[i].len);
+                if (put_string(e, keys[i].s, keys[i].len, 0, &nc, &cut) ||
+                    put_chars(e, ":", 1))
+                    return -1;
+                lua_pushlstring(L, keys[i].s, keys[i].len);
+                lua_rawget(L, t);
+                if (put_value(e, lua_gettop(L), 0))
+                    return -1;
+                lua_pop(L, 1);
+                path_pop(e);
+            }
+            continue;
+        }
+        lua_pushstring(L, fields[j].name);
+        lua_rawget(L, t);
+        path_key(e, fields[j].name, strlen(fields[j].name));
+        if (lua_isnil(L, -1) || (fields[j].required && is_null(L, -1))) {
+            if (fields[j].required)
+                return fail(e, CODE_PARAM, "is required");
+        } else {
+            size_t nlen = strlen(fields[j].name);
+            if (reserve(e, nlen + 4))
+                return -1;
+            if (!first)
+                put_lit(e, ",");
+            first = 0;
+            put_lit(e, "\"");
+            put_raw(e, fields[j].name, nlen);
+            put_lit(e, "\":");
+            if (is_null(L, -1)) {
+                if (put_chars(e, "null", 4))
+                    return -1;
+            } else if (fields[j].put(e, lua_gettop(L), &fields[j])) {
+                return -1;
+            }
+        }
+        path_pop(e);
+        lua_pop(L, 1);
+    }
+    if (nunknown)
+        lua_pop(L, 1); /* keys */
+    return put_chars(e, "}", 1);
+}
+
+/* ---------------------------------------------------------------- numberInfoList rows */
+
+enum { R_CALLEE = 0, R_TEXT1 = 1, R_NKEYS = 11 };
+
+static const char *const ROW_KEYS[R_NKEYS] = {
+    "calleeNumber", "text1", "text2", "text3", "text4", "text5",
+    "text6",        "text7", "text8", "text9", "text10"};
+
+static const unsigned char ROW_KLEN[R_NKEYS] = {12, 5, 5, 5, 5, 5, 5, 5, 5, 5, 6};
+
+/* Row key names as they appear in the output, comma, quotes and colon included, padded
+ * to 16 bytes so each is copied with one fixed-size move (the row reserve covers it). */
+static const char ROW_OUT[R_NKEYS][16] = {
+    "{\"calleeNumber\"", ",\"text1\":",  ",\"text2\":", ",\"text3\":",
+    ",\"text4\":",       ",\"text5\":",  ",\"text6\":", ",\"text7\":",
+    ",\"text8\":",       ",\"text9\":",  ",\"text10\":"};
+
+typedef struct slot {
+    const char *s;
+    size_t len;
+    int type; /* LUA_TSTRING, LUA_TNUMBER, or LUA_TLIGHTUSERDATA for null */
+    int isint;
+    lua_Number n;
+    lua_Integer i;
+} slot;
+
+/* Identifies a row key: the interned key strings of this encode share their address with
+ * the row's keys, so the common case is a pointer compare. */
+static int row_key(const char *const *interned, const char *k, size_t klen)
+{
+    int j;
+    for (j = 0; j < R_NKEYS; j++)
+        if (k == interned[j])
+            return j;
+    for (j = 0; j < R_NKEYS; j++)
+        if (ROW_KLEN[j] == klen && memcmp(ROW_KEYS[j], k, klen) == 0)
+            return j;
+    return -1;
+}
+
+static int row_fail(enc *e, int j, int code, const char *fmt, const char *arg)
+{
+    path_key(e, ROW_KEYS[j], ROW_KLEN[j]);
+    return fail(e, code, fmt, arg);
+}
+
+/* Writes a text value: a string cut to 30 characters, or a number as its decimal text. */
+static int put_text_slot(enc *e, const slot *v)
+{
+    size_t chars, i;
+    int cut;
+    if (v->type == LUA_TSTRING) {
+        const unsigned char *s = (const unsigned char *)v->s;
+        /* fast path: short plain ASCII needs no escape, no UTF-8 check, no cut */
+        if (v->len <= MAX_TEXT_CHARS) {
+            unsigned char *o = (unsigned char *)e->b->data + e->b->len + 1;
+            for (i = 0; i < v->len; i++) {
+                if (cls[s[i]])
+                    break;
+                o[i] = s[i];
+            }
+            if (i == v->len) { /* the row reserve covers the quotes */
+                o[-1] = '"';
+                o[i] = '"';
+                e->b->len += i + 2;
+                return 0;
+            }
+        }
+        if (put_string(e, v->s, v->len, MAX_TEXT_CHARS, &chars, &cut))
+            return -1;
+        if (cut) {
+            if (!e->truncate)
+                return fail(e, CODE_DATA, "must be at most %d characters, got %lu",
+                            MAX_TEXT_CHARS, (unsigned long)chars);
+            e->truncated++;
+        }
+        return 0;
+    }
+    if (v->type == LUA_TLIGHTUSERDATA)
+        return put_chars(e, "null", 4);
+    {
+        char tmp[48];
+        int n;
+        if (v->isint) {
+            n = snprintf(tmp, sizeof tmp, "\"%lld\"", (long long)v->i);
+        } else {
+            double d = (double)v->n;
+            if (d != d || d == HUGE_VAL || d == -HUGE_VAL)
+                return fail(e, CODE_DATA, "must be a string, got %s",
+                            d != d ? "NaN" : "infinity");
+            if (d == floor(d) && fabs(d) < 1e15)
+                n = snprintf(tmp, sizeof tmp, "\"%lld\"", (long long)d);
+            else
+                n = snprintf(tmp, sizeof tmp, "\"%.14g\"", d);
+        }
+        return put_chars(e, tmp, (size_t)n);
+    }
+}
+
+/* Passes a row's unknown fields through, sorted by name. Rare, so not tuned. */
+static int put_row_unknown(enc *e, int row, const char *const *interned)
+{
+    lua_State *L = e->L;
+    size_t n = 0, i;
+    kref *keys;
+    lua_pushnil(L);
+    while (lua_next(L, row)) {
+        size_t klen;
+        const char *k = lua_tolstring(L, -2, &klen);
+        n += row_key(interned, k, klen) < 0;
+        lua_pop(L, 1);
+    }
+    keys = (kref *)lua_newuserdata(L, n * sizeof *keys);
+    i = 0;
+    lua_pushnil(L);
+    while (lua_next(L, row)) {
+        size_t klen;
+        const char *k = lua_tolstring(L, -2, &klen);
+        if (row_key(interned, k, klen) < 0) {
+            keys[i].s = k;
+            keys[i].len = klen;
+            i++;
+        }
+        lua_pop(L, 1);
+    }
+    qsort(keys, n, sizeof *keys, kref_cmp);
+    for (i = 0; i < n; i++) {
+        size_t nc;
+        int cut;
+        path_key(e, keys[i].s, keys[i].len);
+        if (put_chars(e, ",", 1) || put_string(e, keys[i].s, keys[i].len, 0, &nc, &cut) ||
+            put_chars(e, ":", 1))
+            return -1;
+        lua_pushlstring(L, keys[i].s, keys[i].len);
+        lua_rawget(L, row);
+        if (put_value(e, lua_gettop(L), 0))
+            return -1;
+        lua_pop(L, 1);
+        path_pop(e);
+    }
+    lua_pop(L, 1);
+    return 0;
+}
+
+/* One numberInfoList entry. The caller has pushed the row's index on the path. */
+static int put_row(enc *e, int row, const char *const *interned)
+{
+    lua_State *L = e->L;
+    slot v[R_NKEYS];
+    unsigned present = 0, missing;
+    int j, unknown = 0;
+    size_t need = 64, i, len;
+    const char *cn;
+    char shown[40];
+
+    if (lua_type(L, row) != LUA_TTABLE)
+        return fail(e, CODE_PARAM, "must be an object with a calleeNumber, got %s",
+                    type_name(L, row));
+    /* one pass: pick out the known fields */
+    lua_pushnil(L);
+    while (lua_next(L, row)) {
+        size_t klen;
+        const char *k;
+        int vt;
+        if (lua_type(L, -2) != LUA_TSTRING) {
+            const char *tn = type_name(L, -2);
+            lua_pop(L, 2);
+            return fail(e, CODE_PARAM, "must be an object with named fields, got a %s key", tn);
+        }
+        k = lua_tolstring(L, -2, &klen);
+        j = row_key(interned, k, klen);
+        if (j < 0) {
+            unknown = 1;
+            lua_pop(L, 1);
+            continue;
+        }
+        vt = lua_type(L, -1);
+        v[j].type = vt;
+        if (vt == LUA_TSTRING) {
+            v[j].s = lua_tolstring(L, -1, &v[j].len);
+            need += (v[j].len > 4 * MAX_TEXT_CHARS ? 4 * MAX_TEXT_CHARS : v[j].len) * 6 + 24;
+        } else if (j == R_CALLEE) {
+            const char *tn = type_name(L, -1);
+            lua_pop(L, 2);
+            return row_fail(e, j, CODE_PARAM,
+                            "must be a string of 6 to 18 digits (country code + number), got %s",
+                            tn);
+        } else if (vt == LUA_TNUMBER) {
+            v[j].isint = lf_isinteger(L, -1);
+            if (v[j].isint)
+                v[j].i = lua_tointeger(L, -1);
+            v[j].n = lua_tonumber(L, -1);
+            need += 64;
+        } else if (is_null(L, -1)) {
+            v[j].type = LUA_TLIGHTUSERDATA;
+            need += 24;
+        } else {
+            const char *tn = type_name(L, -1);
+            lua_pop(L, 2);
+            return row_fail(e, j, CODE_PARAM, "must be a string, got %s", tn);
+        }
+        present |= 1u << j;
+        lua_pop(L, 1);
+    }
+    if (!(present & 1u))
+        return row_fail(e, R_CALLEE, CODE_PARAM, "is required%s", "");
+    missing = e->require_texts & ~present;
+    if (missing) {
+        for (j = 1; !((missing >> j) & 1u); j++)
+            ;
+        return row_fail(e, j, CODE_PARAM,
+                        "is required (opts.require_texts: the agent's template uses it)%s", "");
+    }
+    /* calleeNumber: 6 to 18 digits, which need no escaping */
+    if (reserve(e, need))
+        return -1;
+    cn = v[R_CALLEE].s;
+    len = v[R_CALLEE].len;
+    {
+        char *o = e->b->data + e->b->len;
+        memcpy(o, ROW_OUT[R_CALLEE], 16);
+        o[15] = ':';
+        o[16] = '"';
+        o += 17;
+        for (i = 0; i < len && i < 18; i++) {
+            if ((unsigned char)(cn[i] - '0') > 9)
+                break;
+            o[i] = cn[i];
+        }
+        if (i < len || len < 6) {
+            show(shown, sizeof shown, cn, len);
+            return row_fail(e, R_CALLEE, CODE_DATA,
+                            "must be 6 to 18 digits (country code + number), got %s", shown);
+        }
+        o[len] = '"';
+        e->b->len += 17 + len + 1;
+    }
+    for (j = 1; j < R_NKEYS; j++) {
+        if (!((present >> j) & 1u))
+            continue;
+        if (((e->require_texts >> j) & 1u) &&
+            (v[j].type == LUA_TLIGHTUSERDATA || (v[j].type == LUA_TSTRING && v[j].len == 0)))
+            return row_fail(e, j, CODE_DATA,
+                            "must not be empty (opts.require_texts: the agent's template uses it)%s",
+                            "");
+        memcpy(e->b->data + e->b->len, ROW_OUT[j], 16);
+        e->b->len += ROW_KLEN[j] + 4u;
+        if (put_text_slot(e, &v[j])) {
+            path_key(e, ROW_KEYS[j], ROW_KLEN[j]);
+            return -1;
+        }
+    }
+    if (unknown && put_row_unknown(e, row, interned))
+        return -1;
+    return put_chars(e, "}", 1);
+}
+
+static int put_numbers(enc *e, int idx, const field *f)
+{
+    lua_State *L = e->L;
+    const char *interned[R_NKEYS];
+    size_t n, i;
+    int j, base;
+
+    if (list_len(e, idx, "objects with a calleeNumber", &n))
+        return -1;
+    if ((lua_Integer)n < f->lo || (lua_Integer)n > f->hi) {
+        if (n > (size_t)f->hi)
+            return fail(e, CODE_DATA,
+                        "must have 1 to %lld entries, got %lu: split the list into several tasks",
+                        (long long)f->hi, (unsigned long)n);
+        return fail(e, CODE_DATA, "must have 1 to %lld entries, got %lu", (long long)f->hi,
+                    (unsigned long)n);
+    }
+    /* intern the row keys once; they stay on the stack, so their addresses stay valid */
+    if (!lua_checkstack(L, R_NKEYS + 8))
+        return fail(e, CODE_PARAM, "is nested too deeply");
+    base = lua_gettop(L);
+    for (j = 0; j < R_NKEYS; j++) {
+        lua_pushstring(L, ROW_KEYS[j]);
+        interned[j] = lua_tostring(L, -1);
+    }
+    e->rows_total = n;
+    e->rows = 0;
+    e->list_start = e->b->len;
+    if (put_chars(e, "[", 1))
+        return -1;
+    for (i = 1; i <= n; i++) {
+        lua_rawgeti(L, idx, (lua_Integer)i);
+        path_index(e, (lua_Integer)i);
+        if ((i > 1 && put_chars(e, ",", 1)) || put_row(e, lua_gettop(L), interned))
+            return -1;
+        path_pop(e);
+        lua_pop(L, 1);
+        e->rows = i;
+    }
+    lua_settop(L, base);
+    return put_chars(e, "]", 1);
+}
+
+/* ---------------------------------------------------------------- entry points */
+
+static void read_opts(lua_State *L, int idx, enc *e)
+{
+    e->require_texts = 0;
+    e->truncate = 1;
+    if (lua_isnoneornil(L, idx))
+        return;
+    luaL_checktype(L, idx, LUA_TTABLE);
+    lua_getfield(L, idx, "require_texts");
+    if (!lua_isnil(L, -1)) {
+        size_t n, i;
+        luaL_argcheck(L, lua_type(L, -1) == LUA_TTABLE, idx,
+                      "opts.require_texts must be a list of text numbers 1 to 10");
+        n = lf_rawlen(L, -1);
+        for (i = 1; i <= n; i++) {
+            lua_Number k;
+            lua_rawgeti(L, -1, (lua_Integer)i);
+            k = lua_tonumber(L, -1);
+            luaL_argcheck(L, lua_type(L, -1) == LUA_TNUMBER && k >= 1 && k <= 10 && k == floor(k),
+                          idx, "opts.require_texts must be a list of text numbers 1 to 10");
+            e->require_texts |= 1u << (int)k;
+            lua_pop(L, 1);
+        }
+    }
+    lua_pop(L, 1);
+    lua_getfield(L, idx, "truncate");
+    if (!lua_isnil(L, -1)) {
+        luaL_argcheck(L, lua_type(L, -1) == LUA_TBOOLEAN, idx, "opts.truncate must be a boolean");
+        e->truncate = lua_toboolean(L, -1);
+    }
+    lua_pop(L, 1);
+}
+
+/* Runs the encode with the body userdata at `bodyidx`. Returns 0, or pushes
+ * nil, message, field, code and returns 4. */
+static int run(lua_State *L, enc *e, int bodyidx)
+{
+    int top;
+    (void)bodyidx;
+    top = lua_gettop(L);
+    if (put_object(e, 1, TOP, (int)(sizeof TOP / sizeof TOP[0]))) {
+        lf_body_free(e->b);
+        lua_settop(L, top);
+        lua_pushnil(L);
+        path_push(L, e);
+        lua_pushfstring(L, "%s: %s", lua_tostring(L, -1), e->msg);
+        lua_insert(L, -2);
+        lua_pushinteger(L, e->code);
+        return 4;
+    }
+    lua_settop(L, top);
+    return 0;
+}
+
+static void push_info(lua_State *L, const enc *e)
+{
+    lua_createtable(L, 0, 3);
+    lua_pushinteger(L, (lua_Integer)e->rows_total);
+    lua_setfield(L, -2, "rows");
+    lua_pushinteger(L, (lua_Integer)e->truncated);
+    lua_setfield(L, -2, "truncated");
+    lua_pushinteger(L, (lua_Integer)e->b->len);
+    lua_setfield(L, -2, "bytes");
+}
+
+static enc *enc_new(lua_State *L)
+{
+    enc *e;
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 2);
+    e = (enc *)lua_newuserdata(L, sizeof *e); /* 3: state, GC-owned */
+    memset(e, 0, sizeof *e);
+    e->L = L;
+    read_opts(L, 2, e);
+    e->b = lf_body_new(L); /* 4: body */
+    return e;
+}
+
+/* core.encode(task [, opts]) -> json, info | nil, message, field, code */
+static int l_encode(lua_State *L)
+{
+    enc *e = enc_new(L);
+    int r = run(L, e, 4);
+    if (r)
+        return r;
+    lua_pushlstring(L, e->b->data, e->b->len);
+    push_info(L, e);
+    lf_body_free(e->b); /* now, not at the next GC cycle */
+    return 2;
+}
+
+/* core.encode_body(task [, opts]) -> body, info | nil, message, field, code */
+static int l_encode_body(lua_State *L)
+{
+    enc *e = enc_new(L);
+    int r = run(L, e, 4);
+    if (r)
+        return r;
+    if (e->b->cap > e->b->len) { /* give the slack back */
+        char *p = (char *)realloc(e->b->data, e->b->len ? e->b->len : 1);
+        if (p) {
+            e->b->data = p;
+            e->b->cap = e->b->len ? e->b->len : 1;
+        }
+    }
+    lua_pushvalue(L, 4);
+    push_info(L, e);
+    return 2;
+}
+
+int laaffic_encode_open(lua_State *L)
+{
+    static const luaL_Reg funcs[] = {
+        {"encode", l_encode}, {"encode_body", l_encode_body}, {NULL, NULL}};
+    cls_init();
+    lf_body_open(L);
+    lf_setfuncs(L, funcs, 0);
+    lua_pushinteger(L, MAX_ROWS);
+    lua_setfield(L, -2, "MAX_ROWS");
+    lua_pushinteger(L, MAX_TEXT_CHARS);
+    lua_setfield(L, -2, "MAX_TEXT_CHARS");
+    return 0;
+}
