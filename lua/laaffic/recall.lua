@@ -1,0 +1,225 @@
+-- laaffic.recall: builders for a task's recallFlow.
+--
+--   local recall = require "laaffic.recall"
+--   task.recallFlow = recall.by_intent{ intents = { recall.NOT_CONNECTED },
+--                                       interval = 1, rounds = 2, agent_id = 110 }
+--   --> { recallType = 3, recallInterval = 1, recallNum = 2,
+--   --    nodeList = { { agentId = "110" }, { agentId = "110" } },
+--   --    recallIntent = { "99999" } }
+--
+-- Each helper returns a plain table, ready for task.recallFlow, with one nodeList entry per
+-- round (the server answers -22 when the nodeList length differs from recallNum). As in the
+-- vendor's examples, nodeList agentIds are strings.
+--
+-- Options:
+--   rounds    number of recall rounds (recallNum), a positive integer. May be left out
+--             when agents is given: it is then #agents.
+--   interval  minutes between rounds (recallInterval), a positive integer. The vendor's
+--             public pages say 1-1440 and rounds 1-10; that is unverified, so no upper
+--             bound is enforced here and the server has the last word.
+--   agent_id  the agent for every round: a positive integer or a string of digits.
+--   agents    instead of agent_id: a list with one agent per round; #agents must equal
+--             rounds.
+--   intents   (by_intent only) a non-empty list of intent codes, as strings or
+--             integers: 99999 becomes "99999". recall.NOT_CONNECTED is "99999", the code
+--             for "called but not connected".
+--
+-- Misuse (a missing, unknown or malformed option) raises with the option's name.
+
+local type = type
+local pairs = pairs
+local tostring = tostring
+local error = error
+local pcall = pcall
+local setmetatable = setmetatable
+local getmetatable = getmetatable
+local floor = math.floor
+local huge = math.huge
+local format = string.format
+
+-- No _VERSION here: the version lives in one place, laaffic.core (see laaffic._VERSION).
+local _M = {}
+
+_M.NOT_CONNECTED = "99999"
+
+_M.ALL = 0
+_M.FAILED = 1
+_M.BY_INTENT = 3
+
+local MAX_AGENT_ID = 2147483647
+
+local function is_integer(v)
+    return type(v) == "number" and v == v and v > -huge and v < huge and v == floor(v)
+end
+
+-- Misuse found anywhere inside build() is thrown as a tagged table; the public helper
+-- catches it and re-raises the message at its caller's level (error(msg, 2)), however
+-- deep the check was.
+local misuse_mt = {}
+
+local function fail(fname, msg)
+    error(setmetatable({ "laaffic.recall." .. fname .. ": " .. msg }, misuse_mt), 0)
+end
+
+local function show(v)
+    if type(v) == "string" then
+        return format("%q", v)
+    end
+    return tostring(v)
+end
+
+local function is_sequence(t)
+    local n = #t
+    for k in pairs(t) do
+        if not is_integer(k) or k < 1 or k > n then
+            return false
+        end
+    end
+    return true
+end
+
+-- An agent id as the string the vendor's examples send ("110").
+local function agent_string(fname, opt, v)
+    if is_integer(v) then
+        if v < 1 or v > MAX_AGENT_ID then
+            fail(fname, "option '" .. opt .. "' must be an agent id between 1 and " ..
+                        MAX_AGENT_ID .. ", got " .. show(v))
+        end
+        return format("%d", v)
+    end
+    if type(v) == "string" and #v >= 1 and #v <= 10 and v:match("^%d+$") then
+        return v
+    end
+    fail(fname, "option '" .. opt .. "' must be a positive integer or a string of 1 to " ..
+                "10 digits, got " .. show(v))
+end
+
+local allowed = {
+    rounds = true, interval = true, agent_id = true, agents = true, intents = true,
+}
+
+local function build(fname, recall_type, o)
+    if type(o) ~= "table" then
+        fail(fname, "options table expected, got " .. type(o))
+    end
+    for k in pairs(o) do
+        if not allowed[k] then
+            fail(fname, "unknown option '" .. tostring(k) .. "'")
+        end
+    end
+
+    local rounds = o.rounds
+    if rounds ~= nil and (not is_integer(rounds) or rounds < 1) then
+        fail(fname, "option 'rounds' must be a positive integer, got " .. show(rounds))
+    end
+    rounds = rounds and floor(rounds)    -- 2.0 -> 2 (an integer on Lua 5.4)
+
+    local interval = o.interval
+    if interval == nil then
+        fail(fname, "option 'interval' (minutes between rounds) is required")
+    end
+    if not is_integer(interval) or interval < 1 then
+        fail(fname, "option 'interval' must be a positive integer (minutes), got " ..
+                    show(interval))
+    end
+    interval = floor(interval)
+
+    local nodes = {}
+    local agents, agent_id = o.agents, o.agent_id
+    if agents ~= nil and agent_id ~= nil then
+        fail(fname, "give either option 'agent_id' or option 'agents', not both")
+    elseif agents ~= nil then
+        if type(agents) ~= "table" or not is_sequence(agents) or #agents == 0 then
+            fail(fname, "option 'agents' must be a non-empty list of agent ids")
+        end
+        if rounds == nil then
+            rounds = #agents
+        elseif #agents ~= rounds then
+            fail(fname, "option 'agents' must give one agent per round: " .. #agents ..
+                        " agents for " .. rounds .. " rounds")
+        end
+        for i = 1, #agents do
+            nodes[i] = { agentId = agent_string(fname, "agents[" .. i .. "]", agents[i]) }
+        end
+    elseif agent_id ~= nil then
+        if rounds == nil then
+            fail(fname, "option 'rounds' is required with option 'agent_id'")
+        end
+        local id = agent_string(fname, "agent_id", agent_id)
+        for i = 1, rounds do
+            nodes[i] = { agentId = id }
+        end
+    else
+        fail(fname, "option 'agent_id' (or 'agents', one per round) is required")
+    end
+
+    local flow = {
+        recallType = recall_type,
+        recallInterval = interval,
+        recallNum = rounds,
+        nodeList = nodes,
+    }
+
+    local intents = o.intents
+    if recall_type == _M.BY_INTENT then
+        if intents == nil then
+            fail(fname, "option 'intents' (a list of intent codes, e.g. { recall.NOT_CONNECTED })"
+                        .. " is required")
+        end
+        if type(intents) ~= "table" or not is_sequence(intents) then
+            fail(fname, "option 'intents' must be a list of intent codes, got " ..
+                        show(intents))
+        end
+        if #intents == 0 then
+            fail(fname, "option 'intents' must not be empty")
+        end
+        local list = {}
+        for i = 1, #intents do
+            local v = intents[i]
+            if is_integer(v) and v >= 0 then
+                list[i] = format("%d", v)
+            elseif type(v) == "string" and v ~= "" then
+                list[i] = v
+            else
+                fail(fname, "option 'intents[" .. i .. "]' must be a non-empty string or " ..
+                            "a non-negative integer, got " .. show(v))
+            end
+        end
+        flow.recallIntent = list
+    elseif intents ~= nil then
+        fail(fname, "option 'intents' belongs to recall.by_intent only")
+    end
+
+    return flow
+end
+
+local function run(fname, recall_type, o)
+    local ok, res = pcall(build, fname, recall_type, o)
+    if ok then
+        return res
+    end
+    if getmetatable(res) == misuse_mt then
+        error(res[1], 3)    -- run (1) <- recall.xxx (2) <- the user's call (3)
+    end
+    error(res, 0)
+end
+
+-- recallType 0: call every number again in each round.
+function _M.all(o)
+    local flow = run("all", _M.ALL, o)
+    return flow
+end
+
+-- recallType 1: call again the numbers whose call failed.
+function _M.failed(o)
+    local flow = run("failed", _M.FAILED, o)
+    return flow
+end
+
+-- recallType 3: call again the numbers whose final intent is one of o.intents.
+function _M.by_intent(o)
+    local flow = run("by_intent", _M.BY_INTENT, o)
+    return flow
+end
+
+return _M

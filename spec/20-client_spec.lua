@@ -1,0 +1,457 @@
+-- laaffic (lua/laaffic/init.lua): the client, signing at call time, the secret kept out of
+-- sight, appId from the client, encode errors as laaffic.error objects.
+
+local laaffic = require "laaffic"
+local core = require "laaffic.core"
+local cjson = require "cjson"
+
+local KEY, SECRET, APP = "bDqJFiq9", "7bz1lzh9", "2Xql9RBI"
+local VECTOR_TS, VECTOR_SIGN = 1630468800, "05d7a50893e22a5c4bb3216ae3396c7c"
+
+local function new_client(extra)
+    local o = { api_key = KEY, api_secret = SECRET, app_id = APP }
+    for k, v in pairs(extra or {}) do
+        o[k] = v
+    end
+    local c = laaffic.new(o)
+    return c
+end
+
+local function valid_task(extra)
+    local t = {
+        taskName = "spec task",
+        agentId = 41,
+        numberInfoList = { { calleeNumber = "463200000007" } },
+    }
+    for k, v in pairs(extra or {}) do
+        t[k] = v
+    end
+    return t
+end
+
+-- Calls fn, which must raise; checks the message against pattern and that the error was
+-- raised at the caller's level (error(msg, 2)): its position is in this spec file.
+local function raises(pattern, fn)
+    local ok, e = pcall(fn)
+    assert.is_false(ok, "expected an error matching " .. pattern)
+    assert.is_string(e)
+    assert.matches(pattern, e)
+    assert.matches("20%-client_spec%.lua:%d+: ", e)
+    return e
+end
+
+-- Every string reachable from v by walking tables (keys, values, metatables; raw, so no
+-- __index/__pairs tricks hide anything) and the metatables of userdata.
+local function reachable_strings(v, seen, out)
+    seen, out = seen or {}, out or {}
+    local t = type(v)
+    if t == "string" then
+        out[#out + 1] = v
+    elseif t == "number" or t == "boolean" then
+        out[#out + 1] = tostring(v)
+    elseif (t == "table" or t == "userdata") and not seen[v] then
+        seen[v] = true
+        if t == "table" then
+            for k, x in next, v do
+                reachable_strings(k, seen, out)
+                reachable_strings(x, seen, out)
+            end
+        end
+        reachable_strings(debug.getmetatable(v), seen, out)
+    end
+    return out
+end
+
+local function contains(list, needle)
+    for _, s in ipairs(list) do
+        if s:find(needle, 1, true) then
+            return true
+        end
+    end
+    return false
+end
+
+describe("laaffic module", function()
+    it("exposes the submodules and the core's functions", function()
+        assert.equal(require "laaffic.recall", laaffic.recall)
+        assert.equal(require "laaffic.status", laaffic.status)
+        assert.equal(require "laaffic.error", laaffic.error)
+        assert.equal(core, laaffic.core)
+        assert.equal(core.encode, laaffic.encode)
+        assert.equal(core.sign, laaffic.sign)
+        assert.is_string(laaffic._VERSION)
+        assert.equal(core._VERSION, laaffic._VERSION)
+    end)
+end)
+
+describe("laaffic.new", function()
+    it("returns a client with the documented defaults", function()
+        local c = laaffic.new{ api_key = KEY, api_secret = SECRET }
+        assert.equal("https://api.laaffic.com", c.base_url)
+        assert.equal("/v3/voice/group/call/send/agent", c.path)
+        assert.equal("https://api.laaffic.com/v3/voice/group/call/send/agent", c.url)
+        assert.is_nil(c.app_id)
+        assert.equal(os.time, c.clock)
+    end)
+
+    it("takes base_url and path (one vendor page has no /v3)", function()
+        local c = new_client{ base_url = "http://127.0.0.1:8080/",
+                              path = "/voice/group/call/send/agent" }
+        assert.equal("http://127.0.0.1:8080/voice/group/call/send/agent", c.url)
+        local req = assert(c:build_task(valid_task()))
+        assert.equal("http://127.0.0.1:8080/voice/group/call/send/agent", req.url)
+    end)
+
+    it("raises naming a missing or malformed option", function()
+        raises("option 'api_key'", function()
+            local c = laaffic.new{ api_secret = SECRET }
+            return c
+        end)
+        raises("option 'api_key'", function()
+            local c = laaffic.new{ api_key = 12345678, api_secret = SECRET }
+            return c
+        end)
+        raises("option 'api_secret'", function()
+            local c = laaffic.new{ api_key = KEY }
+            return c
+        end)
+        raises("option 'api_secret'", function()
+            local c = laaffic.new{ api_key = KEY, api_secret = "" }
+            return c
+        end)
+        raises("option 'app_id'", function()
+            local c = laaffic.new{ api_key = KEY, api_secret = SECRET, app_id = 42 }
+            return c
+        end)
+        raises("option 'base_url'", function()
+            local c = laaffic.new{ api_key = KEY, api_secret = SECRET, base_url = "api.laaffic.com" }
+            return c
+        end)
+        raises("option 'clock'", function()
+            local c = laaffic.new{ api_key = KEY, api_secret = SECRET, clock = 1630468800 }
+            return c
+        end)
+        raises("unknown option 'api_secert'", function()
+            local c = laaffic.new{ api_key = KEY, api_secret = SECRET, api_secert = SECRET }
+            return c
+        end)
+        raises("options table expected", function()
+            local c = laaffic.new(KEY)
+            return c
+        end)
+    end)
+
+    it("does not put the secret value in a misuse message", function()
+        local e = raises("option 'api_key'", function()
+            local c = laaffic.new{ api_key = {}, api_secret = SECRET }
+            return c
+        end)
+        assert.is_nil(e:find(SECRET, 1, true))
+    end)
+end)
+
+describe("client:headers", function()
+    it("gives the vendor's published signature for the published vector", function()
+        local h = assert(new_client():headers(VECTOR_TS))
+        assert.equal(VECTOR_SIGN, h.Sign)
+        assert.equal("1630468800", h.Timestamp)
+        assert.equal(KEY, h["Api-Key"])
+        assert.equal("application/json;charset=UTF-8", h["Content-Type"])
+        local n = 0
+        for _ in pairs(h) do
+            n = n + 1
+        end
+        assert.equal(4, n)
+    end)
+
+    it("accepts the timestamp as a string of digits", function()
+        local h = assert(new_client():headers("1630468800"))
+        assert.equal(VECTOR_SIGN, h.Sign)
+        assert.equal("1630468800", h.Timestamp)
+    end)
+
+    it("drops a fraction (ngx.now()) and signs the header value it sends", function()
+        local h = assert(new_client():headers(1630468800.75))
+        assert.equal("1630468800", h.Timestamp)
+        assert.equal(VECTOR_SIGN, h.Sign)
+    end)
+
+    it("uses the client's clock when no timestamp is given", function()
+        local c = new_client{ clock = function() return VECTOR_TS end }
+        local h = assert(c:headers())
+        assert.equal(VECTOR_SIGN, h.Sign)
+    end)
+
+    it("hides Sign from tostring", function()
+        local h = assert(new_client():headers(VECTOR_TS))
+        local s = tostring(h)
+        assert.is_nil(s:find(VECTOR_SIGN, 1, true))
+        assert.is_nil(s:find(SECRET, 1, true))
+        assert.matches("Sign=<redacted>", s, 1, true)
+    end)
+
+    it("raises on a malformed timestamp or a dot call", function()
+        local c = new_client()
+        raises("timestamp", function()
+            local h = c:headers(-1)
+            return h
+        end)
+        raises("timestamp", function()
+            local h = c:headers("16304688OO")
+            return h
+        end)
+        raises("client:headers", function()
+            local h = c.headers(VECTOR_TS)
+            return h
+        end)
+    end)
+end)
+
+describe("client:build_task", function()
+    it("builds the request of vendor seed 000 byte-for-byte in content", function()
+        local seed_headers = {
+            ["Content-Type"] = "application/json;charset=UTF-8",
+            ["Sign"] = "05d7a50893e22a5c4bb3216ae3396c7c",
+            ["Timestamp"] = "1630468800",
+            ["Api-Key"] = "bDqJFiq9",
+        }
+        local seed_body = [[{
+            "appId": "2Xql9RBI", "taskName": "I want to test Agent API-16",
+            "displayNum": "1008122211", "maxCalls": 300, "maxRingingTime": 60,
+            "agentId": 41, "enableRecording": 1, "calloutRate": 1,
+            "allowSendTime": [ { "strTime": "18:28", "endTime": "19:28" } ],
+            "numberInfoList": [ { "calleeNumber": "463200000007" } ],
+            "recallFlow": { "recallType": 3, "recallInterval": 1, "recallNum": 5,
+                "nodeList": [ {"agentId": "41"}, {"agentId": "41"}, {"agentId": "41"},
+                              {"agentId": "41"}, {"agentId": "41"} ],
+                "recallIntent": [ "99998", "99999" ] } }]]
+        local c = new_client{ clock = function() return VECTOR_TS end }
+        local req, err = c:build_task{
+            taskName = "I want to test Agent API-16",
+            displayNum = "1008122211",
+            maxCalls = 300,
+            maxRingingTime = 60,
+            agentId = 41,
+            enableRecording = 1,
+            calloutRate = 1,
+            allowSendTime = { { strTime = "18:28", endTime = "19:28" } },
+            numberInfoList = { { calleeNumber = "463200000007" } },
+            recallFlow = laaffic.recall.by_intent{ intents = { 99998, laaffic.recall.NOT_CONNECTED },
+                                                   interval = 1, rounds = 5, agent_id = 41 },
+        }
+        assert.is_nil(err)
+        assert.equal("POST", req.method)
+        assert.equal("https://api.laaffic.com/v3/voice/group/call/send/agent", req.url)
+        local h = {}
+        for k, v in pairs(req.headers) do
+            h[k] = v
+        end
+        assert.same(seed_headers, h)
+        assert.same(cjson.decode(seed_body), cjson.decode(tostring(req.body)))
+        assert.equal(1, req.info.rows)
+        assert.equal(#tostring(req.body), req.info.bytes)
+    end)
+
+    it("signs at call time, not at new() time, with md5(key .. secret .. ts)", function()
+        local times, calls = { 1700000000, 1700000007 }, 0
+        local c = new_client{ clock = function()
+            calls = calls + 1
+            return times[calls]
+        end }
+        assert.equal(0, calls)
+        local r1 = assert(c:build_task(valid_task()))
+        local r2 = assert(c:build_task(valid_task()))
+        assert.equal(2, calls)
+        assert.equal("1700000000", r1.headers.Timestamp)
+        assert.equal("1700000007", r2.headers.Timestamp)
+        assert.not_equal(r1.headers.Sign, r2.headers.Sign)
+        assert.equal(core.sign(KEY, SECRET, 1700000000), r1.headers.Sign)
+        assert.equal(core.sign(KEY, SECRET, 1700000007), r2.headers.Sign)
+        assert.matches("^%x+$", r1.headers.Sign)
+        assert.equal(32, #r1.headers.Sign)
+    end)
+
+    it("fills appId from the client without touching the caller's task", function()
+        local c = new_client()
+        local rows = { { calleeNumber = "463200000007" }, { calleeNumber = "463200000008" } }
+        local task = valid_task{ numberInfoList = rows }
+        local before = {}
+        for k, v in pairs(task) do
+            before[k] = v
+        end
+
+        -- Watch what the core is given: a copy of the top level, sharing numberInfoList.
+        local real, seen = core.encode_body, nil
+        core.encode_body = function(t, opts)
+            seen = t
+            return real(t, opts)
+        end
+        local ok, req, err = pcall(c.build_task, c, task)
+        core.encode_body = real
+        assert.is_true(ok, req)
+        assert.is_nil(err)
+
+        assert.equal(APP, cjson.decode(tostring(req.body)).appId)
+        assert.is_nil(task.appId)
+        assert.same(before, task)
+        for k, v in pairs(task) do
+            assert.equal(before[k], v)       -- same values, not copies
+        end
+        assert.is_not_nil(seen)
+        assert.is_false(rawequal(seen, task))
+        assert.is_true(rawequal(rows, seen.numberInfoList))
+    end)
+
+    it("keeps the task's own appId and passes that task itself", function()
+        local c = new_client()
+        local task = valid_task{ appId = "OtherApp" }
+        local real, seen = core.encode_body, nil
+        core.encode_body = function(t, opts)
+            seen = t
+            return real(t, opts)
+        end
+        local ok, req = pcall(c.build_task, c, task)
+        core.encode_body = real
+        assert.is_true(ok, req)
+        assert.equal("OtherApp", cjson.decode(tostring(req.body)).appId)
+        assert.is_true(rawequal(task, seen))
+    end)
+
+    it("without app_id anywhere, reports appId as missing", function()
+        local c = laaffic.new{ api_key = KEY, api_secret = SECRET }
+        local req, err = c:build_task(valid_task())
+        assert.is_nil(req)
+        assert.equal("invalid", err.kind)
+        assert.equal("appId", err.field)
+        assert.equal(-22, err.code)
+    end)
+
+    it("returns a laaffic.error naming field, code and status name", function()
+        local c = new_client()
+        local req, err = c:build_task(valid_task{ numberInfoList = {
+            { calleeNumber = "463200000007" },
+            { calleeNumber = "463200000008" },
+            { calleeNumber = "12345" },
+        } })
+        assert.is_nil(req)
+        assert.is_true(laaffic.error.is(err))
+        assert.equal("invalid", err.kind)
+        assert.equal("numberInfoList[3].calleeNumber", err.field)
+        assert.equal(-21, err.code)
+        assert.equal("invalid_data", err.name)
+        assert.matches("^numberInfoList%[3%]%.calleeNumber: ", err.message)
+        local s = tostring(err)
+        assert.matches("^laaffic: invalid task: numberInfoList%[3%]%.calleeNumber: ", s)
+        assert.matches("(status -21 invalid_data)", s, 1, true)
+    end)
+
+    it("maps a missing required field to -22 invalid_parameter", function()
+        local task = valid_task()
+        task.taskName = nil
+        local req, err = new_client():build_task(task)
+        assert.is_nil(req)
+        assert.equal("taskName", err.field)
+        assert.equal(-22, err.code)
+        assert.equal("invalid_parameter", err.name)
+    end)
+
+    it("does not read the clock when the task is invalid", function()
+        local calls = 0
+        local c = new_client{ clock = function()
+            calls = calls + 1
+            return VECTOR_TS
+        end }
+        local req = c:build_task(valid_task{ agentId = "41" })
+        assert.is_nil(req)
+        assert.equal(0, calls)
+    end)
+
+    it("passes opts through to the core (truncate, require_texts)", function()
+        local c = new_client()
+        local long = string.rep("x", 31)
+        local req = assert(c:build_task(valid_task{ numberInfoList = {
+            { calleeNumber = "463200000007", text1 = long } } }))
+        assert.equal(1, req.info.truncated)
+        assert.equal(string.rep("x", 30),
+                     cjson.decode(tostring(req.body)).numberInfoList[1].text1)
+
+        local req2, err = c:build_task(valid_task{ numberInfoList = {
+            { calleeNumber = "463200000007", text1 = long } } }, { truncate = false })
+        assert.is_nil(req2)
+        assert.equal("numberInfoList[1].text1", err.field)
+
+        local req3, err3 = c:build_task(valid_task(), { require_texts = { 1 } })
+        assert.is_nil(req3)
+        assert.equal("numberInfoList[1].text1", err3.field)
+    end)
+
+    it("raises on misuse", function()
+        local c = new_client()
+        raises("task must be a table", function()
+            local r = c:build_task("{}")
+            return r
+        end)
+        raises("opts must be a table", function()
+            local r = c:build_task(valid_task(), true)
+            return r
+        end)
+        raises("client:build_task", function()
+            local r = c.build_task(valid_task())
+            return r
+        end)
+        raises("the clock returned", function()
+            local bad = new_client{ clock = function() return "now" end }
+            local r = bad:build_task(valid_task())
+            return r
+        end)
+    end)
+end)
+
+describe("the secret", function()
+    local c, req, err, bad_req
+    before_each(function()
+        c = new_client{ clock = function() return VECTOR_TS end }
+        req = assert(c:build_task(valid_task()))
+        bad_req, err = c:build_task(valid_task{ numberInfoList = { { calleeNumber = "x" } } })
+    end)
+
+    it("the walker used below does find a secret where there is one", function()
+        local planted = setmetatable({}, { __index = { deep = { SECRET } } })
+        assert.is_true(contains(reachable_strings(planted), SECRET))
+    end)
+
+    it("is not in tostring(client), which masks the key", function()
+        local s = tostring(c)
+        assert.equal("laaffic.client(app_id=2Xql9RBI, api_key=bDqJ\226\128\166)", s)
+        assert.is_nil(s:find(SECRET, 1, true))
+        assert.is_nil(s:find(KEY, 1, true))
+    end)
+
+    it("is not reachable from the client table or its metatable", function()
+        local strings = reachable_strings(c)
+        assert.is_true(contains(strings, APP))     -- the walk does see the client's fields
+        assert.is_false(contains(strings, SECRET))
+    end)
+
+    it("is neither in the request nor in tostring(req), which hides the Sign", function()
+        assert.is_false(contains(reachable_strings(req), SECRET))
+        local s = tostring(req)
+        assert.is_nil(s:find(SECRET, 1, true))
+        assert.is_nil(s:find(req.headers.Sign, 1, true))
+        assert.is_nil(s:find(VECTOR_SIGN, 1, true))
+        assert.matches("Sign=<redacted>", s, 1, true)
+        assert.matches("POST", s, 1, true)
+        assert.matches(c.url, s, 1, true)
+        assert.is_nil(tostring(req.body):find(SECRET, 1, true))
+    end)
+
+    it("is not in an encode error, nor is the Sign", function()
+        assert.is_nil(bad_req)
+        assert.is_true(laaffic.error.is(err))
+        local s = tostring(err)
+        assert.is_nil(s:find(SECRET, 1, true))
+        assert.is_nil(s:find(VECTOR_SIGN, 1, true))
+        assert.is_false(contains(reachable_strings(err), SECRET))
+        assert.is_false(contains(reachable_strings(err), VECTOR_SIGN))
+    end)
+end)
