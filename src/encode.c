@@ -1275,8 +1275,11 @@ static int put_row(enc *e, int row, const char *const *interned)
     for (j = 1; j < R_NKEYS; j++) {
         if (!((present >> j) & 1u))
             continue;
-        if (((e->require_texts >> j) & 1u) &&
-            (v[j].type == LUA_TLIGHTUSERDATA || (v[j].type == LUA_TSTRING && v[j].len == 0)))
+        if (((e->require_texts >> j) & 1u) && v[j].type == LUA_TLIGHTUSERDATA)
+            return row_fail(e, j, CODE_PARAM,
+                            "is required (opts.require_texts: the agent's template uses it), got null%s",
+                            "");
+        if (((e->require_texts >> j) & 1u) && v[j].type == LUA_TSTRING && v[j].len == 0)
             return row_fail(e, j, CODE_DATA,
                             "must not be empty (opts.require_texts: the agent's template uses it)%s",
                             "");

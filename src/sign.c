@@ -31,10 +31,18 @@ static int push_ssl_error(lua_State *L, const char *what)
 static const char *check_timestamp(lua_State *L, int idx, char *tmp, size_t tmpsz, size_t *len)
 {
     if (lua_type(L, idx) == LUA_TNUMBER) {
-        lua_Number n = lua_tonumber(L, idx);
-        luaL_argcheck(L, n >= 0 && n < 1e18 && n == (lua_Number)(long long)n, idx,
-                      "timestamp must be a non-negative integer number of seconds");
-        *len = (size_t)snprintf(tmp, tmpsz, "%lld", (long long)n);
+        long long v;
+        if (lf_isinteger(L, idx)) {
+            lua_Integer i = lua_tointeger(L, idx);
+            luaL_argcheck(L, i >= 0, idx, "timestamp must be a non-negative integer number of seconds");
+            v = (long long)i;
+        } else {
+            lua_Number n = lua_tonumber(L, idx);
+            luaL_argcheck(L, n >= 0 && n < 9.2e18 && n == (lua_Number)(long long)n, idx,
+                          "timestamp must be a non-negative integer number of seconds");
+            v = (long long)n;
+        }
+        *len = (size_t)snprintf(tmp, tmpsz, "%lld", v);
         return tmp;
     }
     if (lua_type(L, idx) == LUA_TSTRING) {
