@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# scripts/check.sh [--quick]: everything `make check` runs, ending with "N passed, N failed".
+#   1. build laaffic.core for Lua 5.4 and for LuaJIT (warnings are errors)
+#   2. every spec under Lua 5.4 and under LuaJIT
+#   3. the spec suite under valgrind (memory errors and definite/indirect leaks fail)
+#   4. `luarocks make` into a temporary tree, then require laaffic from that tree only
+#   5. luacheck over lua/ and spec/
+# --quick runs 1 and 2 for Lua 5.4 only (make test).
+set -u
+cd "$(dirname "$0")/.."
+QUICK=0; [ "${1:-}" = "--quick" ] && QUICK=1
+PASSED=0; FAILED=0
+LOG=$(mktemp -d "${TMPDIR:-/tmp}/laaffic-check.XXXXXX")
+trap 'rm -rf "$LOG"' EXIT
+SPEC_PATH="lua/?.lua;lua/?/init.lua;spec/?.lua"
+
+ok()   { PASSED=$((PASSED + 1)); echo "ok: $*"; }
+bad()  { FAILED=$((FAILED + 1)); echo "FAILED: $*"; }
+
+# one busted run: its TAP lines are counted one by one
+run_specs() { # label, command...
+  local label=$1; shift
+  echo "== specs: $label"
+  "$@" -o TAP spec > "$LOG/tap" 2>&1
+  local rc=$? p f
+  p=$(grep -c '^ok ' "$LOG/tap"); f=$(grep -c '^not ok ' "$LOG/tap")
+  grep -A12 '^not ok ' "$LOG/tap" | head -150
+  echo "   $label: $p passed, $f failed"
+  PASSED=$((PASSED + p)); FAILED=$((FAILED + f))
+  if [ "$p" -eq 0 ] || { [ $rc -ne 0 ] && [ "$f" -eq 0 ]; }; then
+    tail -30 "$LOG/tap"; bad "$label: busted exited $rc"
+  fi
+}
+
+echo "== build"
+for lua in lua5.4 luajit; do
+  [ $QUICK = 1 ] && [ $lua = luajit ] && continue
+  if make --no-print-directory -s LUA=$lua > "$LOG/build" 2>&1; then ok "build for $lua"
+  else cat "$LOG/build"; bad "build for $lua"; fi
+done
+
+LUA_PATH="$SPEC_PATH;;" LUA_CPATH="build/lua5.4/?.so;;" run_specs "Lua 5.4" lua5.4 /usr/bin/busted
+if [ $QUICK = 0 ]; then
+  LUA_PATH="$SPEC_PATH;;" LUA_CPATH="build/luajit/?.so;;" run_specs "LuaJIT" luajit /usr/bin/busted
+
+  echo "== valgrind"
+  LUA_PATH="$SPEC_PATH;;" LUA_CPATH="build/lua5.4/?.so;;" LAAFFIC_VALGRIND=1 \
+    run_specs "Lua 5.4 under valgrind" valgrind -q --error-exitcode=99 --leak-check=full \
+      --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect \
+      --log-file="$LOG/valgrind.%p" lua5.4 /usr/bin/busted --exclude-tags=slow
+  if cat "$LOG"/valgrind.* 2>/dev/null | grep -q '=='; then
+    cat "$LOG"/valgrind.* | head -80; bad "valgrind reported memory errors or leaks"
+  else ok "valgrind: no memory error, no leak"; fi
+
+  echo "== luarocks make into a temporary tree"
+  T="$LOG/rocks"; mkdir -p "$T/src"
+  cp -r src lua rockspec "$T/src/"
+  if (cd "$T/src" && luarocks --lua-version=5.4 make --deps-mode=none --tree="$T/tree" \
+        rockspec/laaffic-*.rockspec) > "$LOG/rocks.log" 2>&1 &&
+     LUA_PATH="$T/tree/share/lua/5.4/?.lua;$T/tree/share/lua/5.4/?/init.lua;/usr/share/lua/5.4/?.lua" \
+     LUA_CPATH="$T/tree/lib/lua/5.4/?.so;/usr/lib/x86_64-linux-gnu/lua/5.4/?.so" \
+     lua5.4 spec/installed.lua "$T/tree"; then
+    ok "installed with luarocks and required from $T/tree"
+  else cat "$LOG/rocks.log"; bad "luarocks install"; fi
+
+  echo "== luacheck"
+  if luacheck -q lua spec bench; then ok "luacheck lua/ spec/ bench/"; else bad "luacheck"; fi
+fi
+
+echo "$PASSED passed, $FAILED failed"
+[ "$FAILED" -eq 0 ]

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# scripts/deps.sh: install the Debian packages that build, test and benchmark laaffic,
+# when they are missing. Runs apt-get update once, only if something must be installed.
+set -eu
+PKGS="gcc make pkg-config lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev lua-cjson
+      lua-busted lua-check luarocks libssl-dev libcurl4-openssl-dev valgrind"
+missing=""
+for p in $PKGS; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing="$missing $p"
+  fi
+done
+[ -z "$missing" ] && exit 0
+echo "laaffic: installing missing Debian packages:$missing" >&2
+SUDO=""
+if [ "$(id -u)" != 0 ]; then
+  command -v sudo >/dev/null || { echo "laaffic: need root (or sudo) to install:$missing" >&2; exit 1; }
+  SUDO=sudo
+fi
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null

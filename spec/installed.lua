@@ -1,0 +1,14 @@
+-- spec/installed.lua TREE: run by scripts/check.sh after `luarocks make --tree TREE`, with
+-- package paths that reach only TREE and the system's lua-cjson. Fails unless laaffic and
+-- its C core load from TREE and sign and build a task there.
+local tree = assert(arg[1], "usage: installed.lua TREE")
+local laaffic = require("laaffic")
+local core_path = package.searchpath("laaffic.core", package.cpath)
+assert(core_path and core_path:sub(1, #tree) == tree, "laaffic.core not loaded from the tree: " .. tostring(core_path))
+assert(package.searchpath("laaffic", package.path):sub(1, #tree) == tree, "laaffic not loaded from the tree")
+assert(laaffic.core.sign("bDqJFiq9", "7bz1lzh9", 1630468800) == "05d7a50893e22a5c4bb3216ae3396c7c")
+local client = laaffic.new{ api_key = "bDqJFiq9", api_secret = "7bz1lzh9", app_id = "2Xql9RBI" }
+local req = assert(client:build_task{ taskName = "installed", agentId = 41,
+  numberInfoList = { { calleeNumber = "463200000007" } } })
+assert(tostring(req.body):find('"calleeNumber":"463200000007"', 1, true))
+print("laaffic " .. laaffic._VERSION .. " from " .. core_path)
