@@ -294,7 +294,7 @@ describe("bad input", function()
   end)
 
   describe("an error half-way through a 200k-row encode", function()
-    it("names numberInfoList[150000], frees its buffer (no Lua memory growth) #slow", function()
+    it("names numberInfoList[150000], frees its buffer (no Lua memory growth) #memory", function()
       local good = { calleeNumber = "919777654321", text1 = "David", text2 = "5000" }
       local list = {}
       for i = 1, 200000 do list[i] = good end

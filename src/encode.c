@@ -274,11 +274,12 @@ static void put_escape(enc *e, unsigned char c)
 static int put_string(enc *e, const char *str, size_t len, size_t maxchars, size_t *chars,
                       int *cut)
 {
+    /* Space is reserved a window at a time (6 output bytes per input byte at worst), so a
+     * long string costs about its own size, not six times it. */
+    enum { WINDOW = 4096 };
     const unsigned char *s = (const unsigned char *)str;
-    size_t i = 0, n = 0, wlen = len;
-    if (maxchars && len > maxchars * 4)
-        wlen = maxchars * 4; /* at most this many bytes can be written */
-    if (reserve(e, wlen * 6 + 2))
+    size_t i = 0, n = 0, until = 0;
+    if (reserve(e, 1))
         return -1;
     e->b->data[e->b->len++] = '"';
     while (i < len) {
@@ -286,10 +287,16 @@ static int put_string(enc *e, const char *str, size_t len, size_t maxchars, size
         int k = cls[c];
         if (maxchars && n == maxchars)
             break;
+        if (i >= until) {
+            size_t w = len - i < WINDOW ? len - i : WINDOW;
+            if (reserve(e, w * 6 + 8))
+                return -1;
+            until = i + w;
+        }
         if (k == 0) {
-            /* a run of plain ASCII */
+            /* a run of plain ASCII, within the reserved window */
             size_t j = i + 1;
-            while (j < len && cls[s[j]] == 0 && (!maxchars || n + (j - i) < maxchars))
+            while (j < until && cls[s[j]] == 0 && (!maxchars || n + (j - i) < maxchars))
                 j++;
             put_raw(e, str + i, j - i);
             n += j - i;
@@ -307,6 +314,8 @@ static int put_string(enc *e, const char *str, size_t len, size_t maxchars, size
             i += q;
         }
     }
+    if (reserve(e, 1))
+        return -1;
     e->b->data[e->b->len++] = '"';
     *cut = i < len;
     /* validate (and count) what was not written */

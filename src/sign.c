@@ -67,12 +67,16 @@ static int l_sign(lua_State *L)
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0, i;
     char out[2 * EVP_MAX_MD_SIZE];
-    const char *key = luaL_checklstring(L, 1, &klen);
-    const char *secret = luaL_checklstring(L, 2, &slen);
-    const char *ts = check_timestamp(L, 3, tsbuf, sizeof tsbuf, &tlen);
+    const char *key, *secret;
+    luaL_checktype(L, 1, LUA_TSTRING); /* no silent number-to-string conversion */
+    luaL_checktype(L, 2, LUA_TSTRING);
+    key = lua_tolstring(L, 1, &klen);
+    secret = lua_tolstring(L, 2, &slen);
+    const char *ts;
     EVP_MD_CTX *ctx;
     int ok;
 
+    ts = check_timestamp(L, 3, tsbuf, sizeof tsbuf, &tlen);
     /* No Lua call below this line can raise until the context is freed. */
     ctx = EVP_MD_CTX_new();
     if (ctx == NULL) {
