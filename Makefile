@@ -23,7 +23,7 @@ else
 endif
 
 BUILD      := build/$(LUA)
-SRC        := src/core.c src/sign.c src/encode.c src/buffer.c
+SRC        := src/core.c src/sign.c src/encode.c src/buffer.c src/http.c
 HDR        := $(wildcard src/*.h)
 OBJ        := $(SRC:src/%.c=$(BUILD)/obj/%.o)
 
@@ -32,7 +32,7 @@ CFLAGS     ?= -O2 -g
 ALL_CFLAGS := $(CFLAGS) $(WARN) -std=c99 -D_POSIX_C_SOURCE=200809L -fPIC -fvisibility=hidden \
               $(shell $(PKG_CONFIG) --cflags $(LUA_PC) libcurl libcrypto) \
               -DLAAFFIC_VERSION='"$(VERSION)"'
-LIBS       := $(shell $(PKG_CONFIG) --libs libcrypto)
+LIBS       := $(shell $(PKG_CONFIG) --libs libcurl libcrypto)
 
 .PHONY: all clean check test bench deps install demo
 
@@ -55,9 +55,17 @@ check: deps
 test: all
 	@scripts/check.sh --quick
 
+# Each benchmark runs on Lua 5.4 and on LuaJIT. bench/floor.c is the yardstick module.
 bench: deps
-	@$(MAKE) --no-print-directory all
-	@LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="$(BUILD)/?.so;;" $(LUA_BIN) bench/encode.lua
+	@for lua in lua5.4 luajit; do \
+	  $(MAKE) --no-print-directory -s LUA=$$lua all build/$$lua/floor.so || exit 1; \
+	  bin=$$lua; \
+	  LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="build/$$lua/?.so;;" $$bin bench/encode.lua || exit 1; \
+	done
+
+$(BUILD)/floor.so: bench/floor.c
+	@mkdir -p $(@D)
+	$(CC) -O2 -shared -fPIC $(shell $(PKG_CONFIG) --cflags $(LUA_PC)) $< -o $@
 
 install: deps
 	luarocks make --deps-mode=none $(ROCKSPEC)

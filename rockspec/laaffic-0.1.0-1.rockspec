@@ -22,16 +22,19 @@ dependencies = {
 }
 external_dependencies = {
    OPENSSL = { header = "openssl/evp.h", library = "crypto" },
+   -- library only: Debian keeps curl/curl.h in the multiarch include directory, which the
+   -- compiler searches by default but luarocks' header probe does not
+   CURL = { library = "curl" },
 }
 build = {
    type = "builtin",
    modules = {
       ["laaffic.core"] = {
-         sources = { "src/core.c", "src/sign.c", "src/encode.c", "src/buffer.c" },
+         sources = { "src/core.c", "src/sign.c", "src/encode.c", "src/buffer.c", "src/http.c" },
          defines = { "LAAFFIC_VERSION=\"" .. version:match("^[^-]+") .. "\"" },
-         incdirs = { "$(OPENSSL_INCDIR)" },
-         libdirs = { "$(OPENSSL_LIBDIR)" },
-         libraries = { "crypto" },
+         incdirs = { "$(OPENSSL_INCDIR)", "$(CURL_INCDIR)" },
+         libdirs = { "$(OPENSSL_LIBDIR)", "$(CURL_LIBDIR)" },
+         libraries = { "curl", "crypto" },
       },
       ["laaffic"] = "lua/laaffic/init.lua",
       ["laaffic.recall"] = "lua/laaffic/recall.lua",

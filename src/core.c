@@ -11,5 +11,6 @@ int luaopen_laaffic_core(lua_State *L)
     lua_setfield(L, -2, "_VERSION");
     laaffic_sign_open(L);
     laaffic_encode_open(L);
+    laaffic_http_open(L);
     return 1;
 }

@@ -20,5 +20,6 @@
 /* Each concern registers its functions into the module table on top of the stack. */
 LAAFFIC_INTERNAL int laaffic_sign_open(lua_State *L);
 LAAFFIC_INTERNAL int laaffic_encode_open(lua_State *L);
+LAAFFIC_INTERNAL int laaffic_http_open(lua_State *L);
 
 #endif

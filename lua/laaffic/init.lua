@@ -32,11 +32,17 @@ local min = math.min
 local format = string.format
 local concat = table.concat
 local os_time = os.time
+local ipairs = ipairs
+local pcall = pcall
+local tonumber = tonumber
 
 local core = require "laaffic.core"
 local status = require "laaffic.status"
 local lerror = require "laaffic.error"
 local recall = require "laaffic.recall"
+local curl = require "laaffic.transport.curl"
+local curl_options = curl.options
+local clock_now = core.now
 
 local _M = {
     _VERSION = core._VERSION,   -- the one place the version lives
@@ -120,6 +126,12 @@ end
 local options = {
     api_key = true, api_secret = true, app_id = true, base_url = true, path = true,
     clock = true,
+    -- create_task
+    transport = true, retries = true, backoff = true, max_backoff = true, logger = true,
+    sleep = true,
+    -- the default (libcurl) transport
+    connect_timeout = true, timeout = true, proxy = true, cafile = true, capath = true,
+    user_agent = true, insecure = true, http2 = true, reuse = true, max_response = true,
 }
 
 -- laaffic.new{ api_key =, api_secret =, app_id =, base_url =, path =, clock = }
@@ -187,13 +199,52 @@ function _M.new(o)
               type(clock), 2)
     end
 
+    local retries = o.retries == nil and 2 or o.retries
+    if type(retries) ~= "number" or retries < 0 or retries > 10 or retries ~= floor(retries) then
+        error("laaffic.new: option 'retries' must be an integer from 0 to 10", 2)
+    end
+    local backoff = o.backoff == nil and 0.5 or o.backoff
+    local max_backoff = o.max_backoff == nil and 8 or o.max_backoff
+    for name, v in pairs({ backoff = backoff, max_backoff = max_backoff }) do
+        if type(v) ~= "number" or v < 0 or v > 600 then
+            error("laaffic.new: option '" .. name .. "' must be seconds from 0 to 600", 2)
+        end
+    end
+    for _, name in ipairs({ "transport", "logger", "sleep" }) do
+        if o[name] ~= nil and not is_callable(o[name]) then
+            error("laaffic.new: option '" .. name .. "' must be a function, got " ..
+                  type(o[name]), 2)
+        end
+    end
+    local http_opts = {}
+    for k in pairs(curl_options) do
+        http_opts[k] = o[k]
+    end
+
     local self = setmetatable({
         app_id = app_id,
         base_url = base_url,
         path = path,
         url = base_url .. path,
         clock = clock,
+        retries = retries,
+        backoff = backoff,
+        max_backoff = max_backoff,
+        logger = o.logger,
+        sleep = o.sleep or core.sleep,
+        transport = o.transport,
+        http_opts = http_opts,
+        skew = 0,           -- server clock minus ours, learned from a -16 answer's Date
+        ambiguous = {},     -- taskName -> true: sent, outcome unknown
     }, mt)
+    if not self.transport then
+        -- made now, so a bad transport option raises here, at the caller's line
+        local ok, t = pcall(curl.new, http_opts)
+        if not ok then
+            error("laaffic.new: " .. tostring(t):gsub("^.-laaffic%.http: ", ""), 2)
+        end
+        self.transport = t
+    end
     private[self] = { key = o.api_key, secret = o.api_secret }
     return self
 end
@@ -298,6 +349,188 @@ function client:build_task(task, opts)
         body = body,
         info = info,
     }, req_mt)
+end
+
+-- ---------------------------------------------------------------------------- sending
+
+local cjson_ok, cjson = pcall(require, "cjson.safe")
+if not cjson_ok then
+    cjson = nil
+end
+
+local MAX_QUOTE = 200
+
+-- A bounded, single-line quote of what a server sent, for error messages.
+local function quote(s)
+    s = tostring(s or "")
+    local cut = #s > MAX_QUOTE
+    s = s:sub(1, MAX_QUOTE):gsub("[%c]", " ")
+    return format("%q", s) .. (cut and "..." or "")
+end
+
+local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6, Jul = 7, Aug = 8,
+                 Sep = 9, Oct = 10, Nov = 11, Dec = 12 }
+
+-- Unix time of an HTTP Date header ("Sun, 22 Nov 2026 01:24:05 GMT"), or nil.
+function _M.parse_http_date(s)
+    if type(s) ~= "string" then return nil end
+    local d, mon, y, hh, mm, ss = s:match("^%a+, (%d%d?) (%a%a%a) (%d%d%d%d) (%d%d):(%d%d):(%d%d) GMT$")
+    local m = MONTHS[mon or ""]
+    if not m then return nil end
+    d, y, hh, mm, ss = tonumber(d), tonumber(y), tonumber(hh), tonumber(mm), tonumber(ss)
+    -- days from civil (Howard Hinnant's algorithm)
+    if m <= 2 then y = y - 1 end
+    local era = floor(y / 400)
+    local yoe = y - era * 400
+    local mp = (m + 9) % 12
+    local doy = floor((153 * mp + 2) / 5) + d - 1
+    local doe = yoe * 365 + floor(yoe / 4) - floor(yoe / 100) + doy
+    local days = era * 146097 + doe - 719468
+    return days * 86400 + hh * 3600 + mm * 60 + ss
+end
+
+local function log(self, ev)
+    local logger = self.logger
+    if logger then
+        -- a logger that raises must not turn a sent task into an error
+        pcall(logger, ev)
+    end
+end
+
+-- Turns a parsed API answer into key_id or nil, err.
+local function api_result(self, res, decoded, task_name)
+    local st = decoded.status
+    local code = tonumber(st)
+    if code == 0 then
+        local key_id = decoded.data
+        if key_id == nil or key_id == (cjson and cjson.null) then
+            return nil, lerror.new{ kind = "protocol", http_status = res.status,
+                message = "the server answered success without a keyId (data)" }
+        end
+        self.ambiguous[task_name] = nil
+        return key_id
+    end
+    local reason = decoded.reason
+    if type(reason) ~= "string" then reason = nil end
+    local err = lerror.from_status(st, reason, res.status)
+    if code == -41 or code == -20 then
+        local earlier = task_name and self.ambiguous[task_name]
+        if task_name then
+            self.ambiguous[task_name] = nil
+        end
+        err = lerror.new{
+            kind = "already_exists", code = code, reason = reason, http_status = res.status,
+            message = earlier and
+                ("a task named " .. format("%q", task_name) .. " already exists: the earlier " ..
+                 "attempt whose answer was lost did create it") or
+                ("a task named " .. format("%q", tostring(task_name)) .. " already exists"),
+        }
+    end
+    return nil, err
+end
+
+-- client:create_task(task [, opts]) -> key_id, info | nil, err
+-- Validates, encodes (once), signs (at every attempt) and sends the task; returns the
+-- task's keyId and info = { attempts =, http_status =, rows =, truncated =, bytes =,
+-- time = seconds }. opts passes to the encoder (require_texts, truncate).
+--
+-- Retries never create a duplicate task: an attempt is retried only when no byte of it
+-- can have reached the server (DNS, connection refused, TLS handshake, connect timeout)
+-- or when the server answered -16 (stale timestamp: re-signed with the clock corrected
+-- by the answer's Date header). After a failure that may have sent the body the error
+-- has kind "ambiguous": the task may exist; a later -41 or -20 for the same taskName
+-- comes back with kind "already_exists".
+function client:create_task(task, opts)
+    check_self(self, "create_task")
+    local req, err = self:build_task(task, opts)
+    if not req then
+        return nil, err
+    end
+    local task_name = task.taskName
+    local started = clock_now()
+    local attempt = 0
+    local info = req.info
+    while true do
+        attempt = attempt + 1
+        if attempt > 1 then
+            -- sign afresh: the server rejects a stale timestamp (-16)
+            local h, herr = self:headers(floor(self.clock() + self.skew))
+            if not h then
+                return nil, herr
+            end
+            req.headers = h
+        elseif self.skew ~= 0 then
+            req.headers = self:headers(floor(self.clock() + self.skew))
+        end
+        local t0 = clock_now()
+        local res, msg, kind, sent = self.transport(req)
+        local elapsed = clock_now() - t0
+        if not res then
+            log(self, { event = "error", method = req.method, url = req.url, attempt = attempt,
+                        kind = kind, sent = sent, elapsed = elapsed, message = msg })
+            if sent == false and attempt <= self.retries then
+                self.sleep(math.min(self.max_backoff, self.backoff * 2 ^ (attempt - 1)))
+            elseif sent == false then
+                return nil, lerror.new{ kind = "transport",
+                    message = format("could not reach the server after %d attempt(s): %s",
+                                     attempt, tostring(msg)) }
+            else
+                if task_name then
+                    self.ambiguous[task_name] = true
+                end
+                return nil, lerror.new{ kind = "ambiguous",
+                    message = format("the request may have reached the server, so the task may " ..
+                        "exist (%s). Do not re-send blindly: re-send with the same taskName and " ..
+                        "a -41/-20 answer (kind already_exists) means it was created",
+                        tostring(msg)) }
+            end
+        else
+            log(self, { event = "response", method = req.method, url = req.url,
+                        attempt = attempt, status = res.status, elapsed = elapsed,
+                        http_version = res.http_version })
+            if res.status < 200 or res.status > 299 then
+                if task_name then
+                    self.ambiguous[task_name] = true
+                end
+                return nil, lerror.new{ kind = "protocol", http_status = res.status,
+                    message = format("the server answered HTTP %d: %s", res.status,
+                                     quote(res.body)) }
+            end
+            local decoded = cjson and cjson.decode(res.body)
+            if type(decoded) ~= "table" or decoded.status == nil then
+                if task_name then
+                    self.ambiguous[task_name] = true
+                end
+                return nil, lerror.new{ kind = "protocol", http_status = res.status,
+                    message = "the server's answer is not the API's JSON: " .. quote(res.body) }
+            end
+            if tonumber(decoded.status) == -16 and attempt <= self.retries then
+                local server = _M.parse_http_date(res.headers and res.headers.date)
+                if server then
+                    self.skew = server - self.clock()
+                end
+            else
+                local key_id, aerr = api_result(self, res, decoded, task_name)
+                if not key_id then
+                    return nil, aerr
+                end
+                return key_id, {
+                    attempts = attempt, http_status = res.status, rows = info.rows,
+                    truncated = info.truncated, bytes = info.bytes,
+                    time = clock_now() - started,
+                }
+            end
+        end
+    end
+end
+
+-- client:close(): releases the transport's connection. The client can still build tasks.
+function client:close()
+    check_self(self, "close")
+    local t = self.transport
+    if type(t) == "table" and t.handle then
+        t.handle:close()
+    end
 end
 
 return _M
