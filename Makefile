@@ -4,6 +4,7 @@
 #   make LUA=luajit      the same source against OpenResty's LuaJIT -> build/luajit/laaffic/core.so
 #   make check           install missing Debian packages, build both, run every spec
 #                        (Lua 5.4, LuaJIT, valgrind, luarocks install), print "N passed, N failed"
+#   make demo            start the sandbox, create a task through the SDK, show it, stop
 #   make bench           benchmarks (see README)
 #   make install         install with luarocks into the system tree
 #
@@ -48,6 +49,11 @@ $(BUILD)/laaffic/core.so: $(OBJ)
 
 deps:
 	@scripts/deps.sh
+
+demo: deps
+	@$(MAKE) --no-print-directory -s LUA=lua5.4 all
+	@$(MAKE) --no-print-directory -s LUA=luajit all
+	@scripts/demo.sh
 
 check: deps
 	@scripts/check.sh

@@ -40,5 +40,6 @@ build = {
       ["laaffic.recall"] = "lua/laaffic/recall.lua",
       ["laaffic.status"] = "lua/laaffic/status.lua",
       ["laaffic.error"] = "lua/laaffic/error.lua",
+      ["laaffic.transport.curl"] = "lua/laaffic/transport/curl.lua",
    },
 }

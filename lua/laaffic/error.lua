@@ -15,7 +15,8 @@
 --                       the body provably did not reach the server: safe to retry.
 --     "ambiguous"       the outcome is unknown (e.g. a timeout after the body went out):
 --                       the task may exist, so it must not be re-sent blindly.
---     "already_exists"  a repeat was answered with -41/-20: an earlier request landed.
+--     "already_exists"  the server answered -41/-20: a task with this name exists (after an
+--                       "ambiguous" outcome, that is the earlier attempt's task).
 --     "protocol"        the answer was not the expected JSON (non-JSON body, missing status).
 --     "internal"        a local failure that is none of the above (e.g. OpenSSL failed to
 --                       compute the signature).
@@ -52,7 +53,7 @@ local kinds = {
     status = "the server refused the task",
     transport = "the request failed",
     ambiguous = "the outcome is unknown and the task may already exist",
-    already_exists = "the task already exists (an earlier request for it landed)",
+    already_exists = "the task already exists",
     protocol = "the server's answer could not be understood",
     internal = "internal error",
 }

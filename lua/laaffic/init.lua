@@ -407,7 +407,13 @@ local function api_result(self, res, decoded, task_name)
             return nil, lerror.new{ kind = "protocol", http_status = res.status,
                 message = "the server answered success without a keyId (data)" }
         end
-        self.ambiguous[task_name] = nil
+        if task_name then
+            self.ambiguous[task_name] = nil
+        end
+        -- cjson reads numbers as floats on Lua 5.4: a keyId is an integer
+        if type(key_id) == "number" and math.tointeger then
+            key_id = math.tointeger(key_id) or key_id
+        end
         return key_id
     end
     local reason = decoded.reason
@@ -487,7 +493,7 @@ function client:create_task(task, opts)
         else
             log(self, { event = "response", method = req.method, url = req.url,
                         attempt = attempt, status = res.status, elapsed = elapsed,
-                        http_version = res.http_version })
+                        http_version = res.http_version, connects = res.connects })
             if res.status < 200 or res.status > 299 then
                 if task_name then
                     self.ambiguous[task_name] = true
