@@ -191,7 +191,7 @@ end
 
 function Sandbox:fault(f)
     local http, res = self:control("/_sandbox/fault", cjson.encode(f))
-    if http ~= 200 then error("GET /_sandbox/tasks answered " .. tostring(http), 2) end
+    if http ~= 200 then error("POST /_sandbox/fault answered " .. tostring(http), 2) end
     return res
 end
 

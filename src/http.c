@@ -32,6 +32,7 @@ typedef struct cbuf {
 typedef struct lf_http {
     CURL *easy;
     struct curl_slist *hdrs; /* the request's headers, freed after each perform */
+    struct curl_slist *resolve; /* opts.resolve: "host:port:address" entries */
     cbuf body, head;         /* the response */
     size_t max_response;
     int too_large, oom;
@@ -117,6 +118,10 @@ static int http_close(lua_State *L)
         curl_slist_free_all(h->hdrs);
         h->hdrs = NULL;
     }
+    if (h->resolve) {
+        curl_slist_free_all(h->resolve);
+        h->resolve = NULL;
+    }
     cbuf_free(&h->body);
     cbuf_free(&h->head);
     return 0;
@@ -174,7 +179,8 @@ static int opt_bool(lua_State *L, int t, const char *name, int def)
 /* core.http([opts]) -> handle.
  * opts: connect_timeout (s, default 10), timeout (s, total deadline, default 60),
  * proxy, cafile, capath, user_agent, insecure (default false), http2 (default true),
- * reuse (default true: keep the connection between requests), max_response (bytes). */
+ * reuse (default true: keep the connection between requests), max_response (bytes),
+ * resolve (a list of "host:port:address": connect there for that name, as curl --resolve). */
 static int http_new(lua_State *L)
 {
     lf_http *h;
@@ -233,6 +239,26 @@ static int http_new(lua_State *L)
         SETOPT(h, CURLOPT_PROXY, s);
     s = opt_string(L, t, "user_agent");
     SETOPT(h, CURLOPT_USERAGENT, s ? s : "laaffic/" LAAFFIC_VERSION);
+    lua_getfield(L, t, "resolve");
+    if (!lua_isnil(L, -1)) {
+        size_t i, n;
+        if (lua_type(L, -1) != LUA_TTABLE)
+            return luaL_error(L, "laaffic.http: option resolve must be a list of \"host:port:address\"");
+        n = lf_rawlen(L, -1);
+        for (i = 1; i <= n; i++) {
+            struct curl_slist *l;
+            lua_rawgeti(L, -1, (lua_Integer)i);
+            if (lua_type(L, -1) != LUA_TSTRING)
+                return luaL_error(L, "laaffic.http: option resolve must be a list of \"host:port:address\"");
+            l = curl_slist_append(h->resolve, lua_tostring(L, -1));
+            if (l == NULL)
+                return luaL_error(L, "laaffic.http: out of memory");
+            h->resolve = l;
+            lua_pop(L, 1);
+        }
+        SETOPT(h, CURLOPT_RESOLVE, h->resolve);
+    }
+    lua_pop(L, 1);
     if (!h->reuse) {
         SETOPT(h, CURLOPT_FORBID_REUSE, 1L);
         SETOPT(h, CURLOPT_FRESH_CONNECT, 1L);

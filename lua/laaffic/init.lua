@@ -132,6 +132,7 @@ local options = {
     -- the default (libcurl) transport
     connect_timeout = true, timeout = true, proxy = true, cafile = true, capath = true,
     user_agent = true, insecure = true, http2 = true, reuse = true, max_response = true,
+    resolve = true,
 }
 
 -- laaffic.new{ api_key =, api_secret =, app_id =, base_url =, path =, clock = }

@@ -22,13 +22,15 @@ local _M = {}
 local options = {
     connect_timeout = true, timeout = true, proxy = true, cafile = true, capath = true,
     user_agent = true, insecure = true, http2 = true, reuse = true, max_response = true,
+    resolve = true,
 }
 _M.options = options
 
 -- curl.new([opts]) -> transport. opts: connect_timeout (s, default 10), timeout (s, total
 -- deadline, default 60), proxy, cafile, capath, user_agent, insecure (default false:
 -- TLS peer and host are verified), http2 (default true), reuse (default true),
--- max_response (bytes, default 1 MiB). Bad options raise.
+-- max_response (bytes, default 1 MiB), resolve ({ "host:port:address" }, as curl --resolve).
+-- Bad options raise.
 function _M.new(opts)
     local o = {}
     for k, v in pairs(opts or {}) do
