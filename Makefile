@@ -68,6 +68,8 @@ bench: deps
 	  bin=$$lua; \
 	  LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="build/$$lua/?.so;;" $$bin bench/encode.lua || exit 1; \
 	done
+	@$(MAKE) --no-print-directory -s LUA=luajit all
+	@for lua in lua5.4 luajit; do scripts/bench-send.sh $$lua build/$$lua || exit 1; done
 
 $(BUILD)/floor.so: bench/floor.c
 	@mkdir -p $(@D)

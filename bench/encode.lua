@@ -54,7 +54,8 @@ local function reset_peak()
 end
 
 local contenders = {
-  { name = "laaffic encode_body (C buffer)", fn = function(t) local b = core.encode_body(t); local n = #b; b:close(); return n end },
+  { name = "laaffic encode_body (C buffer)",
+    fn = function(t) local b = core.encode_body(t); local n = #b; b:close(); return n end },
   { name = "laaffic encode (Lua string)", fn = function(t) return #core.encode(t) end },
   { name = "cjson.encode (no validation)", fn = function(t) return #cjson.encode(t) end },
 }
@@ -102,7 +103,8 @@ for i, c in ipairs(contenders) do
   print(string.format("  %-34s %9.1f %9.0f %7.2fx", c.name, best[i] * 1e3, mb / best[i], cj / best[i]))
 end
 if best.floor then
-  print(string.format("  %-34s %9.1f %9s %7.2fx", "floor: walk rows, write nothing", best.floor * 1e3, "-", cj / best.floor))
+  print(string.format("  %-34s %9.1f %9s %7.2fx", "floor: walk rows, write nothing",
+    best.floor * 1e3, "-", cj / best.floor))
 end
 
 -- memory, one fresh process per contender

@@ -398,3 +398,61 @@ describe("laaffic.parse_http_date", function()
 end)
 
 local _ = cjson and q
+
+describe("every documented status maps to an error with its code and name", function()
+    local status = require("laaffic.status")
+    local function client_answering(body, http)
+        return laaffic.new{
+            api_key = "k", api_secret = "s", app_id = "2Xql9RBI", retries = 0,
+            transport = function()
+                return { status = http or 200, headers = {}, body = body }
+            end,
+        }
+    end
+    local codes = {}
+    for code in pairs(status.codes) do
+        if code ~= 0 then codes[#codes + 1] = code end
+    end
+    table.sort(codes)
+
+    it("covers the 19 documented error codes (-67 and -68 both)", function()
+        assert.are.equal(19, #codes)
+    end)
+
+    for _, code in ipairs(codes) do
+        it(("status %d"):format(code), function()
+            local body = ('{"status":"%d","reason":"vendor says %d"}'):format(code, code)
+            local key_id, err = client_answering(body):create_task(task())
+            assert.is_nil(key_id)
+            assert.are.equal(code, err.code)
+            assert.are.equal(status.codes[code].name, err.name)
+            assert.are.equal(("vendor says %d"):format(code), err.reason)
+            local want = (code == -41 or code == -20) and "already_exists" or "status"
+            assert.are.equal(want, err.kind)
+            assert.truthy(tostring(err):find(("status %d"):format(code), 1, true))
+        end)
+    end
+
+    it("an undocumented status is still an error that carries it", function()
+        local _, err = client_answering('{"status":"-99","reason":"new"}'):create_task(task())
+        assert.are.equal(-99, err.code)
+        assert.are.equal("new", err.reason)
+    end)
+
+    it("success without data is a protocol error, not a nil keyId", function()
+        local key_id, err = client_answering('{"status":"0","reason":"success"}'):create_task(task())
+        assert.is_nil(key_id)
+        assert.are.equal("protocol", err.kind)
+    end)
+
+    it("a status given as a JSON number is read too", function()
+        local key_id = client_answering('{"status":0,"reason":"success","data":7}'):create_task(task())
+        assert.are.equal(7, key_id)
+    end)
+
+    it("quotes at most 200 bytes of a long non-JSON answer", function()
+        local _, err = client_answering(("x"):rep(100000)):create_task(task())
+        assert.are.equal("protocol", err.kind)
+        assert.is_true(#tostring(err) < 400)
+    end)
+end)
