@@ -47,6 +47,29 @@ describe("client:create_task against the sandbox", function()
         return c
     end
 
+    -- A TCP listener on 127.0.0.1 that accepts connections and never says a word (for 8 s):
+    -- an HTTPS client's handshake waits on it. Returns its port.
+    local function silent_listener()
+        local script, portfile = sb:file("silent.py"), sb:file("silent.port")
+        write(script, table.concat({
+            "import socket, sys, time, os",
+            "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(8); s.settimeout(0.5)",
+            "open(sys.argv[1] + '.tmp', 'w').write(str(s.getsockname()[1]))",
+            "os.rename(sys.argv[1] + '.tmp', sys.argv[1])",
+            "conns, end = [], time.time() + 8",
+            "while time.time() < end:",
+            "    try: conns.append(s.accept())",
+            "    except Exception: pass",
+        }, "\n") .. "\n")
+        sh("python3 " .. q(script) .. " " .. q(portfile) .. " >/dev/null 2>&1 &")
+        for _ = 1, 100 do
+            local port = SB.read(portfile)
+            if port then return port end
+            core.sleep(0.05)
+        end
+        error("the silent listener did not start")
+    end
+
     lazy_setup(function()
         sb = SB.Sandbox.start()
         env = sb.env
@@ -109,6 +132,28 @@ describe("client:create_task against the sandbox", function()
         assert.is_truthy(key_id, tostring(info))
         assert.are.equal("1.1", events[1].http_version)
         assert.are.equal("/voice/group/call/send/agent", sb:task_record(key_id).path)
+    end)
+
+    it("sends its User-Agent: laaffic/<version> by default, or the user_agent option", function()
+        local k1 = assert(client():create_task(task()))
+        assert.are.equal("laaffic/" .. laaffic._VERSION, sb:task_record(k1).user_agent)
+        local k2 = assert(client({ user_agent = "acme-dialer/2" }):create_task(task()))
+        assert.are.equal("acme-dialer/2", sb:task_record(k2).user_agent)
+    end)
+
+    it("goes through the proxy option (the sandbox's nginx serves the proxied request)", function()
+        -- the target host does not resolve: only a proxy can deliver this request
+        local port = env.LAAFFIC_SANDBOX_HTTP:match(":(%d+)$")
+        local c = client({ base_url = "http://only-via-proxy.invalid:" .. port,
+                           proxy = env.LAAFFIC_SANDBOX_HTTP, retries = 0 })
+        local key_id, err = c:create_task(task())
+        assert.is_truthy(key_id, tostring(err))
+        -- and without the proxy the name does not resolve: kind transport, nothing sent
+        local c2 = client({ base_url = "http://only-via-proxy.invalid:" .. port, retries = 0 })
+        local k2, err2 = c2:create_task(task())
+        assert.is_nil(k2)
+        assert.are.equal("transport", err2.kind)
+        assert.are.equal("dns", events[#events].kind)
     end)
 
     describe("maps every answer to an error", function()
@@ -240,25 +285,7 @@ describe("client:create_task against the sandbox", function()
 
         it("a server that accepts but never answers the TLS handshake: a timeout with nothing sent, retried", function()
             -- a TCP listener on 127.0.0.1 that accepts and then says nothing
-            local script, portfile = sb:file("silent.py"), sb:file("silent.port")
-            write(script, table.concat({
-                "import socket, sys, time",
-                "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(8); s.settimeout(0.5)",
-                "open(sys.argv[1] + '.tmp', 'w').write(str(s.getsockname()[1]))",
-                "import os; os.rename(sys.argv[1] + '.tmp', sys.argv[1])",
-                "conns, end = [], time.time() + 8",
-                "while time.time() < end:",
-                "    try: conns.append(s.accept())",
-                "    except Exception: pass",
-            }, "\n") .. "\n")
-            sh("python3 " .. q(script) .. " " .. q(portfile) .. " >/dev/null 2>&1 &")
-            local port
-            for _ = 1, 100 do
-                port = SB.read(portfile)
-                if port then break end
-                core.sleep(0.05)
-            end
-            assert(port, "the silent listener did not start")
+            local port = silent_listener()
             local c = client({ base_url = "https://localhost:" .. port, timeout = 0.5, retries = 1 })
             local t0 = core.now()
             local key_id, err = c:create_task(task())
@@ -267,6 +294,19 @@ describe("client:create_task against the sandbox", function()
             assert.are.equal(2, #events)
             assert.are.same({ "timeout", false }, { events[1].kind, events[1].sent })
             assert.is_true(core.now() - t0 < 4)
+        end)
+
+        it("connect_timeout bounds the connection phase (TLS handshake included)", function()
+            local port = silent_listener()
+            local c = client({ base_url = "https://localhost:" .. port, connect_timeout = 0.3,
+                               timeout = 30, retries = 0 })
+            local t0 = core.now()
+            local key_id, err = c:create_task(task())
+            local took = core.now() - t0
+            assert.is_nil(key_id)
+            assert.are.equal("transport", err.kind)
+            assert.are.same({ "timeout", false }, { events[1].kind, events[1].sent })
+            assert.is_true(took >= 0.25 and took < 3, "took " .. took)
         end)
 
         it("a server that reads the body and never answers: ambiguous, not retried", function()

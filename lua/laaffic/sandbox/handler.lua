@@ -23,7 +23,8 @@
 -- Control endpoints (127.0.0.1 only):
 --   GET  /_sandbox/ping      {"ok":true,"pid":<worker pid>}
 --   GET  /_sandbox/tasks     [{keyId, taskName, appId, rows, truncated, bytes, md5,
---                              received_at, path, spooled}, ...] in keyId order; spooled:
+--                              received_at, path, spooled, user_agent, http_version},
+--                              ...] in keyId order; spooled:
 --                              nginx had written the body to a temp file
 --   GET  /_sandbox/requests  {"total":N,"status":{"0":N,"-1":N,...},"faults":{"drop":N,...}}
 --   GET  /_sandbox/fault     the armed fault: {"mode":...,"count":N,"ms":N} or {"mode":"none"}
@@ -348,6 +349,8 @@ local function process(body, spooled)
         received_at = ngx.now(),
         path = ngx.var.uri,
         spooled = spooled == true,
+        user_agent = ngx.var.http_user_agent,
+        http_version = ngx.req.http_version(),
     })
     local stored, serr = d:safe_set("task:" .. key_id, summary)
     if not stored then
