@@ -60,6 +60,10 @@ end
 
 Nginx.free_ports = free_ports
 
+-- the repository's absolute path: nginx resolves relative paths against its own prefix
+local ROOT = sh("cd " .. q(H.root) .. " && pwd"):match("^(%S+)")
+Nginx.root = ROOT
+
 function Nginx.start(o)
     local dir = assert(sh("mktemp -d /tmp/laaffic-nginx.XXXXXX")):match("^(%S+)")
     sh("mkdir -p " .. q(dir .. "/logs") .. " " .. q(dir .. "/tmp"))
@@ -86,9 +90,9 @@ function Nginx.start(o)
         "  uwsgi_temp_path " .. dir .. "/tmp/uwsgi;",
         "  scgi_temp_path " .. dir .. "/tmp/scgi;",
         "  client_max_body_size 64m;",
-        "  lua_package_path \"" .. H.root .. "/lua/?.lua;" .. H.root .. "/lua/?/init.lua;" ..
+        "  lua_package_path \"" .. ROOT .. "/lua/?.lua;" .. ROOT .. "/lua/?/init.lua;" ..
             "/usr/share/lua/5.1/?.lua;/usr/share/lua/5.1/?/init.lua;;\";",
-        "  lua_package_cpath \"" .. H.root .. "/build/luajit/?.so;/usr/lib/x86_64-linux-gnu/lua/5.1/?.so;;\";",
+        "  lua_package_cpath \"" .. ROOT .. "/build/luajit/?.so;/usr/lib/x86_64-linux-gnu/lua/5.1/?.so;;\";",
         http,
         "}",
     }, "\n")

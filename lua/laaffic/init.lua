@@ -33,6 +33,7 @@ local format = string.format
 local concat = table.concat
 local os_time = os.time
 local ipairs = ipairs
+local ngx = rawget(_G, "ngx")  -- nil outside nginx
 local pcall = pcall
 local tonumber = tonumber
 
@@ -42,6 +43,8 @@ local lerror = require "laaffic.error"
 local recall = require "laaffic.recall"
 local curl = require "laaffic.transport.curl"
 local curl_options = curl.options
+-- transport names laaffic.new accepts besides a function (see laaffic.transport.ngx)
+local TRANSPORTS = { auto = true, subrequest = true, cosocket = true, resty_http = true, curl = true }
 local clock_now = core.now
 
 local _M = {
@@ -133,6 +136,8 @@ local options = {
     connect_timeout = true, timeout = true, proxy = true, cafile = true, capath = true,
     user_agent = true, insecure = true, http2 = true, reuse = true, max_response = true,
     resolve = true,
+    -- the nginx transports (laaffic.transport.ngx)
+    location = true, keepalive = true, pool_size = true,
 }
 
 -- laaffic.new{ api_key =, api_secret =, app_id =, base_url =, path =, clock = }
@@ -211,15 +216,32 @@ function _M.new(o)
             error("laaffic.new: option '" .. name .. "' must be seconds from 0 to 600", 2)
         end
     end
-    for _, name in ipairs({ "transport", "logger", "sleep" }) do
+    for _, name in ipairs({ "logger", "sleep" }) do
         if o[name] ~= nil and not is_callable(o[name]) then
             error("laaffic.new: option '" .. name .. "' must be a function, got " ..
                   type(o[name]), 2)
         end
     end
+    local in_nginx = type(ngx) == "table" and type(ngx.get_phase) == "function"
+    local transport = o.transport
+    if transport == nil then
+        transport = in_nginx and "auto" or "curl"
+    end
+    if not is_callable(transport) and not TRANSPORTS[transport] then
+        error("laaffic.new: option 'transport' must be a function or one of \"auto\", " ..
+              "\"subrequest\", \"cosocket\", \"resty_http\", \"curl\"; got " ..
+              tostring(transport), 2)
+    end
+    if type(transport) == "string" and transport ~= "curl" and not in_nginx then
+        error("laaffic.new: transport '" .. transport .. "' works only inside nginx", 2)
+    end
     local http_opts = {}
     for k in pairs(curl_options) do
         http_opts[k] = o[k]
+    end
+    if transport ~= "curl" then
+        http_opts.location, http_opts.keepalive = o.location, o.keepalive
+        http_opts.pool_size = o.pool_size
     end
 
     local self = setmetatable({
@@ -232,17 +254,24 @@ function _M.new(o)
         backoff = backoff,
         max_backoff = max_backoff,
         logger = o.logger,
-        sleep = o.sleep or core.sleep,
-        transport = o.transport,
+        sleep = o.sleep or (in_nginx and ngx.sleep or core.sleep),
+        transport = transport,
         http_opts = http_opts,
         skew = 0,           -- server clock minus ours, learned from a -16 answer's Date
         ambiguous = {},     -- taskName -> true: sent, outcome unknown
     }, mt)
-    if not self.transport then
+    if transport == "curl" then
         -- made now, so a bad transport option raises here, at the caller's line
         local ok, t = pcall(curl.new, http_opts)
         if not ok then
             error("laaffic.new: " .. tostring(t):gsub("^.-laaffic%.http: ", ""), 2)
+        end
+        self.transport = t
+    elseif type(transport) == "string" then
+        local ngx_transport = require("laaffic.transport.ngx")
+        local t, terr = ngx_transport[transport](http_opts)
+        if not t then
+            error("laaffic.new: transport '" .. transport .. "': " .. tostring(terr), 2)
         end
         self.transport = t
     end
@@ -361,6 +390,9 @@ end
 
 local MAX_QUOTE = 200
 
+-- failures that sent nothing but that another attempt cannot mend
+local NO_RETRY = { url = true, phase = true, config = true }
+
 -- A bounded, single-line quote of what a server sent, for error messages.
 local function quote(s)
     s = tostring(s or "")
@@ -469,18 +501,21 @@ function client:create_task(task, opts)
         elseif self.skew ~= 0 then
             req.headers = self:headers(floor(self.clock() + self.skew))
         end
+        log(self, { event = "request", method = req.method, url = req.url, attempt = attempt,
+                    bytes = info.bytes })
         local t0 = clock_now()
         local res, msg, kind, sent = self.transport(req)
         local elapsed = clock_now() - t0
         if not res then
             log(self, { event = "error", method = req.method, url = req.url, attempt = attempt,
                         kind = kind, sent = sent, elapsed = elapsed, message = msg })
-            if sent == false and attempt <= self.retries then
+            if sent == false and attempt <= self.retries and not NO_RETRY[kind] then
                 self.sleep(math.min(self.max_backoff, self.backoff * 2 ^ (attempt - 1)))
             elseif sent == false then
                 return nil, lerror.new{ kind = "transport",
-                    message = format("could not reach the server after %d attempt(s): %s",
-                                     attempt, tostring(msg)) }
+                    message = NO_RETRY[kind] and tostring(msg) or
+                        format("could not reach the server after %d attempt(s): %s",
+                               attempt, tostring(msg)) }
             else
                 if task_name then
                     self.ambiguous[task_name] = true

@@ -1,0 +1,378 @@
+-- laaffic.transport.ngx: sending from inside nginx without blocking the worker.
+--
+-- Three transports, all with the contract of laaffic.transport.curl
+-- (function(request) -> response | nil, message, kind, sent):
+--
+--   subrequest  nginx's own HTTP client: ngx.location.capture into the internal location
+--               that nginx/laaffic.conf defines (keepalive upstream, proxy_ssl_verify on).
+--               Works in the rewrite, access and content phases.
+--   cosocket    a small HTTP/1.1 client on ngx.socket.tcp with a keepalive pool and TLS
+--               verification against lua_ssl_trusted_certificate. Works wherever cosockets
+--               do, timers (ngx.timer.at) included, where subrequests are not allowed.
+--   resty_http  lua-resty-http, when it is installed (not packaged by Debian 12).
+--
+-- auto (the default that laaffic.new picks inside nginx) chooses per call from the phase:
+-- subrequest in rewrite/access/content, resty_http or else cosocket in a timer, and an
+-- error naming the phase anywhere else (init, init_worker, set, header/body filter, log:
+-- nginx allows no I/O there: start a timer). libcurl is never chosen inside nginx; ask for
+-- it with transport = "curl" if you really want a blocking call.
+local ngx = rawget(_G, "ngx")  -- nil outside nginx
+local type = type
+local tostring = tostring
+local tonumber = tonumber
+local setmetatable = setmetatable
+local concat = table.concat
+local ipairs = ipairs
+local pairs = pairs
+local lower = string.lower
+local format = string.format
+
+local _M = {}
+
+local DEFAULT_LOCATION = "/_laaffic/send"
+
+-- "https://api.example.com:8443/v3/x?y" -> "https", "api.example.com", 8443, "/v3/x?y"
+local function split_url(url)
+    local scheme, host, port, path = url:match("^(%a[%w+.-]*)://([^/:]+):?(%d*)(.*)$")
+    if not scheme then
+        return nil
+    end
+    scheme = lower(scheme)
+    if scheme ~= "http" and scheme ~= "https" then
+        return nil
+    end
+    port = tonumber(port) or (scheme == "https" and 443 or 80)
+    if path == "" then path = "/" end
+    return scheme, host, port, path
+end
+_M.split_url = split_url
+
+local function body_string(body)
+    if body == nil then return "" end
+    if type(body) == "string" then return body end
+    -- a laaffic.body: nginx's APIs take Lua strings only
+    return tostring(body)
+end
+
+local function lower_headers(h)
+    local out = {}
+    for k, v in pairs(h or {}) do
+        if type(v) == "table" then v = concat(v, ", ") end
+        out[lower(k)] = v
+    end
+    return out
+end
+
+---------------------------------------------------------------------------- subrequest
+
+-- Runs in the internal location's rewrite phase: copies what the transport put in
+-- ngx.ctx into the variables that nginx/laaffic.conf's proxy_set_header lines read.
+function _M.prepare()
+    local c = ngx.ctx.laaffic
+    if type(c) ~= "table" then
+        return ngx.exit(403)
+    end
+    local var = ngx.var
+    var.laaffic_path = c.path
+    var.laaffic_host = c.host
+    var.laaffic_api_key = c.api_key or ""
+    var.laaffic_timestamp = c.timestamp or ""
+    var.laaffic_sign = c.sign or ""
+    var.laaffic_user_agent = c.user_agent
+end
+
+-- Runs in the internal location's header filter: hands the upstream's figures back to
+-- the transport through the subrequest's ngx.ctx (add_header does not apply to
+-- subrequests).
+function _M.report()
+    local c = ngx.ctx.laaffic
+    if type(c) == "table" then
+        c.upstream_sent = ngx.var.upstream_bytes_sent or ""
+        c.upstream_status = ngx.var.upstream_status or "-"
+    end
+end
+
+-- subrequest{ location = "/_laaffic/send", user_agent = } -> transport
+function _M.subrequest(opts)
+    opts = opts or {}
+    local location = opts.location or DEFAULT_LOCATION
+    local user_agent = opts.user_agent or ("laaffic/" .. require("laaffic.core")._VERSION)
+    return setmetatable({ name = "subrequest" }, {
+        __tostring = function() return "laaffic.transport.ngx.subrequest(" .. location .. ")" end,
+        __call = function(_, req)
+            local scheme, host, port, path = split_url(req.url)
+            if not scheme then
+                return nil, "not an http(s) URL: " .. tostring(req.url), "url", false
+            end
+            if (scheme == "https" and port ~= 443) or (scheme == "http" and port ~= 80) then
+                host = host .. ":" .. port
+            end
+            local h = req.headers or {}
+            local body = body_string(req.body)
+            local c = {
+                path = path, host = host:gsub(":%d+$", ""), api_key = h["Api-Key"],
+                timestamp = h["Timestamp"], sign = h["Sign"], user_agent = user_agent,
+            }
+            local res = ngx.location.capture(location, {
+                method = ngx.HTTP_POST, body = body, ctx = { laaffic = c },
+            })
+            local headers = lower_headers(res.header)
+            local upstream_status = c.upstream_status
+            if upstream_status == nil then
+                return nil, format("the internal location %s is not laaffic's (HTTP %d): include " ..
+                    "nginx/laaffic.conf in this server { }", location, res.status), "config", false
+            end
+            local sent_bytes = 0
+            for n in tostring(c.upstream_sent or ""):gmatch("%d+") do
+                sent_bytes = sent_bytes + tonumber(n)
+            end
+            -- the body can have arrived in full only if at least that many bytes went out
+            local sent = sent_bytes >= #body
+            local first = tostring(upstream_status):match("^%s*(%S+)")
+            if res.truncated then
+                return nil, "the API's answer was cut off", "connection", true
+            end
+            if res.status == 502 and (first == "502" or first == "-") then
+                return nil, "nginx could not get an answer from the API (502 Bad Gateway)",
+                       sent and "connection" or "connect", sent
+            end
+            if res.status == 504 and (first == "504" or first == "-") then
+                return nil, "the API did not answer in time (nginx 504)", "timeout", sent
+            end
+            return { status = res.status, headers = headers, body = res.body or "",
+                     http_version = "1.1" }
+        end,
+    })
+end
+
+---------------------------------------------------------------------------- cosocket
+
+local MAX_RESPONSE = 1024 * 1024
+
+local function read_body(sock, headers, max)
+    local te = headers["transfer-encoding"]
+    if te and lower(te):find("chunked", 1, true) then
+        local parts, total = {}, 0
+        while true do
+            local line, err = sock:receive("*l")
+            if not line then return nil, err end
+            local size = tonumber(line:match("^%s*(%x+)"), 16)
+            if not size then return nil, "bad chunk size" end
+            if size == 0 then
+                -- trailers, up to the empty line
+                repeat
+                    line, err = sock:receive("*l")
+                    if not line then return nil, err end
+                until line == ""
+                return concat(parts)
+            end
+            total = total + size
+            if total > max then return nil, "too_large" end
+            local data
+            data, err = sock:receive(size)
+            if not data then return nil, err end
+            parts[#parts + 1] = data
+            line, err = sock:receive(2)
+            if not line then return nil, err end
+        end
+    end
+    local len = tonumber(headers["content-length"])
+    if len then
+        if len > max then return nil, "too_large" end
+        if len == 0 then return "" end
+        return sock:receive(len)
+    end
+    -- no length: read until the server closes
+    local data, err, partial = sock:receive("*a")
+    if not data then return nil, err, partial end
+    if #data > max then return nil, "too_large" end
+    return data
+end
+
+-- cosocket{ connect_timeout = 10, timeout = 60, ssl_verify = true, keepalive = 10,
+--           pool_size = 16, max_response = 1 MiB, user_agent =, resolve = } -> transport
+-- timeout applies to each send and each read; keepalive is how long (s) an idle
+-- connection stays in the pool (shorter than the server's, so a reused one is alive).
+function _M.cosocket(opts)
+    opts = opts or {}
+    local connect_ms = (opts.connect_timeout or 10) * 1000
+    local io_ms = (opts.timeout or 60) * 1000
+    local verify = opts.ssl_verify ~= false and opts.insecure ~= true
+    local keepalive_ms = (opts.keepalive or 10) * 1000
+    local pool_size = opts.pool_size or 16
+    local max = opts.max_response or MAX_RESPONSE
+    local user_agent = opts.user_agent or ("laaffic/" .. require("laaffic.core")._VERSION)
+    -- resolve = { "host:port:address" } as curl's --resolve: cosockets resolve names with
+    -- nginx's resolver directive only (not /etc/hosts)
+    local pinned = {}
+    for _, r in ipairs(opts.resolve or {}) do
+        local hp, addr = tostring(r):match("^(.+:%d+):(.+)$")
+        if hp then pinned[lower(hp)] = addr end
+    end
+    return setmetatable({ name = "cosocket" }, {
+        __tostring = function() return "laaffic.transport.ngx.cosocket" end,
+        __call = function(_, req)
+            local scheme, host, port, path = split_url(req.url)
+            if not scheme then
+                return nil, "not an http(s) URL: " .. tostring(req.url), "url", false
+            end
+            local sock = ngx.socket.tcp()
+            sock:settimeouts(connect_ms, io_ms, io_ms)
+            local addr = pinned[lower(host) .. ":" .. port] or host
+            local ok, err = sock:connect(addr, port, { pool = scheme .. "://" .. host .. ":" .. port })
+            if not ok then
+                local kind = err == "timeout" and "timeout" or
+                             (tostring(err):find("resolve", 1, true) and "dns" or "connect")
+                return nil, "connect to " .. host .. ":" .. port .. ": " .. tostring(err), kind, false
+            end
+            local reused = sock:getreusedtimes() > 0
+            if scheme == "https" and not reused then
+                ok, err = sock:sslhandshake(nil, host, verify)
+                if not ok then
+                    sock:close()
+                    return nil, "TLS handshake with " .. host .. ": " .. tostring(err),
+                           err == "timeout" and "timeout" or "tls", false
+                end
+            end
+            local body = body_string(req.body)
+            local hostport = ((scheme == "https" and port == 443) or (scheme == "http" and port == 80))
+                             and host or (host .. ":" .. port)
+            local head = { (req.method or "POST") .. " " .. path .. " HTTP/1.1",
+                           "Host: " .. hostport, "User-Agent: " .. user_agent,
+                           "Content-Length: " .. #body, "Connection: keep-alive" }
+            for k, v in pairs(req.headers or {}) do
+                if k ~= "Host" and k ~= "Content-Length" and k ~= "Connection" then
+                    if tostring(k):find("[\r\n:]") or tostring(v):find("[\r\n]") then
+                        sock:close()
+                        return nil, "a header name or value contains CR, LF or ':'", "url", false
+                    end
+                    head[#head + 1] = k .. ": " .. v
+                end
+            end
+            head[#head + 1] = "\r\n"
+            local bytes
+            bytes, err = sock:send({ concat(head, "\r\n"), body })
+            if not bytes then
+                sock:close()
+                -- the body did not go out in full, so the server cannot have the task
+                return nil, "sending to " .. host .. ": " .. tostring(err),
+                       err == "timeout" and "timeout" or "connection", false
+            end
+            -- from here on the server may have the whole task
+            local line
+            line, err = sock:receive("*l")
+            if not line then
+                sock:close()
+                return nil, "reading the answer from " .. host .. ": " .. tostring(err) ..
+                       (reused and " (on a reused connection)" or ""),
+                       err == "timeout" and "timeout" or (err == "closed" and "empty" or "connection"), true
+            end
+            local version, status = line:match("^HTTP/(%d%.%d) (%d%d%d)")
+            if not status then
+                sock:close()
+                return nil, "not an HTTP answer: " .. line:sub(1, 80), "connection", true
+            end
+            local headers = {}
+            while true do
+                line, err = sock:receive("*l")
+                if not line then
+                    sock:close()
+                    return nil, "reading the answer's headers: " .. tostring(err), "connection", true
+                end
+                if line == "" then break end
+                local k, v = line:match("^([^:]+):%s*(.-)%s*$")
+                if k then
+                    k = lower(k)
+                    headers[k] = headers[k] and (headers[k] .. ", " .. v) or v
+                end
+            end
+            local data
+            data, err = read_body(sock, headers, max)
+            if not data then
+                sock:close()
+                if err == "too_large" then
+                    return nil, "the response was larger than " .. max .. " bytes", "too_large", true
+                end
+                return nil, "reading the answer's body: " .. tostring(err), "connection", true
+            end
+            local conn = lower(headers["connection"] or "")
+            if version == "1.1" and not conn:find("close", 1, true) and
+               (headers["content-length"] or headers["transfer-encoding"]) then
+                sock:setkeepalive(keepalive_ms, pool_size)
+            else
+                sock:close()
+            end
+            return { status = tonumber(status), headers = headers, body = data,
+                     http_version = version, connects = reused and 0 or 1 }
+        end,
+    })
+end
+
+---------------------------------------------------------------------------- lua-resty-http
+
+-- resty_http{ timeout =, connect_timeout =, ssl_verify = true, keepalive = 10,
+--             pool_size = 16 } -> transport, or nil, err when lua-resty-http is missing.
+-- Failures are reported with sent = true unless lua-resty-http says the connection or
+-- handshake failed, as its errors do not say how much of the request went out.
+function _M.resty_http(opts)
+    local okr, http = pcall(require, "resty.http")
+    if not okr then
+        return nil, "lua-resty-http is not installed"
+    end
+    opts = opts or {}
+    local verify = opts.ssl_verify ~= false and opts.insecure ~= true
+    return setmetatable({ name = "resty_http" }, {
+        __tostring = function() return "laaffic.transport.ngx.resty_http" end,
+        __call = function(_, req)
+            local httpc = http.new()
+            httpc:set_timeouts((opts.connect_timeout or 10) * 1000, (opts.timeout or 60) * 1000,
+                               (opts.timeout or 60) * 1000)
+            local res, err = httpc:request_uri(req.url, {
+                method = req.method or "POST", body = body_string(req.body),
+                headers = req.headers, ssl_verify = verify,
+                keepalive_timeout = (opts.keepalive or 10) * 1000,
+                keepalive_pool = opts.pool_size or 16,
+            })
+            if not res then
+                err = tostring(err)
+                local before = err:find("connect", 1, true) or err:find("handshake", 1, true) or
+                               err:find("resolve", 1, true)
+                return nil, "lua-resty-http: " .. err,
+                       err:find("timeout", 1, true) and "timeout" or "connection", not before
+            end
+            return { status = res.status, headers = lower_headers(res.headers),
+                     body = res.body or "", http_version = "1.1" }
+        end,
+    })
+end
+
+---------------------------------------------------------------------------- auto
+
+local REQUEST_PHASES = { rewrite = true, access = true, content = true }
+
+-- auto(opts) -> transport that picks subrequest / resty_http / cosocket per call.
+function _M.auto(opts)
+    opts = opts or {}
+    local sub = _M.subrequest(opts)
+    local cos = _M.cosocket(opts)
+    local resty = _M.resty_http(opts)
+    return setmetatable({ name = "auto" }, {
+        __tostring = function() return "laaffic.transport.ngx.auto" end,
+        __call = function(self, req)
+            local phase = ngx.get_phase()
+            local t
+            if REQUEST_PHASES[phase] and not opts.no_subrequest then
+                t = sub
+            elseif phase == "timer" or REQUEST_PHASES[phase] then
+                t = resty or cos
+            else
+                return nil, "laaffic cannot send from nginx's " .. phase .. " phase: send from " ..
+                       "rewrite/access/content, or from a timer (ngx.timer.at)", "phase", false
+            end
+            self.last = t.name
+            return t(req)
+        end,
+    })
+end
+
+return _M

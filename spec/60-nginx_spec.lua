@@ -1,0 +1,239 @@
+-- laaffic inside a real nginx (Debian's nginx + the OpenResty lua module, LuaJIT): the
+-- module loads in init_by_lua, content_by_lua and timers; a content handler creates a
+-- task against the sandbox through nginx's own HTTP client (nginx/laaffic.conf included
+-- as-is), a timer through the cosocket transport; and the worker is not blocked while a
+-- 200,000-number task is on its way to a slowed sandbox.
+local cjson = require("cjson")
+local H = dofile((debug.getinfo(1, "S").source:sub(2):match("^(.*[/\\])") or "./") .. "helpers.lua")
+local SB = dofile(H.root .. "/spec/sandbox.lua")
+local Nginx = dofile(H.root .. "/spec/nginx.lua")
+local sh, q, write, read = SB.sh, SB.q, SB.write, SB.read
+
+local function get(url)
+    local out = sh("curl -sS --max-time 30 " .. q(url))
+    return out
+end
+
+local function get_json(url)
+    local out = get(url)
+    local ok, v = pcall(cjson.decode, out)
+    assert(ok, "not JSON from " .. url .. ": " .. out)
+    return v
+end
+
+describe("laaffic in nginx", function()
+    local sb, app
+
+    lazy_setup(function()
+        sb = SB.Sandbox.start()
+        local env = sb.env
+        local port = env.LAAFFIC_SANDBOX_HTTPS:match(":(%d+)$")
+        -- the credentials reach nginx through a file only its owner reads, never argv
+        local creds = sb.tmp .. "/app-creds.lua"
+        write(creds, ("return { api_key = %q, api_secret = %q, app_id = %q, base_url = %q, " ..
+                      "resolve = { %q } }")
+              :format(env.LAAFFIC_SANDBOX_KEY, env.LAAFFIC_SANDBOX_SECRET,
+                      env.LAAFFIC_SANDBOX_APP_ID, env.LAAFFIC_SANDBOX_HTTPS,
+                      "localhost:" .. port .. ":127.0.0.1"))
+        sh("chmod 600 " .. q(creds))
+        app = Nginx.start{ workers = 1, http = ([[
+            lua_shared_dict results 1m;
+            lua_ssl_trusted_certificate @CA@;
+            lua_ssl_verify_depth 4;
+            upstream laaffic_api { server 127.0.0.1:@SBPORT@; keepalive 8; }
+            init_by_lua_block {
+                laaffic = require("laaffic")
+                CREDS = dofile("@CREDS_FILE@")
+                INIT_VERSION = laaffic._VERSION
+            }
+            init_worker_by_lua_block {
+                -- no I/O is allowed here: laaffic says so instead of blocking or crashing
+                local c = laaffic.new(CREDS)
+                local ok, key_id, err = pcall(c.create_task, c, { taskName = "from-init-worker",
+                    agentId = 110, numberInfoList = { { calleeNumber = "919777654321" } } })
+                ngx.shared.results:set("init_worker", ok and (tostring(key_id) .. "|" ..
+                    tostring(err and err.kind) .. "|" .. tostring(err and err.message))
+                    or ("raised: " .. tostring(key_id)))
+            }
+            server {
+                listen 127.0.0.1:$PORT;
+                proxy_ssl_trusted_certificate @CA@;
+                include @ROOT@/nginx/laaffic.conf;
+
+                location = /info {
+                    content_by_lua_block {
+                        local c = laaffic.new(CREDS)
+                        ngx.say(require("cjson").encode({ init = INIT_VERSION,
+                            content = require("laaffic")._VERSION,
+                            transport = tostring(c.transport),
+                            sign = laaffic.core.sign("bDqJFiq9", "7bz1lzh9", 1630468800) }))
+                    }
+                }
+                location = /create {
+                    content_by_lua_block {
+                        local o = {}
+                        for k, v in pairs(CREDS) do o[k] = v end
+                        if ngx.var.arg_secret then o.api_secret = ngx.var.arg_secret end
+                        local n = tonumber(ngx.var.arg_rows) or 1
+                        if n > 1000 then
+                            -- "sending" from the moment the encoded task goes to the transport
+                            o.logger = function(ev)
+                                if ev.event == "request" then ngx.shared.results:set("sending", true) end
+                            end
+                        end
+                        local c = laaffic.new(o)
+                        local rows = {}
+                        for i = 1, n do
+                            rows[i] = { calleeNumber = string.format("9197%08d", i), text1 = "David" }
+                        end
+                        local key_id, err = c:create_task({ taskName = ngx.var.arg_name,
+                            agentId = 110, numberInfoList = rows })
+                        ngx.shared.results:delete("sending")
+                        ngx.say(require("cjson").encode({ key_id = key_id,
+                            kind = err and err.kind, code = err and err.code,
+                            message = err and tostring(err), via = c.transport.last }))
+                    }
+                }
+                location = /create-timer {
+                    content_by_lua_block {
+                        local name = ngx.var.arg_name
+                        local ok, terr = ngx.timer.at(0, function(premature)
+                            if premature then return end
+                            local c = laaffic.new(CREDS)
+                            local key_id, err = c:create_task({ taskName = name, agentId = 110,
+                                numberInfoList = { { calleeNumber = "919777654321" } } })
+                            ngx.shared.results:set(name, require("cjson").encode({
+                                key_id = key_id, kind = err and err.kind,
+                                message = err and tostring(err), via = c.transport.last,
+                                version = require("laaffic")._VERSION }))
+                        end)
+                        ngx.say(ok and "scheduled" or ("timer: " .. tostring(terr)))
+                    }
+                }
+                location = /result {
+                    content_by_lua_block {
+                        ngx.say(ngx.shared.results:get(ngx.var.arg_name) or "null")
+                    }
+                }
+                location = /ping {
+                    content_by_lua_block {
+                        ngx.say(ngx.shared.results:get("sending") and "sending" or "idle")
+                    }
+                }
+            }
+        ]]):gsub("@CREDS_FILE@", creds):gsub("@CA@", env.LAAFFIC_SANDBOX_CA)
+           :gsub("@SBPORT@", port):gsub("@ROOT@", Nginx.root) }
+    end)
+
+    lazy_teardown(function()
+        if app then
+            assert.is_true(app:stop(), "the app nginx is still running")
+        end
+        if sb then
+            local pid = sb.pid
+            assert.are.equal(0, sb:stop())
+            assert.is_false(SB.alive(pid))
+        end
+    end)
+
+    before_each(function()
+        sb:control("/_sandbox/reset", "{}")
+    end)
+
+    it("loads in init_by_lua and content_by_lua, and picks the non-blocking transport", function()
+        local info = get_json(app:url("/info"))
+        assert.are.equal(info.init, info.content)
+        assert.are.equal("05d7a50893e22a5c4bb3216ae3396c7c", info.sign)
+        assert.are.equal("laaffic.transport.ngx.auto", info.transport)
+    end)
+
+    it("refuses to send from init_worker (no I/O there), with a message naming the phase", function()
+        local v = get(app:url("/result?name=init_worker"))
+        assert.truthy(v:find("|transport|", 1, true), v)
+        assert.truthy(v:find("init_worker", 1, true), v)
+    end)
+
+    it("a content handler creates a task through nginx/laaffic.conf (subrequest)", function()
+        local r = get_json(app:url("/create?name=ngx-content-1"))
+        assert.is_number(r.key_id, r.message)
+        assert.are.equal("subrequest", r.via)
+        local rec = sb:task_record(r.key_id)
+        assert.are.equal("ngx-content-1", rec.taskName)
+        assert.truthy(rec.user_agent:find("^laaffic/"))
+    end)
+
+    it("server answers map to errors through the subrequest too (-1, -41)", function()
+        local bad = get_json(app:url("/create?name=ngx-content-2&secret=wrong"))
+        assert.are.same({ "status", -1 }, { bad.kind, bad.code })
+        assert.is_number(get_json(app:url("/create?name=ngx-content-3")).key_id)
+        local again = get_json(app:url("/create?name=ngx-content-3"))
+        assert.are.same({ "already_exists", -41 }, { again.kind, again.code })
+    end)
+
+    it("a dropped connection through the subrequest is ambiguous, never retried", function()
+        sb:fault({ mode = "drop", count = 1 })
+        local r = get_json(app:url("/create?name=ngx-drop"))
+        assert.are.equal("ambiguous", r.kind, r.message)
+        local _, reqs = sb:control("/_sandbox/requests")
+        assert.are.equal(1, reqs.total)
+    end)
+
+    it("a timer creates a task through the cosocket transport (subrequests are not allowed there)", function()
+        assert.are.equal("scheduled\n", get(app:url("/create-timer?name=ngx-timer-1")))
+        local r
+        for _ = 1, 100 do
+            local out = get(app:url("/result?name=ngx-timer-1"))
+            if out ~= "null\n" then r = cjson.decode(out) break end
+            require("laaffic.core").sleep(0.05)
+        end
+        assert.is_table(r, "the timer did not finish")
+        assert.is_number(r.key_id, r.message)
+        assert.are.equal("cosocket", r.via)
+        assert.are.equal(sb:task_record(r.key_id).taskName, "ngx-timer-1")
+    end)
+
+    it("does not block the worker: while a 200,000-number task goes to a slowed sandbox, " ..
+       "other requests are answered within 50 ms", function()
+        sb:fault({ mode = "slow_read", count = 1, ms = 2500 })
+        local script = sb:file("nonblocking.sh")
+        local out = sb:file("nonblocking.out")
+        write(script, table.concat({
+            "set -u",
+            "curl -sS --max-time 60 -o " .. q(out .. ".create") .. " " ..
+                q(app:url("/create?name=ngx-big&rows=200000")) .. " &",
+            "big=$!",
+            "for i in $(seq 1 60); do",
+            "  curl -sS --max-time 5 -o " .. q(out .. ".ping") .. " -w '%{time_total} ' " ..
+                q(app:url("/ping")) .. " >> " .. q(out),
+            "  cat " .. q(out .. ".ping") .. " >> " .. q(out),
+            "  kill -0 $big 2>/dev/null || break",
+            "  sleep 0.05",
+            "done",
+            "wait $big",
+        }, "\n") .. "\n")
+        local log = sh("bash " .. q(script) .. " 2>&1")
+        local answer = read(out .. ".create")
+        assert(answer, "no answer to /create: " .. log .. app:log():sub(-2000))
+        local ok, created = pcall(cjson.decode, answer)
+        assert(ok, "not JSON from /create: " .. answer:sub(1, 500))
+        assert.is_number(created.key_id, created.message)
+        local rec = sb:task_record(created.key_id)
+        assert.are.equal(200000, rec.rows)
+        -- A ping counts once the client knows the send is under way: the first ping that
+        -- answers "sending" may have been issued before, and waited out the encode (CPU
+        -- work, synchronous by nature); every later one was issued during the send.
+        local during, worst, seen = 0, 0, false
+        for t, state in assert(read(out)):gmatch("([%d.]+) (%a+)\n") do
+            if state == "sending" then
+                if seen then
+                    during = during + 1
+                    worst = math.max(worst, tonumber(t))
+                end
+                seen = true
+            end
+        end
+        assert.is_true(during >= 5, "only " .. during .. " pings were answered during the send")
+        assert.is_true(worst < 0.05, ("a ping took %.1f ms during the send: %s"):format(worst * 1000,
+                       read(out):gsub("\n", " ")))
+    end)
+end)
