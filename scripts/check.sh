@@ -4,7 +4,7 @@
 #   2. every spec under Lua 5.4 and under LuaJIT
 #   3. the spec suite under valgrind (memory errors and definite/indirect leaks fail)
 #   4. `luarocks make` into a temporary tree, then require laaffic from that tree only
-#   5. luacheck over lua/ and spec/
+#   5. luacheck over lua/, spec/, bench/, examples/; cppcheck over src/
 # --quick runs 1 and 2 for Lua 5.4 only (make test).
 set -u
 cd "$(dirname "$0")/.."
@@ -64,7 +64,12 @@ if [ $QUICK = 0 ]; then
   else cat "$LOG/rocks.log"; bad "luarocks install"; fi
 
   echo "== luacheck"
-  if luacheck -q lua spec bench; then ok "luacheck lua/ spec/ bench/"; else bad "luacheck"; fi
+  if luacheck -q lua spec bench examples; then ok "luacheck lua/ spec/ bench/ examples/"; else bad "luacheck"; fi
+
+  echo "== cppcheck"
+  if cppcheck --quiet --enable=warning,performance,portability --std=c99 --error-exitcode=1 \
+       --inline-suppr --suppress=missingIncludeSystem -I src src/; then ok "cppcheck src/"
+  else bad "cppcheck"; fi
 fi
 
 echo "$PASSED passed, $FAILED failed"
