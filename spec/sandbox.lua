@@ -206,6 +206,20 @@ function Sandbox:task_record(key_id)
     return nil
 end
 
+-- GET /_sandbox/pushes: the push counters.
+function Sandbox:pushes()
+    local http, res, raw = self:control("/_sandbox/pushes")
+    if http ~= 200 then error("GET /_sandbox/pushes answered " .. tostring(http), 2) end
+    return res, raw
+end
+
+-- POST /_sandbox/push-config with the settings in t (a table or a JSON text); returns
+-- the HTTP status and the answer (the whole configuration, or {error=...}).
+function Sandbox:push_config(t)
+    local http, res = self:control("/_sandbox/push-config",
+                                   type(t) == "string" and t or cjson.encode(t))
+    return http, res
+end
 
 return {
     Sandbox = Sandbox, sh = sh, q = q, read = read, write = write, md5_file = md5_file,

@@ -40,7 +40,36 @@
 --                              hang              read the body, answer nothing for ms (default
 --                                                60000), then close; a client that gives up
 --                                                earlier ends it (lua_check_client_abort)
---   POST /_sandbox/reset     forget tasks, task names, faults and counters (keyIds restart)
+--   GET  /_sandbox/pushes    the push counters: {"records":N (reports made, one per number:
+--                              unique voiceIds), "sent":N (records POSTed, duplicates
+--                              included, retries not), "duplicates":N, "batches":N,
+--                              "delivered_batches":N (answered 200), "failed_batches":N
+--                              (still not 200 after the retries), "retries":N, "posts":N
+--                              (HTTP attempts), "delivered_records":N, "jobs":N (tasks
+--                              scheduled for pushing), "active":N (jobs running now),
+--                              "last_error":"..." ("" when none)}
+--   GET  /_sandbox/push-config  the push settings (below); url "" = no pushes
+--   POST /_sandbox/push-config  {"url":..., "delay_ms":..., "duplicates":bool,
+--                              "shape":"array"|"wrapped"|"mixed", "batch":N, "retry_s":S,
+--                              "retries":N}: changes the given settings (for the tasks
+--                              created from then on) and answers them all; 400 with
+--                              {"error":...} for a bad or unknown one. url: only http://
+--                              to 127.0.0.1 or localhost (the sandbox never sends traffic
+--                              off the machine); "" or null turns pushing off. Defaults:
+--                              url from bin/laaffic-sandbox --push-url (none), delay_ms 100,
+--                              duplicates true, shape "mixed", batch 100, retry_s 1, retries 3
+--   POST /_sandbox/reset     forget tasks, task names, faults, push counters and push
+--                            settings made at run time (keyIds restart; the start's push
+--                            URL stays); push jobs still running stop at their next step
+--
+-- Pushes: after a task is created, a timer (ngx.timer.at, delay_ms later) makes one call
+-- report per number of its numberInfoList and POSTs them (HTTP/1.1 over a cosocket,
+-- Content-Type application/json;charset=UTF-8, header X-Laaffic-Sandbox-Batch: keyId/n)
+-- batch by batch: the body a bare JSON array or {"array":[...]} (alternating for
+-- "mixed"); ~10% of the records re-sent unchanged at the head of the next batch (at least
+-- one per task; the last ones in a batch of their own); about one batch in four held back
+-- and sent after the next one; a batch not answered 200 (or whose connection failed) sent
+-- again after retry_s, up to `retries` times. See record_json for a record's fields.
 --
 -- State lives in the shared dict "laaffic_sandbox", as small summaries only: the bodies
 -- themselves are never kept.
@@ -78,11 +107,127 @@ local FAULTS = {
     garbage = 0, hang = 60000,
 }
 
+---------------------------------------------------------------------------------------
+-- Push configuration (pure functions: also loaded outside nginx by the specs)
+---------------------------------------------------------------------------------------
+
+-- The defaults of every push setting; url nil = no pushes.
+local PUSH_DEFAULTS = {
+    delay_ms = 100,         -- from task creation to the first POST
+    duplicates = true,      -- re-send ~10% of the records in a later batch
+    shape = "mixed",        -- "array" (bare JSON array), "wrapped" ({"array":[...]}), "mixed"
+    batch = 100,            -- records per POST
+    retry_s = 1,            -- wait before re-sending a batch that was not answered 200
+    retries = 3,            -- re-sends of one batch before it counts as failed
+}
+local PUSH_SHAPES = { array = true, wrapped = true, mixed = true }
+
+-- Parses a push URL: only http:// to 127.0.0.1 or localhost (the sandbox must never send
+-- anything off this machine). Returns { url, host, port, path } or nil, reason.
+local function parse_push_url(url)
+    if type(url) ~= "string" then
+        return nil, "url must be a string"
+    end
+    if #url > 2048 or url:find("[%c%s]") then
+        return nil, "url must be at most 2048 characters, without spaces or control characters"
+    end
+    local rest = url:match("^[Hh][Tt][Tt][Pp]://(.*)$")
+    if not rest then
+        return nil, "only http:// URLs are accepted"
+    end
+    local authority, path = rest:match("^([^/?#]*)(.*)$")
+    if authority:find("@", 1, true) then
+        return nil, "user information in the URL is not accepted"
+    end
+    local host, port = authority:match("^([^:]*):(%d+)$")
+    if not host then
+        host, port = authority, "80"
+    end
+    host = host:lower()
+    if host ~= "127.0.0.1" and host ~= "localhost" then
+        return nil, "the push URL's host must be 127.0.0.1 or localhost: the sandbox never " ..
+                    "sends traffic off this machine"
+    end
+    port = tonumber(port)
+    if #authority > #host + 6 or port < 1 or port > 65535 then
+        return nil, "the port must be 1 to 65535"
+    end
+    path = path:gsub("#.*$", "")
+    if path == "" then
+        path = "/"
+    elseif path:sub(1, 1) == "?" then
+        path = "/" .. path
+    end
+    return { url = url, host = host, port = port, path = path }
+end
+_M.parse_push_url = parse_push_url
+
+-- Applies the settings of t over base (a full config) and returns the new config, or nil
+-- and the reason. t.url = "" or cjson.null turns pushing off.
+local function merge_push_config(base, t)
+    if type(t) ~= "table" then
+        return nil, "the body must be a JSON object"
+    end
+    local c = {}
+    for k, v in pairs(base) do
+        c[k] = v
+    end
+    for k, v in pairs(t) do
+        if k == "url" then
+            if v == "" or v == cjson.null or v == false then
+                c.url = nil
+            else
+                local ok, err = parse_push_url(v)
+                if not ok then
+                    return nil, "url: " .. err
+                end
+                c.url = v
+            end
+        elseif k == "delay_ms" then
+            if type(v) ~= "number" or v ~= v or v < 0 or v > 600000 then
+                return nil, "delay_ms must be a number from 0 to 600000"
+            end
+            c.delay_ms = v
+        elseif k == "duplicates" then
+            if type(v) ~= "boolean" then
+                return nil, "duplicates must be true or false"
+            end
+            c.duplicates = v
+        elseif k == "shape" then
+            if not PUSH_SHAPES[v] then
+                return nil, 'shape must be "array", "wrapped" or "mixed"'
+            end
+            c.shape = v
+        elseif k == "batch" then
+            if type(v) ~= "number" or v ~= floor(v) or v < 1 or v > 10000 then
+                return nil, "batch must be an integer from 1 to 10000"
+            end
+            c.batch = v
+        elseif k == "retry_s" then
+            if type(v) ~= "number" or v ~= v or v < 0 or v > 3600 then
+                return nil, "retry_s must be a number from 0 to 3600"
+            end
+            c.retry_s = v
+        elseif k == "retries" then
+            if type(v) ~= "number" or v ~= floor(v) or v < 0 or v > 10 then
+                return nil, "retries must be an integer from 0 to 10"
+            end
+            c.retries = v
+        else
+            return nil, "unknown setting " .. tostring(k) ..
+                        " (url, delay_ms, duplicates, shape, batch, retry_s, retries)"
+        end
+    end
+    return c
+end
+_M.merge_push_config = merge_push_config
+
 -- Set by init() in the master process before the workers fork.
 local conf
 
 -- init(c): c = { key =, secret =, app_ids = { "id", ... }, window = <seconds>,
---                ttl = <seconds, 0 = none>, pid_file = <path> }
+--                ttl = <seconds, 0 = none>, pid_file = <path>,
+--                push_url = <http://127.0.0.1... or nil: no pushes> }
 function _M.init(c)
     if type(c) ~= "table" then
         error("laaffic.sandbox: config table expected, got " .. type(c), 2)
@@ -103,9 +248,16 @@ function _M.init(c)
     if window < 0 then
         error("laaffic.sandbox: config 'window' must be >= 0 seconds", 2)
     end
+    local push, perr = merge_push_config(PUSH_DEFAULTS, {})
+    if c.push_url ~= nil and c.push_url ~= "" then
+        push, perr = merge_push_config(push, { url = c.push_url })
+    end
+    if not push then
+        error("laaffic.sandbox: config 'push_url': " .. perr, 2)
+    end
     conf = {
         key = c.key, secret = c.secret, app_ids = app_ids, window = window,
-        ttl = tonumber(c.ttl) or 0, pid_file = c.pid_file,
+        ttl = tonumber(c.ttl) or 0, pid_file = c.pid_file, push = push,
     }
     -- Fail at start rather than on the first request.
     assert(core.sign(c.key, c.secret, 0))
@@ -132,6 +284,8 @@ end
 -- A safety net for test runs that die before they stop the sandbox: after conf.ttl
 -- seconds the worker asks the master to shut down (SIGTERM: fast, even with a hung request).
 function _M.init_worker()
+    -- voiceId suffixes, which records are duplicated, which batches are held back
+    math.randomseed(floor(ngx.now() * 1000) % 2147483647 + ngx.worker.pid())
     if not conf or conf.ttl <= 0 then
         return
     end
@@ -175,6 +329,432 @@ end
 
 local function count(key)
     dict():incr(key, 1, 0)
+end
+
+---------------------------------------------------------------------------------------
+-- Status report pushes
+---------------------------------------------------------------------------------------
+-- After a task is created, a background job (ngx.timer.at) makes one call report per
+-- number and POSTs them, batch by batch, to the configured push URL. Only the callee
+-- numbers are kept (one string); records are made, sent and dropped one batch at a time.
+
+local PUSH_UA = "laaffic-sandbox-push/" .. tostring(core._VERSION)
+local RESPONSE_MAX = 65536          -- bytes of a receiver's answer read (and discarded)
+local COUNTERS = { "records", "sent", "duplicates", "batches", "delivered_batches",
+                   "failed_batches", "retries", "posts", "delivered_records", "jobs", "active" }
+
+-- Outcome of the record of number i, by (i - 1) % 10: 6 answered, 2 not connected, 2
+-- failed; the first three numbers of a task cover all three.
+local OUTCOME = { "answered", "not_connected", "failed", "answered", "answered",
+                  "not_connected", "answered", "answered", "failed", "answered" }
+local ANSWER_INTENTS = { "10001", "10002", "10003" }
+
+-- The record's fields, in the order of the vendor's page, then the sandbox's extras.
+local FIELDS = {
+    "voiceId", "type", "callee", "displayNum", "submitTime", "callTime", "ringingTime",
+    "answerTime", "hangupTime", "billPeriod", "code", "recordingFileId", "ringDuration",
+    "currency", "quoteExchange", "chargedDuration", "rate", "cost", "settleRate", "settlePay",
+    "aiAgentChargedDuration", "aiAgentBillPeriod", "aiAgentRate", "aiAgentFee",
+    "aiAgentQuoteRate", "aiAgentQuoteFee", "terminationCode", "terminationReason", "sipCode",
+    "calledInfo", "scriptId", "intent", "keyId", "taskName",
+}
+local KEYS = {}
+for i, name in ipairs(FIELDS) do
+    KEYS[i] = (i == 1 and '{"' or ',"') .. name .. '":'
+end
+
+local function push_config()
+    local s = dict():get("push:config")
+    local c = s and cjson.decode(s)
+    if type(c) == "table" then
+        return c
+    end
+    return conf.push
+end
+
+local function push_epoch()
+    return dict():get("push:epoch") or 0
+end
+
+local function push_error(msg)
+    ngx.log(ngx.WARN, "laaffic sandbox push: ", msg)
+    dict():set("push:last_error", msg)
+end
+
+local function add(name, n)
+    if n ~= 0 then
+        dict():incr("push:" .. name, n, 0)
+    end
+end
+
+-- The same for a job: nothing is counted once a reset has started a new epoch.
+local function jadd(job, name, n)
+    if push_epoch() == job.epoch then
+        add(name, n)
+    end
+end
+
+local function jerror(job, msg)
+    if push_epoch() == job.epoch then
+        push_error(msg)
+    end
+end
+
+-- JSON values. Every string passed to js is made here from digits and fixed ASCII text
+-- (taskName and displayNum are encoded by cjson once per job).
+local function js(s)
+    return '"' .. s .. '"'
+end
+
+local function jint(n)
+    return format("%d", n)
+end
+
+local function jtext(n)
+    return format('"%d"', n)
+end
+
+local function jmoney(x)
+    return format('"%.4f"', x)
+end
+
+-- A time as "YYYY-MM-DD HH:MM:SS" (UTC), or as a millisecond timestamp (older pushes).
+local function jtime(t, ms)
+    if not t then
+        return '""'
+    elseif ms then
+        return format("%d", floor(t * 1000))
+    end
+    return os.date('!"%Y-%m-%d %H:%M:%S"', floor(t))
+end
+
+-- The JSON text of the report of the task's i-th number, fields in the order of FIELDS.
+-- Outcome by (i - 1) % 10 (OUTCOME): answered (terminationCode 0, sipCode 200, billPeriod
+-- > 0, intent "10001".."10003"), not connected (intent "99999", sipCode 480 "no answer" or
+-- 486 "user busy", terminationCode 2 or 3, billPeriod 0), failed (intent "99998", sipCode
+-- 503 or 404, terminationCode 5 or 4, billPeriod 0). JSON types:
+--   always numbers: type (1), aiAgentChargedDuration, aiAgentBillPeriod, keyId
+--   numbers, but strings of digits ("12") when i % 3 == 0: billPeriod, ringDuration,
+--     chargedDuration, terminationCode, sipCode
+--   times: "YYYY-MM-DD HH:MM:SS" (UTC), but millisecond numbers when i % 4 == 0; ""
+--     when there is none (answerTime unless answered, ringingTime of a failed call)
+--   strings: voiceId ("<keyId>-<i>-<12 hex, per job>"), callee, displayNum, code (the
+--     terminationCode's digits), recordingFileId ("" unless answered and recorded),
+--     currency ("USD"), quoteExchange, rate, cost, settleRate, settlePay, aiAgentRate,
+--     aiAgentFee, aiAgentQuoteRate, aiAgentQuoteFee (decimals, "0.0120"),
+--     terminationReason, calledInfo (""), scriptId (the agentId), intent, taskName
+local function record_json(job, i, callee)
+    local outcome = OUTCOME[(i - 1) % 10 + 1]
+    local as_text = i % 3 == 0      -- some numeric fields as JSON strings ("12")
+    local ms = i % 4 == 0           -- times as millisecond numbers
+    local num = as_text and jtext or jint
+    local call_t = job.submit + 1 + (i - 1) % 600
+    local ring_t, answer_t, hangup_t
+    local sip, tcode, reason, intent, ring, bill
+    if outcome == "answered" then
+        sip, tcode, reason = 200, 0, "normal hangup"
+        intent = ANSWER_INTENTS[i % 3 + 1]
+        ring = 3 + i % 12
+        bill = 8 + (i * 7) % 113
+        ring_t = call_t + 1
+        answer_t = ring_t + ring
+        hangup_t = answer_t + bill
+    elseif outcome == "not_connected" then
+        if floor(i / 4) % 2 == 0 then
+            sip, tcode, reason, ring = 480, 2, "no answer", 20 + i % 40
+        else
+            sip, tcode, reason, ring = 486, 3, "user busy", 1 + i % 3
+        end
+        intent, bill = "99999", 0
+        ring_t = call_t + 1
+        hangup_t = ring_t + ring
+    else
+        if floor(i / 6) % 2 == 0 then
+            sip, tcode, reason = 503, 5, "service unavailable"
+        else
+            sip, tcode, reason = 404, 4, "number does not exist"
+        end
+        intent, bill, ring = "99998", 0, 0
+        hangup_t = call_t + 1
+    end
+    local charged = bill > 0 and math.ceil(bill / 60) * 60 or 0
+    local minutes = charged / 60
+    local v = {
+        js(format("%d-%d-%s", job.key_id, i, job.token)),                   -- voiceId
+        "1",                                                                -- type
+        js(callee),
+        job.display_json,
+        jtime(job.submit, ms), jtime(call_t, ms), jtime(ring_t, ms), jtime(answer_t, ms),
+        jtime(hangup_t, ms),
+        num(bill),                                                          -- billPeriod
+        js(tostring(tcode)),                                                -- code
+        js((outcome == "answered" and job.recording) and format("rec%d%07d", job.key_id, i)
+           or ""),
+        num(ring),                                                          -- ringDuration
+        '"USD"', '"1.0000"',                                                -- currency, quoteExchange
+        num(charged),                                                       -- chargedDuration
+        '"0.0120"', jmoney(minutes * 0.012),                                -- rate, cost
+        '"0.0100"', jmoney(minutes * 0.01),                                 -- settleRate, settlePay
+        jint(charged), jint(bill),                                          -- aiAgentChargedDuration, BillPeriod
+        '"0.0300"', jmoney(minutes * 0.03),                                 -- aiAgentRate, aiAgentFee
+        '"0.0300"', jmoney(minutes * 0.03),                                 -- aiAgentQuoteRate, QuoteFee
+        num(tcode), js(reason), num(sip),                                   -- terminationCode, Reason, sipCode
+        '""',                                                               -- calledInfo
+        job.script_json,                                                    -- scriptId
+        js(intent),
+        jint(job.key_id), job.name_json,                                    -- keyId, taskName
+    }
+    local parts = {}
+    for f = 1, #KEYS do
+        parts[#parts + 1] = KEYS[f]
+        parts[#parts + 1] = v[f]
+    end
+    parts[#parts + 1] = "}"
+    return concat(parts)
+end
+_M.record_json = record_json
+
+-- POSTs body to target (a parse_push_url result) over a cosocket, always to 127.0.0.1.
+-- Returns the HTTP status, or nil and what went wrong. At most RESPONSE_MAX bytes of the
+-- answer are read, then the connection is closed.
+local function http_post(target, body, batch_tag)
+    local sock = ngx.socket.tcp()
+    sock:settimeouts(2000, 5000, 5000)
+    local ok, err = sock:connect("127.0.0.1", target.port)
+    if not ok then
+        return nil, "connect to 127.0.0.1:" .. target.port .. ": " .. tostring(err)
+    end
+    local head = concat({
+        "POST ", target.path, " HTTP/1.1\r\n",
+        "Host: ", target.host, ":", target.port, "\r\n",
+        "Content-Type: ", CONTENT_TYPE, "\r\n",
+        "Content-Length: ", #body, "\r\n",
+        "User-Agent: ", PUSH_UA, "\r\n",
+        "X-Laaffic-Sandbox-Batch: ", batch_tag, "\r\n",
+        "Connection: close\r\n\r\n",
+    })
+    ok, err = sock:send({ head, body })
+    if not ok then
+        sock:close()
+        return nil, "send: " .. tostring(err)
+    end
+    local line
+    line, err = sock:receive("*l")
+    if not line then
+        sock:close()
+        return nil, "no answer: " .. tostring(err)
+    end
+    local status = tonumber(line:match("^HTTP/%d%.%d (%d%d%d)"))
+    if not status then
+        sock:close()
+        return nil, "not an HTTP status line: " .. line:sub(1, 80)
+    end
+    -- headers, then the body, discarded (bounded)
+    local length, chunked
+    for _ = 1, 100 do
+        local h = sock:receive("*l")
+        if not h or h == "" then
+            break
+        end
+        local name, value = h:match("^([^:]+):%s*(.-)%s*$")
+        name = name and name:lower()
+        if name == "content-length" then
+            length = tonumber(value)
+        elseif name == "transfer-encoding" and value:lower():find("chunked", 1, true) then
+            chunked = true
+        end
+    end
+    local left = RESPONSE_MAX
+    if chunked then
+        while left > 0 do
+            local size = tonumber((sock:receive("*l") or ""):match("^%x+") or "", 16)
+            if not size or size == 0 or size > left or not sock:receive(size + 2) then
+                break
+            end
+            left = left - size
+        end
+    elseif length then
+        if length > 0 and length <= left then
+            sock:receive(length)
+        end
+    else
+        while left > 0 do
+            local data = sock:receive(left < 8192 and left or 8192)
+            if not data then
+                break
+            end
+            left = left - #data
+        end
+    end
+    sock:close()
+    return status
+end
+
+-- Sends batch number seq (a list of record JSON texts, the first n_dups of them re-sent
+-- duplicates), re-sending it up to cfg.retries times while it is not answered 200.
+local function deliver(job, b)
+    local recs, n_dups, seq = b[1], b[2], b[3]
+    local shape = job.cfg.shape
+    if shape == "mixed" then
+        shape = seq % 2 == 1 and "array" or "wrapped"
+    end
+    local list = concat(recs, ",")
+    local body = shape == "array" and "[" .. list .. "]" or '{"array":[' .. list .. "]}"
+    jadd(job, "batches", 1)
+    jadd(job, "sent", #recs)
+    jadd(job, "duplicates", n_dups)
+    local tag = job.key_id .. "/" .. seq
+    for attempt = 0, job.cfg.retries do
+        if attempt > 0 then
+            jadd(job, "retries", 1)
+            if not nap(job.cfg.retry_s * 1000) then
+                return
+            end
+        end
+        if push_epoch() ~= job.epoch or ngx.worker.exiting() then
+            return
+        end
+        local status, err = http_post(job.target, body, tag)
+        jadd(job, "posts", 1)
+        if status == 200 then
+            jadd(job, "delivered_batches", 1)
+            jadd(job, "delivered_records", #recs)
+            return
+        end
+        jerror(job, format("task %d batch %d (attempt %d): %s", job.key_id, seq,
+                          attempt + 1, status and ("HTTP " .. status) or err))
+    end
+    jadd(job, "failed_batches", 1)
+end
+
+-- The job: records batch by batch; ~10% of each batch re-sent at the head of a later one
+-- (the last ones in a batch of their own); now and then a batch held back and sent after
+-- the next one (out of order).
+local function run_job(job)
+    local cfg = job.cfg
+    local callees, pos, i = job.callees, 1, 0
+    local recs, carry, picked, held = {}, {}, {}, nil
+    local any_dup, last = false, nil
+
+    local function emit(batch, n_dups)
+        job.seq = job.seq + 1
+        local b = { batch, n_dups, job.seq }
+        if held then
+            deliver(job, b)
+            deliver(job, held)
+            held = nil
+        elseif math.random() < 0.25 then
+            held = b
+        else
+            deliver(job, b)
+        end
+    end
+
+    local function flush()
+        local batch = carry
+        local n_dups = #carry
+        for k = 1, #recs do
+            batch[#batch + 1] = recs[k]
+        end
+        carry, picked, recs = picked, {}, {}
+        jadd(job, "records", #batch - n_dups)
+        emit(batch, n_dups)
+    end
+
+    while pos <= #callees do
+        if push_epoch() ~= job.epoch or ngx.worker.exiting() then
+            return
+        end
+        local stop = callees:find(",", pos, true) or (#callees + 1)
+        i = i + 1
+        local rec = record_json(job, i, callees:sub(pos, stop - 1))
+        pos = stop + 1
+        recs[#recs + 1] = rec
+        last = rec
+        if cfg.duplicates and math.random() < 0.1 then
+            picked[#picked + 1] = rec
+            any_dup = true
+        end
+        if #recs >= cfg.batch then
+            flush()
+        end
+    end
+    if #recs > 0 then
+        flush()
+    end
+    if cfg.duplicates and not any_dup and last then
+        carry[#carry + 1] = last            -- at least one duplicate per task
+    end
+    if #carry > 0 and push_epoch() == job.epoch then
+        emit(carry, #carry)
+    end
+    if held and push_epoch() == job.epoch then
+        deliver(job, held)
+    end
+end
+
+local function push_job(premature, job)
+    if premature or push_epoch() ~= job.epoch then
+        return
+    end
+    add("active", 1)
+    local ok, err = pcall(run_job, job)
+    if push_epoch() == job.epoch then       -- a reset since then flushed the counters
+        add("active", -1)
+        if not ok then
+            push_error("task " .. job.key_id .. ": " .. tostring(err))
+        end
+    end
+end
+
+-- Called when a task was created: arms the job if a push URL is configured.
+local function schedule_push(task, key_id)
+    local cfg = push_config()
+    if not cfg.url then
+        return
+    end
+    local target = parse_push_url(cfg.url)
+    if not target then
+        return
+    end
+    local numbers = {}
+    for k, entry in ipairs(task.numberInfoList) do
+        numbers[k] = entry.calleeNumber
+    end
+    local job = {
+        cfg = cfg, target = target, key_id = key_id, epoch = push_epoch(), seq = 0,
+        -- keyIds restart after a reset and in every sandbox: the token keeps voiceIds unique
+        token = format("%06x%06x", math.random(0, 0xffffff), math.random(0, 0xffffff)),
+        callees = concat(numbers, ","), submit = ngx.now(),
+        display_json = cjson.encode(type(task.displayNum) == "string" and task.displayNum or ""),
+        script_json = cjson.encode(tostring(task.agentId)),
+        name_json = cjson.encode(task.taskName),
+        recording = task.enableRecording ~= 0,
+    }
+    numbers = nil -- luacheck: ignore 311
+    add("jobs", 1)
+    local ok, err = ngx.timer.at(cfg.delay_ms / 1000, push_job, job)
+    if not ok then
+        push_error("task " .. key_id .. ": cannot arm the push timer: " .. tostring(err))
+    end
+end
+
+local function pushes_json()
+    local d = dict()
+    local out = {}
+    for _, name in ipairs(COUNTERS) do
+        out[#out + 1] = format('"%s":%d', name, d:get("push:" .. name) or 0)
+    end
+    out[#out + 1] = '"last_error":' .. cjson.encode(d:get("push:last_error") or "")
+    return "{" .. concat(out, ",") .. "}"
+end
+
+local function push_config_json()
+    local c = push_config()
+    return cjson.encode({
+        url = c.url or "", delay_ms = c.delay_ms, duplicates = c.duplicates, shape = c.shape,
+        batch = c.batch, retry_s = c.retry_s, retries = c.retries,
+    })
 end
 
 ---------------------------------------------------------------------------------------
@@ -356,6 +936,7 @@ local function process(body, spooled)
     if not stored then
         ngx.log(ngx.ERR, "laaffic sandbox: task ", key_id, " not recorded: ", serr)
     end
+    schedule_push(task, key_id)
     return "0", REASON["0"], key_id, nil
 end
 
@@ -511,6 +1092,18 @@ local function arm_fault()
     return send_json(200, fault_json())
 end
 
+local function set_push_config()
+    ngx.req.read_body()
+    local body = ngx.req.get_body_data() or ""
+    local t = cjson.decode(body ~= "" and body or "{}")
+    local c, err = merge_push_config(push_config(), t)
+    if not c then
+        return send_json(400, cjson.encode({ error = err }))
+    end
+    dict():set("push:config", cjson.encode(c))
+    return send_json(200, push_config_json())
+end
+
 function _M.control()
     local uri = ngx.var.uri
     local method = ngx.req.get_method()
@@ -524,9 +1117,18 @@ function _M.control()
         return send_json(200, fault_json())
     elseif uri == "/_sandbox/fault" and method == "POST" then
         return arm_fault()
+    elseif uri == "/_sandbox/pushes" and method == "GET" then
+        return send_json(200, pushes_json())
+    elseif uri == "/_sandbox/push-config" and method == "GET" then
+        return send_json(200, push_config_json())
+    elseif uri == "/_sandbox/push-config" and method == "POST" then
+        return set_push_config()
     elseif uri == "/_sandbox/reset" and method == "POST" then
-        dict():flush_all()
-        dict():flush_expired()
+        local d = dict()
+        local epoch = (d:get("push:epoch") or 0) + 1
+        d:flush_all()
+        d:flush_expired()
+        d:set("push:epoch", epoch)          -- running push jobs stop at their next step
         return send_json(200, '{"ok":true}')
     end
     return send_json(404, '{"error":"no such sandbox endpoint"}')
