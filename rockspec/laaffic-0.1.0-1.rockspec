@@ -40,6 +40,7 @@ build = {
       ["laaffic.recall"] = "lua/laaffic/recall.lua",
       ["laaffic.status"] = "lua/laaffic/status.lua",
       ["laaffic.error"] = "lua/laaffic/error.lua",
+      ["laaffic.push"] = "lua/laaffic/push.lua",
       ["laaffic.transport.curl"] = "lua/laaffic/transport/curl.lua",
    },
 }
