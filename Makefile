@@ -70,6 +70,7 @@ bench: deps
 	done
 	@$(MAKE) --no-print-directory -s LUA=luajit all
 	@for lua in lua5.4 luajit; do scripts/bench-send.sh $$lua build/$$lua || exit 1; done
+	@scripts/bench-push.sh luajit build/luajit
 
 $(BUILD)/floor.so: bench/floor.c
 	@mkdir -p $(@D)
