@@ -19,6 +19,7 @@ local client = laaffic.new{
   app_id = env("LAAFFIC_APP_ID"), base_url = env("LAAFFIC_BASE_URL"),
   cafile = os.getenv("LAAFFIC_CAFILE"),
   logger = function(ev)
+    if ev.event == "request" then return end
     print(string.format("  [log] %s %s %s attempt=%d %s %.1f ms", ev.event, ev.method, ev.url,
       ev.attempt, ev.status and ("HTTP " .. ev.status) or (ev.kind or ""), (ev.elapsed or 0) * 1000))
   end,

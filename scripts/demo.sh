@@ -1,21 +1,101 @@
 #!/usr/bin/env bash
-# scripts/demo.sh: `make demo`. Starts the sandbox, creates a task through the SDK, shows
-# what the sandbox recorded, and stops the sandbox whatever happens.
+# scripts/demo.sh: `make demo`. The whole loop on 127.0.0.1:
+#   1. a push receiver: nginx running laaffic.push.handler behind a random token;
+#   2. the sandbox (nginx + this project's API handlers, HTTPS), told to push call reports
+#      to that receiver;
+#   3. examples/create_task.lua creates a task through the SDK;
+#   4. the sandbox pushes a report per number; the receiver shows what it got.
+# Everything it starts is stopped on exit, whatever happens.
 set -eu
 cd "$(dirname "$0")/.."
+ROOT=$(pwd)
 DIR=$(mktemp -d "${TMPDIR:-/tmp}/laaffic-demo.XXXXXX")
-stop() { bin/laaffic-sandbox stop --dir "$DIR" >/dev/null 2>&1 || true; rm -rf "$DIR"; }
+RECV="$DIR/receiver"
+stop() {
+  bin/laaffic-sandbox stop --dir "$DIR/sandbox" >/dev/null 2>&1 || true
+  [ -f "$RECV/nginx.pid" ] && kill -QUIT "$(cat "$RECV/nginx.pid")" 2>/dev/null || true
+  sleep 0.2; rm -rf "$DIR"
+}
 trap stop EXIT
+
+module() { for d in /usr/lib/nginx/modules /usr/share/nginx/modules; do
+  [ -f "$d/$1" ] && { echo "$d/$1"; return; }; done; echo "missing nginx module $1" >&2; exit 1; }
+PORT=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+TOKEN=$(openssl rand -hex 16)
+mkdir -p "$RECV/logs" "$RECV/tmp"
+# the token reaches the receiver through a file only its owner reads, not argv
+umask 077; printf 'return "%s"\n' "$TOKEN" > "$RECV/token.lua"; umask 022
+USER_LINE=""; [ "$(id -u)" = 0 ] && USER_LINE="user root;"
+cat > "$RECV/nginx.conf" <<CONF
+load_module $(module ndk_http_module.so);
+load_module $(module ngx_http_lua_module.so);
+$USER_LINE
+daemon on; worker_processes 1; pid $RECV/nginx.pid; error_log $RECV/logs/error.log;
+events { worker_connections 64; }
+http {
+  access_log off;
+  client_body_temp_path $RECV/tmp;
+  lua_package_path "$ROOT/lua/?.lua;$ROOT/lua/?/init.lua;/usr/share/lua/5.1/?.lua;;";
+  lua_package_cpath "$ROOT/build/luajit/?.so;/usr/lib/x86_64-linux-gnu/lua/5.1/?.so;;";
+  lua_shared_dict push_dedup 4m;
+  lua_shared_dict received 1m;
+  init_by_lua_block {
+    RECEIVE = require("laaffic.push").handler{
+      token = dofile("$RECV/token.lua"), dict = "push_dedup",
+      on_record = function(rec)
+        local d = ngx.shared.received
+        local outcome = rec.terminationCode == 0 and "answered" or
+                        (rec.intent == "99999" and "not connected (99999)" or "failed")
+        d:incr("records", 1, 0)
+        d:incr("outcome:" .. outcome, 1, 0)
+        d:set("last", string.format("%s  %s  %s  intent=%s  billPeriod=%s  callTime=%s (unix %s)",
+          rec.voiceId, rec.callee, outcome, rec.intent, tostring(rec.billPeriod),
+          tostring(rec.callTime), tostring(rec.callTime_unix)))
+      end,
+    }
+  }
+  server {
+    listen 127.0.0.1:$PORT;
+    location /push/ { content_by_lua_block { RECEIVE() } }
+    location = /received {
+      content_by_lua_block {
+        local d = ngx.shared.received
+        ngx.say("  records handled once each: ", d:get("records") or 0)
+        for _, k in ipairs(d:get_keys()) do
+          if k:find("^outcome:") then ngx.say("    ", k:sub(9), ": ", d:get(k)) end
+        end
+        ngx.say("  last record: ", d:get("last") or "none")
+      }
+    }
+  }
+}
+CONF
+echo "== starting a push receiver (nginx + laaffic.push.handler) on 127.0.0.1:$PORT"
+nginx -p "$RECV/" -c "$RECV/nginx.conf"
+
 echo "== starting the sandbox (nginx + this project's Lua handlers, HTTPS on 127.0.0.1)"
-bin/laaffic-sandbox start --dir "$DIR" >/dev/null
+LAAFFIC_SANDBOX_PUSH_URL="http://127.0.0.1:$PORT/push/$TOKEN" \
+  bin/laaffic-sandbox start --dir "$DIR/sandbox" >/dev/null
 # shellcheck disable=SC1091
-. "$DIR/env"
+. "$DIR/sandbox/env"
 export LAAFFIC_BASE_URL="$LAAFFIC_SANDBOX_HTTPS" LAAFFIC_CAFILE="$LAAFFIC_SANDBOX_CA"
 export LAAFFIC_KEY="$LAAFFIC_SANDBOX_KEY" LAAFFIC_SECRET="$LAAFFIC_SANDBOX_SECRET"
 export LAAFFIC_APP_ID="$LAAFFIC_SANDBOX_APP_ID"
 echo "   $LAAFFIC_BASE_URL (CA $LAAFFIC_CAFILE)"
+
 echo "== examples/create_task.lua"
 LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="build/lua5.4/?.so;;" lua5.4 examples/create_task.lua
+
 echo "== what the sandbox recorded (GET /_sandbox/tasks)"
 curl -sS --cacert "$LAAFFIC_CAFILE" "$LAAFFIC_SANDBOX_HTTPS/_sandbox/tasks"; echo
-echo "== stopping the sandbox"
+
+echo "== call reports pushed by the sandbox (waiting for them)"
+for _ in $(seq 1 100); do
+  pushes=$(curl -sS "$LAAFFIC_SANDBOX_HTTP/_sandbox/pushes")
+  case "$pushes" in *'"records":0,'*) ;; *'"active":0'*) break ;; esac
+  sleep 0.1
+done
+echo "  sandbox: $pushes"
+echo "== what the receiver got (duplicates dropped by voiceId)"
+curl -sS "http://127.0.0.1:$PORT/received"
+echo "== stopping everything"
