@@ -456,6 +456,25 @@ static int check_key(enc *e, int kidx, int *is_int, lua_Integer *ival)
                 type_name(L, kidx));
 }
 
+/* Writes one member "key":value of the table at t, the key given by its bytes (a key of
+ * that table, so its bytes stay alive). */
+static int put_member(enc *e, int t, const kref *k, int depth)
+{
+    lua_State *L = e->L;
+    size_t nc;
+    int cut;
+    path_key(e, k->s, k->len);
+    if (put_string(e, k->s, k->len, 0, &nc, &cut) || put_chars(e, ":", 1))
+        return -1;
+    lua_pushlstring(L, k->s, k->len);
+    lua_rawget(L, t);
+    if (put_value(e, lua_gettop(L), depth))
+        return -1;
+    lua_pop(L, 1);
+    path_pop(e);
+    return 0;
+}
+
 static int put_table(enc *e, int t, int depth)
 {
     lua_State *L = e->L;
@@ -524,19 +543,8 @@ static int put_table(enc *e, int t, int depth)
     if (put_chars(e, "{", 1))
         return -1;
     for (i = 0; i < nstr; i++) {
-        size_t nc;
-        int cut;
-        if (i > 0 && put_chars(e, ",", 1))
+        if ((i > 0 && put_chars(e, ",", 1)) || put_member(e, t, &keys[i], depth))
             return -1;
-        path_key(e, keys[i].s, keys[i].len);
-        if (put_string(e, keys[i].s, keys[i].len, 0, &nc, &cut) || put_chars(e, ":", 1))
-            return -1;
-        lua_pushlstring(L, keys[i].s, keys[i].len);
-        lua_rawget(L, t);
-        if (put_value(e, lua_gettop(L), depth))
-            return -1;
-        lua_pop(L, 1);
-        path_pop(e);
     }
     lua_pop(L, 1); /* keys */
     return put_chars(e, "}", 1);
@@ -995,21 +1003,9 @@ static int put_object(enc *e, int t, const field *fields, int nfields)
                 continue;
             unknown_done = 1;
             for (i = 0; i < nunknown; i++) {
-                size_t nc;
-                int cut;
-                if (!first && put_chars(e, ",", 1))
+                if ((!first && put_chars(e, ",", 1)) || put_member(e, t, &keys[i], 0))
                     return -1;
                 first = 0;
-                path_key(e, keys[i].s, keys[i].len);
-                if (put_string(e, keys[i].s, keys[i].len, 0, &nc, &cut) ||
-                    put_chars(e, ":", 1))
-                    return -1;
-                lua_pushlstring(L, keys[i].s, keys[i].len);
-                lua_rawget(L, t);
-                if (put_value(e, lua_gettop(L), 0))
-                    return -1;
-                lua_pop(L, 1);
-                path_pop(e);
             }
             continue;
         }
@@ -1171,18 +1167,8 @@ static int put_row_unknown(enc *e, int row, const char *const *interned)
     }
     qsort(keys, n, sizeof *keys, kref_cmp);
     for (i = 0; i < n; i++) {
-        size_t nc;
-        int cut;
-        path_key(e, keys[i].s, keys[i].len);
-        if (put_chars(e, ",", 1) || put_string(e, keys[i].s, keys[i].len, 0, &nc, &cut) ||
-            put_chars(e, ":", 1))
+        if (put_chars(e, ",", 1) || put_member(e, row, &keys[i], 0))
             return -1;
-        lua_pushlstring(L, keys[i].s, keys[i].len);
-        lua_rawget(L, row);
-        if (put_value(e, lua_gettop(L), 0))
-            return -1;
-        lua_pop(L, 1);
-        path_pop(e);
     }
     lua_pop(L, 1);
     return 0;
