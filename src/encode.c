@@ -435,6 +435,21 @@ static int json_type_hint(lua_State *L, int t)
     return array;
 }
 
+/* The first missing index of the table at t in 1..n (n + 1 if none is missing). */
+static size_t first_hole(lua_State *L, int t, size_t n)
+{
+    size_t i;
+    for (i = 1; i <= n; i++) {
+        int missing;
+        lua_rawgeti(L, t, (lua_Integer)i);
+        missing = lua_isnil(L, -1);
+        lua_pop(L, 1);
+        if (missing)
+            break;
+    }
+    return i;
+}
+
 static int check_key(enc *e, int kidx, int *is_int, lua_Integer *ival)
 {
     lua_State *L = e->L;
@@ -506,16 +521,9 @@ static int put_table(enc *e, int t, int depth)
     if (nint && nstr)
         return fail(e, CODE_PARAM, "mixes list entries and named fields");
     if (nint || (nstr == 0 && json_type_hint(L, t))) {
-        if ((size_t)maxi != nint) {
-            for (i = 1; i <= nint; i++) {
-                lua_rawgeti(L, t, (lua_Integer)i);
-                if (lua_isnil(L, -1))
-                    break;
-                lua_pop(L, 1);
-            }
-            lua_pop(L, 1);
-            return fail(e, CODE_PARAM, "is a list with a hole at index %lu", (unsigned long)i);
-        }
+        if ((size_t)maxi != nint)
+            return fail(e, CODE_PARAM, "is a list with a hole at index %lu",
+                        (unsigned long)first_hole(L, t, nint));
         if (put_chars(e, "[", 1))
             return -1;
         for (i = 1; i <= nint; i++) {
@@ -794,18 +802,9 @@ static int list_len(enc *e, int t, const char *what, size_t *n)
         count++;
         lua_pop(L, 1);
     }
-    if (count != len) { /* a border with holes below it */
-        size_t i;
-        for (i = 1; i <= len; i++) {
-            lua_rawgeti(L, t, (lua_Integer)i);
-            if (lua_isnil(L, -1))
-                break;
-            lua_pop(L, 1);
-        }
-        lua_pop(L, 1);
+    if (count != len) /* a border with holes below it */
         return fail(e, CODE_PARAM, "must be a list of %s; entry %lu is missing (a hole)", what,
-                    (unsigned long)i);
-    }
+                    (unsigned long)first_hole(L, t, len));
     *n = len;
     return 0;
 }
