@@ -486,20 +486,24 @@ function client:create_task(task, opts)
         return nil, err
     end
     local task_name = task.taskName
+    -- the outcome of this taskName is unknown: a later -41/-20 for it is our own task
+    local function mark_ambiguous()
+        if task_name then
+            self.ambiguous[task_name] = true
+        end
+    end
     local started = clock_now()
     local attempt = 0
     local info = req.info
     while true do
         attempt = attempt + 1
-        if attempt > 1 then
-            -- sign afresh: the server rejects a stale timestamp (-16)
+        if attempt > 1 or self.skew ~= 0 then
+            -- sign afresh, on the server's clock: it rejects a stale timestamp (-16)
             local h, herr = self:headers(floor(self.clock() + self.skew))
             if not h then
                 return nil, herr
             end
             req.headers = h
-        elseif self.skew ~= 0 then
-            req.headers = self:headers(floor(self.clock() + self.skew))
         end
         log(self, { event = "request", method = req.method, url = req.url, attempt = attempt,
                     bytes = info.bytes })
@@ -517,9 +521,7 @@ function client:create_task(task, opts)
                         format("could not reach the server after %d attempt(s): %s",
                                attempt, tostring(msg)) }
             else
-                if task_name then
-                    self.ambiguous[task_name] = true
-                end
+                mark_ambiguous()
                 return nil, lerror.new{ kind = "ambiguous",
                     message = format("the request may have reached the server, so the task may " ..
                         "exist (%s). Do not re-send blindly: re-send with the same taskName and " ..
@@ -531,18 +533,14 @@ function client:create_task(task, opts)
                         attempt = attempt, status = res.status, elapsed = elapsed,
                         http_version = res.http_version, connects = res.connects })
             if res.status < 200 or res.status > 299 then
-                if task_name then
-                    self.ambiguous[task_name] = true
-                end
+                mark_ambiguous()
                 return nil, lerror.new{ kind = "protocol", http_status = res.status,
                     message = format("the server answered HTTP %d: %s", res.status,
                                      quote(res.body)) }
             end
             local decoded = cjson and cjson.decode(res.body)
             if type(decoded) ~= "table" or decoded.status == nil then
-                if task_name then
-                    self.ambiguous[task_name] = true
-                end
+                mark_ambiguous()
                 return nil, lerror.new{ kind = "protocol", http_status = res.status,
                     message = "the server's answer is not the API's JSON: " .. quote(res.body) }
             end
