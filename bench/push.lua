@@ -34,17 +34,8 @@ local SIZES = {}
 for n in (os.getenv("PUSH_BENCH_RECORDS") or "10,100"):gmatch("%d+") do SIZES[#SIZES + 1] = tonumber(n) end
 local TOKEN = "bench-token-0123456789"
 
-local function q(s)
-    return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function sh(cmd)
-    local p = assert(io.popen("{ " .. cmd .. "\n} 2>&1; echo \"__rc=$?\""))
-    local out = p:read("*a")
-    p:close()
-    local body, rc = out:match("^(.-)__rc=(%d+)%s*$")
-    return body or out, tonumber(rc or -1)
-end
+local S = dofile(ROOT .. "/spec/shell.lua")
+local q, sh = S.q, S.sh_all
 
 if select(2, sh("command -v wrk >/dev/null")) ~= 0 then
     io.stderr:write("bench/push.lua: wrk is not installed (apt-get install wrk)\n")

@@ -512,31 +512,8 @@ end)
 -- The handler in a real nginx
 ---------------------------------------------------------------------------------------
 
-local function q(s)
-    return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function sh(cmd)
-    local p = assert(io.popen("{ " .. cmd .. "\n} 2>&1; echo \"__rc=$?\""))
-    local out = p:read("*a")
-    p:close()
-    local body, rc = out:match("^(.-)__rc=(%d+)%s*$")
-    return body or out, tonumber(rc or -1)
-end
-
-local function read(path)
-    local f = io.open(path, "rb")
-    if not f then return nil end
-    local s = f:read("*a")
-    f:close()
-    return s
-end
-
-local function write(path, data)
-    local f = assert(io.open(path, "wb"))
-    f:write(data)
-    f:close()
-end
+local S = dofile(H.root .. "/spec/shell.lua")
+local q, sh, read, write = S.q, S.sh_all, S.read, S.write
 
 local TOKEN = "tok-5ecret_123"
 

@@ -19,25 +19,8 @@ local core = require("laaffic.core")
 local Nginx = {}
 Nginx.__index = Nginx
 
-local function sh(cmd)
-    local p = assert(io.popen(cmd .. " 2>&1; echo \"__rc=$?\""))
-    local out = p:read("*a")
-    p:close()
-    local body, rc = out:match("^(.-)__rc=(%d+)%s*$")
-    return body or out, tonumber(rc or -1)
-end
-
-local function q(s)
-    return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function read(path)
-    local f = io.open(path, "rb")
-    if not f then return nil end
-    local s = f:read("*a")
-    f:close()
-    return s
-end
+local S = dofile(H.root .. "/spec/shell.lua")
+local sh, q, read, alive = S.sh_all, S.q, S.read, S.alive
 
 local function module_path(name)
     for _, d in ipairs({ "/usr/lib/nginx/modules", "/usr/share/nginx/modules" }) do
@@ -122,11 +105,6 @@ end
 
 function Nginx:log()
     return read(self.dir .. "/logs/error.log") or ""
-end
-
-local function alive(pid)
-    local stat = read("/proc/" .. tostring(pid) .. "/stat")
-    return stat ~= nil and stat ~= "" and stat:match("%) (%a)") ~= "Z"
 end
 
 -- Stops nginx (quit, then kill) and waits for every process of it; removes the directory

@@ -12,49 +12,13 @@ local CT = "application/json;charset=UTF-8"
 -- Shell helpers (Lua 5.1 and 5.4: the exit code is read from the output, not os.execute)
 ---------------------------------------------------------------------------------------
 
-local function q(s)
-    return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
--- Runs cmd with sh; returns its stdout and exit code.
-local function sh(cmd)
-    local p = assert(io.popen("{ " .. cmd .. "\n} ; echo \"__rc=$?\""))
-    local out = p:read("*a")
-    p:close()
-    local body, rc = out:match("^(.-)__rc=(%d+)%s*$")
-    return body or out, tonumber(rc or -1)
-end
-
-local function write(path, data)
-    local f = assert(io.open(path, "wb"))
-    f:write(data)
-    f:close()
-end
-
-local function read(path)
-    local f = io.open(path, "rb")
-    if not f then
-        return nil
-    end
-    local s = f:read("*a")
-    f:close()
-    return s
-end
+local S = dofile(H.root .. "/spec/shell.lua")
+local q, sh, write, read, alive = S.q, S.sh, S.write, S.read, S.alive
 
 local function md5_file(path)
     local out, rc = sh("md5sum " .. q(path))
     assert(rc == 0, "md5sum failed")
     return (out:match("^(%x+)"))
-end
-
--- True while the process exists and has not exited (a zombie waiting for its reaper
--- counts as gone).
-local function alive(pid)
-    local stat = read("/proc/" .. tostring(pid) .. "/stat")
-    if not stat or stat == "" then
-        return false
-    end
-    return stat:match("%) (%a)") ~= "Z"
 end
 
 -- `export NAME='value'` lines -> { NAME = value }
