@@ -24,7 +24,7 @@ else
 endif
 
 BUILD      := build/$(LUA)
-SRC        := src/core.c src/sign.c src/encode.c src/buffer.c src/http.c
+SRC        := src/core.c src/sign.c src/encode.c src/buffer.c src/http.c src/csv.c
 HDR        := $(wildcard src/*.h)
 OBJ        := $(SRC:src/%.c=$(BUILD)/obj/%.o)
 

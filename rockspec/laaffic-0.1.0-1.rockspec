@@ -30,7 +30,8 @@ build = {
    type = "builtin",
    modules = {
       ["laaffic.core"] = {
-         sources = { "src/core.c", "src/sign.c", "src/encode.c", "src/buffer.c", "src/http.c" },
+         sources = { "src/core.c", "src/sign.c", "src/encode.c", "src/buffer.c", "src/http.c",
+                     "src/csv.c" },
          defines = { "LAAFFIC_VERSION=\"" .. version:match("^[^-]+") .. "\"" },
          incdirs = { "$(OPENSSL_INCDIR)", "$(CURL_INCDIR)" },
          libdirs = { "$(OPENSSL_LIBDIR)", "$(CURL_LIBDIR)" },

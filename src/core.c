@@ -12,5 +12,6 @@ int luaopen_laaffic_core(lua_State *L)
     laaffic_sign_open(L);
     laaffic_encode_open(L);
     laaffic_http_open(L);
+    laaffic_csv_open(L);
     return 1;
 }

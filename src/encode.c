@@ -22,6 +22,7 @@
 
 #include "buffer.h"
 #include "compat.h"
+#include "csv.h"
 #include "laaffic.h"
 
 #define MAX_ROWS 200000
@@ -49,6 +50,20 @@ typedef struct enc {
     /* progress, for the capacity estimate */
     size_t rows, rows_total, list_start;
     size_t truncated;
+    /* splitting a list into parts (opts.part, or a CSV source) */
+    size_t max_rows;
+    int split, part, more;
+    lf_csv *csv;
+    unsigned long long csv_from; /* the CSV offset where this part started */
+    /* opts.rejects: bad rows go into this list (stack index) instead of failing */
+    int rejects;
+    size_t max_rejects, rejected, duplicates;
+    int located; /* e->msg already says file:line:column: field: */
+    int fatal;   /* out of memory: no row is to blame, rejects do not apply */
+    long err_line;
+    int err_col;
+    const char *err_field;
+    char task_name[320];   /* the name written, when split */
     /* cross-field state for recallFlow */
     lua_Integer recall_type, recall_num;
     size_t node_count;
@@ -56,7 +71,7 @@ typedef struct enc {
     size_t intent_count;
     /* error */
     int code;
-    char msg[320];
+    char msg[640];
     pathseg path[MAX_DEPTH + 16];
     int depth;
 } enc;
@@ -163,7 +178,7 @@ static int grow(enc *e, size_t need)
 {
     lf_body *b = e->b;
     size_t want = b->len + need, cap;
-    if (want < b->len)
+    if (want < b->len && (e->fatal = 1))
         return fail(e, CODE_DATA, "the request body would be too large");
     cap = b->cap ? b->cap + b->cap / 2 : 4096;
     /* Inside numberInfoList, extrapolate from the rows so far, so a 200k-row list is
@@ -176,7 +191,7 @@ static int grow(enc *e, size_t need)
     }
     if (cap < want)
         cap = want;
-    if (lf_body_grow(b, cap) != 0)
+    if (lf_body_grow(b, cap) != 0 && (e->fatal = 1))
         return fail(e, CODE_DATA, "out of memory building a %lu-byte request body",
                     (unsigned long)cap);
     return 0;
@@ -928,6 +943,7 @@ static int put_recall(enc *e, int idx, const field *f)
 }
 
 static int put_numbers(enc *e, int idx, const field *f);
+static int put_task_name(enc *e, int t, int first);
 
 static const field TOP[] = {
     {"appId", put_text, 1, 1, 0x7fffffff, NULL, 0},
@@ -1008,6 +1024,8 @@ static int put_object(enc *e, int t, const field *fields, int nfields)
             }
             continue;
         }
+        if (fields == TOP && e->split && strcmp(fields[j].name, "taskName") == 0)
+            continue; /* taskName: written last, see put_task_name */
         lua_pushstring(L, fields[j].name);
         lua_rawget(L, t);
         path_key(e, fields[j].name, strlen(fields[j].name));
@@ -1036,7 +1054,53 @@ static int put_object(enc *e, int t, const field *fields, int nfields)
     }
     if (nunknown)
         lua_pop(L, 1); /* keys */
+    if (fields == TOP && e->split && put_task_name(e, t, first))
+        return -1;
     return put_chars(e, "}", 1);
+}
+
+/* taskName of a part: the name as given when the whole list is one task, else the name
+ * with "-part-N" added. Deterministic, so a re-run after a crash makes the same names and
+ * the API's unique-name rule (-41) refuses the parts that were already created. */
+static int put_task_name(enc *e, int t, int first)
+{
+    static const field NAME = {"taskName", put_text, 1, 2, 64, NULL, 0};
+    lua_State *L = e->L;
+    size_t len;
+    const char *s;
+    lua_pushliteral(L, "taskName");
+    lua_rawget(L, t);
+    path_key(e, "taskName", 8);
+    if (lua_isnil(L, -1) || is_null(L, -1))
+        return fail(e, CODE_PARAM, "is required");
+    if (lua_type(L, -1) == LUA_TSTRING && (e->part > 1 || e->more)) {
+        size_t i, chars = 0;
+        char suffix[32];
+        int sl = snprintf(suffix, sizeof suffix, "-part-%d", e->part);
+        s = lua_tolstring(L, -1, &len);
+        for (i = 0; i < len; i++)
+            chars += ((unsigned char)s[i] & 0xC0) != 0x80;
+        if (chars + (size_t)sl > (size_t)NAME.hi)
+            return fail(e, CODE_DATA,
+                        "is %lu characters, and the list is split into tasks named "
+                        "\"<taskName>%s\" and so on, at most %d characters: shorten it to %d",
+                        (unsigned long)chars, suffix, (int)NAME.hi, (int)NAME.hi - sl);
+        lua_pushstring(L, suffix);
+        lua_concat(L, 2);
+    }
+    if (reserve(e, 16))
+        return -1;
+    if (!first)
+        put_lit(e, ",");
+    put_lit(e, "\"taskName\":");
+    if (put_text(e, lua_gettop(L), &NAME))
+        return -1;
+    s = lua_tolstring(L, -1, &len);
+    if (len < sizeof e->task_name)
+        memcpy(e->task_name, s, len + 1);
+    path_pop(e);
+    lua_pop(L, 1);
+    return 0;
 }
 
 /* ---------------------------------------------------------------- numberInfoList rows */
@@ -1173,66 +1237,16 @@ static int put_row_unknown(enc *e, int row, const char *const *interned)
     return 0;
 }
 
-/* One numberInfoList entry. The caller has pushed the row's index on the path. */
-static int put_row(enc *e, int row, const char *const *interned)
+/* Writes a row from its slots: {"calleeNumber":"...","text1":"..." with no closing brace
+ * (a table row may add unknown fields). `present` has bit j set for each slot j. */
+static int put_slots(enc *e, const slot *v, unsigned present, size_t need)
 {
-    lua_State *L = e->L;
-    slot v[R_NKEYS];
-    unsigned present = 0, missing;
-    int j, unknown = 0;
-    size_t need = 64, i, len;
+    unsigned missing;
+    int j;
+    size_t i, len;
     const char *cn;
     char shown[40];
 
-    if (lua_type(L, row) != LUA_TTABLE)
-        return fail(e, CODE_PARAM, "must be an object with a calleeNumber, got %s",
-                    type_name(L, row));
-    /* one pass: pick out the known fields */
-    lua_pushnil(L);
-    while (lua_next(L, row)) {
-        size_t klen;
-        const char *k;
-        int vt;
-        if (lua_type(L, -2) != LUA_TSTRING) {
-            const char *tn = type_name(L, -2);
-            lua_pop(L, 2);
-            return fail(e, CODE_PARAM, "must be an object with named fields, got a %s key", tn);
-        }
-        k = lua_tolstring(L, -2, &klen);
-        j = row_key(interned, k, klen);
-        if (j < 0) {
-            unknown = 1;
-            lua_pop(L, 1);
-            continue;
-        }
-        vt = lua_type(L, -1);
-        v[j].type = vt;
-        if (vt == LUA_TSTRING) {
-            v[j].s = lua_tolstring(L, -1, &v[j].len);
-            need += (v[j].len > 4 * MAX_TEXT_CHARS ? 4 * MAX_TEXT_CHARS : v[j].len) * 6 + 24;
-        } else if (j == R_CALLEE) {
-            const char *tn = type_name(L, -1);
-            lua_pop(L, 2);
-            return row_fail(e, j, CODE_PARAM,
-                            "must be a string of 6 to 18 digits (country code + number), got %s",
-                            tn);
-        } else if (vt == LUA_TNUMBER) {
-            v[j].isint = lf_isinteger(L, -1);
-            if (v[j].isint)
-                v[j].i = lua_tointeger(L, -1);
-            v[j].n = lua_tonumber(L, -1);
-            need += 64;
-        } else if (is_null(L, -1)) {
-            v[j].type = LUA_TLIGHTUSERDATA;
-            need += 24;
-        } else {
-            const char *tn = type_name(L, -1);
-            lua_pop(L, 2);
-            return row_fail(e, j, CODE_PARAM, "must be a string, got %s", tn);
-        }
-        present |= 1u << j;
-        lua_pop(L, 1);
-    }
     if (!(present & 1u))
         return row_fail(e, R_CALLEE, CODE_PARAM, "is required%s", "");
     missing = e->require_texts & ~present;
@@ -1284,27 +1298,168 @@ static int put_row(enc *e, int row, const char *const *interned)
             return -1;
         }
     }
+    return 0;
+}
+
+/* One numberInfoList entry from a table. The caller has pushed the row's index on the
+ * path. */
+static int put_row(enc *e, int row, const char *const *interned)
+{
+    lua_State *L = e->L;
+    slot v[R_NKEYS];
+    unsigned present = 0;
+    int j, unknown = 0;
+    size_t need = 64;
+
+    if (lua_type(L, row) != LUA_TTABLE)
+        return fail(e, CODE_PARAM, "must be an object with a calleeNumber, got %s",
+                    type_name(L, row));
+    /* one pass: pick out the known fields */
+    lua_pushnil(L);
+    while (lua_next(L, row)) {
+        size_t klen;
+        const char *k;
+        int vt;
+        if (lua_type(L, -2) != LUA_TSTRING) {
+            const char *tn = type_name(L, -2);
+            lua_pop(L, 2);
+            return fail(e, CODE_PARAM, "must be an object with named fields, got a %s key", tn);
+        }
+        k = lua_tolstring(L, -2, &klen);
+        j = row_key(interned, k, klen);
+        if (j < 0) {
+            unknown = 1;
+            lua_pop(L, 1);
+            continue;
+        }
+        vt = lua_type(L, -1);
+        v[j].type = vt;
+        if (vt == LUA_TSTRING) {
+            v[j].s = lua_tolstring(L, -1, &v[j].len);
+            need += (v[j].len > 4 * MAX_TEXT_CHARS ? 4 * MAX_TEXT_CHARS : v[j].len) * 6 + 24;
+        } else if (j == R_CALLEE) {
+            const char *tn = type_name(L, -1);
+            lua_pop(L, 2);
+            return row_fail(e, j, CODE_PARAM,
+                            "must be a string of 6 to 18 digits (country code + number), got %s",
+                            tn);
+        } else if (vt == LUA_TNUMBER) {
+            v[j].isint = lf_isinteger(L, -1);
+            if (v[j].isint)
+                v[j].i = lua_tointeger(L, -1);
+            v[j].n = lua_tonumber(L, -1);
+            need += 64;
+        } else if (is_null(L, -1)) {
+            v[j].type = LUA_TLIGHTUSERDATA;
+            need += 24;
+        } else {
+            const char *tn = type_name(L, -1);
+            lua_pop(L, 2);
+            return row_fail(e, j, CODE_PARAM, "must be a string, got %s", tn);
+        }
+        present |= 1u << j;
+        lua_pop(L, 1);
+    }
+    if (put_slots(e, v, present, need))
+        return -1;
     if (unknown && put_row_unknown(e, row, interned))
         return -1;
     return put_chars(e, "}", 1);
 }
 
+/* The row key a failed row named (the path's last key), or -1 (no field: out of memory,
+ * or a fault of the row as a whole). */
+static int failed_key(const enc *e, int depth)
+{
+    int j;
+    if (e->depth <= depth || e->path[e->depth - 1].key == NULL)
+        return -1;
+    for (j = 0; j < R_NKEYS; j++)
+        if (e->path[e->depth - 1].key == ROW_KEYS[j])
+            return j;
+    return -1;
+}
+
+/* Appends { index | line, column, field, message, code } to opts.rejects, or fails when
+ * there are more than opts.max_rejects. field NULL: the encoder's path (a table row). */
+static int add_reject(enc *e, lua_Integer index, long line, int col, const char *fname)
+{
+    lua_State *L = e->L;
+    if (e->rejected >= e->max_rejects) {
+        char last[sizeof e->msg];
+        memcpy(last, e->msg, sizeof last);
+        e->fatal = 1;
+        return fail(e, CODE_DATA, "more than %lu rows were rejected (opts.max_rejects); the "
+                    "last: %.400s", (unsigned long)e->max_rejects, last);
+    }
+    if (!lua_checkstack(L, 4) && (e->fatal = 1))
+        return fail(e, CODE_PARAM, "is nested too deeply");
+    lua_createtable(L, 0, 5);
+    if (index > 0) {
+        lua_pushinteger(L, index);
+        lua_setfield(L, -2, "index");
+    }
+    if (line > 0) {
+        lua_pushinteger(L, (lua_Integer)line);
+        lua_setfield(L, -2, "line");
+        lua_pushinteger(L, (lua_Integer)col);
+        lua_setfield(L, -2, "column");
+    }
+    if (fname)
+        lua_pushstring(L, fname);
+    else
+        path_push(L, e);
+    lua_setfield(L, -2, "field");
+    lua_pushstring(L, e->msg);
+    lua_setfield(L, -2, "message");
+    lua_pushinteger(L, e->code);
+    lua_setfield(L, -2, "code");
+    lua_rawseti(L, e->rejects, (lua_Integer)(lf_rawlen(L, e->rejects) + 1));
+    e->rejected++;
+    return 0;
+}
+
+static int no_rows(enc *e)
+{
+    if (e->rejected || e->duplicates)
+        return fail(e, CODE_DATA, "has no valid entries (%lu rejected, %lu duplicates)",
+                    (unsigned long)e->rejected, (unsigned long)e->duplicates);
+    return fail(e, CODE_DATA, "must have 1 to %d entries, got 0", MAX_ROWS);
+}
+
+static int put_csv_numbers(enc *e, lf_csv *c);
+
 static int put_numbers(enc *e, int idx, const field *f)
 {
     lua_State *L = e->L;
     const char *interned[R_NKEYS];
-    size_t n, i;
+    size_t n, i, first = 1, last, max = e->max_rows;
     int j, base;
+    lf_csv *c = lf_csv_test(L, idx);
 
+    (void)f;
+    if (c != NULL)
+        return put_csv_numbers(e, c);
     if (list_len(e, idx, "objects with a calleeNumber", &n))
         return -1;
-    if ((lua_Integer)n < f->lo || (lua_Integer)n > f->hi) {
-        if (n > (size_t)f->hi)
-            return fail(e, CODE_DATA,
-                        "must have 1 to %lld entries, got %lu: split the list into several tasks",
-                        (long long)f->hi, (unsigned long)n);
-        return fail(e, CODE_DATA, "must have 1 to %lld entries, got %lu", (long long)f->hi,
-                    (unsigned long)n);
+    if (e->part) {
+        first = (size_t)(e->part - 1) * max + 1;
+        if (n == 0 || first > n)
+            return fail(e, CODE_DATA, "has %lu entries, so there is no part %d (of %lu entries "
+                        "each)", (unsigned long)n, e->part, (unsigned long)max);
+        last = n - first + 1 > max ? first + max - 1 : n;
+        e->more = last < n;
+    } else {
+        if (n < 1 || n > max) {
+            if (n > max)
+                return fail(e, CODE_DATA,
+                            "must have 1 to %lu entries, got %lu: split the list into several "
+                            "tasks (client:create_tasks does)",
+                            (unsigned long)max, (unsigned long)n);
+            return fail(e, CODE_DATA, "must have 1 to %lu entries, got %lu", (unsigned long)max,
+                        (unsigned long)n);
+        }
+        last = n;
     }
     /* intern the row keys once; they stay on the stack, so their addresses stay valid */
     if (!lua_checkstack(L, R_NKEYS + 8))
@@ -1314,33 +1469,240 @@ static int put_numbers(enc *e, int idx, const field *f)
         lua_pushstring(L, ROW_KEYS[j]);
         interned[j] = lua_tostring(L, -1);
     }
-    e->rows_total = n;
+    e->rows_total = last - first + 1;
     e->rows = 0;
     e->list_start = e->b->len;
     if (put_chars(e, "[", 1))
         return -1;
-    for (i = 1; i <= n; i++) {
+    for (i = first; i <= last; i++) {
+        size_t mark = e->b->len, trunc = e->truncated;
+        int depth = e->depth;
         lua_rawgeti(L, idx, (lua_Integer)i);
         path_index(e, (lua_Integer)i);
-        if ((i > 1 && put_chars(e, ",", 1)) || put_row(e, lua_gettop(L), interned))
-            return -1;
+        if ((e->rows > 0 && put_chars(e, ",", 1)) || put_row(e, lua_gettop(L), interned)) {
+            if (!e->rejects || e->fatal)
+                return -1;
+            e->b->len = mark;
+            e->truncated = trunc;
+            if (add_reject(e, (lua_Integer)i, 0, 0, NULL))
+                return -1;
+            e->depth = depth;
+            lua_settop(L, base + R_NKEYS);
+            continue;
+        }
         path_pop(e);
         lua_pop(L, 1);
-        e->rows = i;
+        e->rows++;
     }
     lua_settop(L, base);
+    if (e->rows == 0)
+        return no_rows(e);
+    e->rows_total = e->rows;
+    return put_chars(e, "]", 1);
+}
+
+/* ---------------------------------------------------------------- numberInfoList from CSV */
+
+/* Fails with the message located in the file: "list.csv:12:3: calleeNumber: ...". */
+static int csv_fail(enc *e, lf_csv *c, long line, int col, int j)
+{
+    char msg[sizeof e->msg];
+    memcpy(msg, e->msg, sizeof msg);
+    if (j >= 0)
+        snprintf(e->msg, sizeof e->msg, "%.200s:%ld:%d: %s: %.300s", c->name, line, col, ROW_KEYS[j],
+                 msg);
+    else if (col > 0)
+        snprintf(e->msg, sizeof e->msg, "%.200s:%ld:%d: %.300s", c->name, line, col, msg);
+    else
+        snprintf(e->msg, sizeof e->msg, "%.200s:%ld: %.300s", c->name, line, msg);
+    e->located = 1;
+    e->err_line = line;
+    e->err_col = col;
+    e->err_field = j >= 0 ? ROW_KEYS[j] : NULL;
+    return -1;
+}
+
+/* Strips spaces, tabs, '+' and '-' from a number into out (at most outsz bytes). */
+static size_t normalize_number(const char *s, size_t n, char *out, size_t outsz)
+{
+    size_t i, o = 0;
+    for (i = 0; i < n; i++) {
+        char ch = s[i];
+        if (ch == ' ' || ch == '\t' || ch == '+' || ch == '-')
+            continue;
+        if (o == outsz)
+            return (size_t)-1;
+        out[o++] = ch;
+    }
+    return o;
+}
+
+static int all_digits(const char *s, size_t n)
+{
+    size_t i;
+    if (n < 6 || n > 18)
+        return 0;
+    for (i = 0; i < n; i++)
+        if ((unsigned char)(s[i] - '0') > 9)
+            return 0;
+    return 1;
+}
+
+/* numberInfoList from a CSV reader: the next part of it, at most max_rows rows. After
+ * max_rows rows the next valid row is read, found valid, and given back to the reader
+ * (e->more = 1), so the part knows whether another follows. */
+static int put_csv_numbers(enc *e, lf_csv *c)
+{
+    slot v[R_NKEYS];
+    char num[32];
+    size_t max = e->max_rows;
+    unsigned long long from = c->base + c->pos;
+
+    if (c->closed)
+        return fail(e, CODE_PARAM, "the CSV source is closed");
+    c->parts++;
+    e->part = c->parts;
+    e->csv = c;
+    e->csv_from = from;
+    e->rows = 0;
+    e->rows_total = 0;
+    e->list_start = e->b->len;
+    memset(v, 0, sizeof v);
+    if (put_chars(e, "[", 1))
+        return -1;
+    for (;;) {
+        lf_csv_mark m;
+        size_t mark = e->b->len, trunc = e->truncated, need = 64;
+        unsigned present = 0;
+        int r, j, depth = e->depth;
+
+        lf_csv_mark_get(c, &m);
+        r = lf_csv_next(c);
+        if (r == 0)
+            break;
+        if (r < 0) {
+            snprintf(e->msg, sizeof e->msg, "%s", c->err);
+            e->code = CODE_DATA;
+            if (r == -1 || !e->rejects)
+                return csv_fail(e, c, c->err_line, c->err_col, -1);
+            if (add_reject(e, 0, c->err_line, c->err_col, "record"))
+                return -1;
+            c->rejected++;
+            continue;
+        }
+        for (j = 0; j < R_NKEYS; j++) {
+            int col = c->map[j];
+            const lf_csv_field *fd;
+            if (col < 0 || col >= (int)c->nf)
+                continue;
+            fd = &c->f[col];
+            if (fd->len == 0 && (j > 0 || !fd->quoted))
+                continue; /* an empty cell is a missing value */
+            v[j].type = LUA_TSTRING;
+            v[j].s = fd->s ? fd->s : "";
+            v[j].len = fd->len;
+            need += (fd->len > 4 * MAX_TEXT_CHARS ? 4 * MAX_TEXT_CHARS : fd->len) * 6 + 24;
+            present |= 1u << j;
+        }
+        if ((present & 1u) && c->normalize) {
+            size_t n = normalize_number(v[0].s, v[0].len, num, sizeof num);
+            if (n != (size_t)-1) {
+                v[0].s = num;
+                v[0].len = n;
+            }
+        }
+        if ((present & 1u) && c->dedupe && all_digits(v[0].s, v[0].len)) {
+            int seen = lf_csv_seen(c, v[0].s, v[0].len, 0);
+            if (seen < 0)
+                return fail(e, CODE_DATA, "out of memory remembering numbers for opts.dedupe");
+            if (seen) {
+                c->duplicates++;
+                e->duplicates++;
+                continue;
+            }
+        }
+        if ((e->rows == 0 || put_chars(e, ",", 1) == 0) && put_slots(e, v, present, need) == 0 &&
+            put_chars(e, "}", 1) == 0) {
+            if (e->rows == max) { /* one past the part: give it back */
+                e->b->len = mark;
+                e->truncated = trunc;
+                lf_csv_mark_reset(c, &m);
+                e->more = 1;
+                break;
+            }
+            if (c->dedupe && lf_csv_seen(c, v[0].s, v[0].len, 1) < 0)
+                return fail(e, CODE_DATA, "out of memory remembering numbers for opts.dedupe");
+            e->rows++;
+            c->rows++;
+            if ((e->rows & 1023) == 0 && c->size) {
+                /* extrapolate the part's size for the buffer (see grow) */
+                unsigned long long at = c->base + c->pos;
+                double per = (double)(at - from) / (double)e->rows;
+                double left = per > 0 ? (double)(c->size > at ? c->size - at : 0) / per : 0;
+                double total = (double)e->rows + left;
+                e->rows_total = total > (double)max ? max : (size_t)total;
+            }
+            continue;
+        }
+        /* the row failed */
+        if (e->fatal)
+            return -1;
+        j = failed_key(e, depth);
+        e->depth = depth;
+        {
+            int col = j >= 0 ? c->map[j] : -1;
+            long line = col >= 0 && col < (int)c->nf ? c->f[col].line : c->rec_line;
+            e->b->len = mark;
+            e->truncated = trunc;
+            if (!e->rejects)
+                return csv_fail(e, c, line, col + 1, j);
+            if (add_reject(e, 0, line, col + 1, j >= 0 ? ROW_KEYS[j] : "record"))
+                return -1;
+            c->rejected++;
+        }
+    }
+    if (e->rows == 0) {
+        if (c->parts > 1 && !e->rejected && !e->duplicates)
+            return fail(e, CODE_DATA, "%.300s has no rows left: its %d part(s) were all read",
+                        c->name, c->parts - 1);
+        no_rows(e);
+        snprintf(e->msg + strlen(e->msg), sizeof e->msg - strlen(e->msg), " in %.300s", c->name);
+        return -1;
+    }
+    e->rows_total = e->rows;
     return put_chars(e, "]", 1);
 }
 
 /* ---------------------------------------------------------------- entry points */
 
+static lua_Integer opt_int(lua_State *L, int idx, const char *name, lua_Integer def,
+                           lua_Integer lo, lua_Integer hi)
+{
+    lua_Integer v = def;
+    lua_getfield(L, idx, name);
+    if (!lua_isnil(L, -1)) {
+        lua_Number n = lua_tonumber(L, -1);
+        if (lua_type(L, -1) != LUA_TNUMBER || n != floor(n) || n < (lua_Number)lo ||
+            n > (lua_Number)hi)
+            luaL_argerror(L, idx, lua_pushfstring(L, "opts.%s must be an integer from %d to %d",
+                                                  name, (int)lo, (int)hi));
+        v = (lua_Integer)n;
+    }
+    lua_pop(L, 1);
+    return v;
+}
+
 static void read_opts(lua_State *L, int idx, enc *e)
 {
     e->require_texts = 0;
     e->truncate = 1;
+    e->max_rows = MAX_ROWS;
     if (lua_isnoneornil(L, idx))
         return;
     luaL_checktype(L, idx, LUA_TTABLE);
+    e->max_rows = (size_t)opt_int(L, idx, "max_rows", MAX_ROWS, 1, MAX_ROWS);
+    e->part = (int)opt_int(L, idx, "part", 0, 1, 1000000);
+    e->max_rejects = (size_t)opt_int(L, idx, "max_rejects", 1000, 0, 100000000);
     lua_getfield(L, idx, "require_texts");
     if (!lua_isnil(L, -1)) {
         size_t n, i;
@@ -1364,6 +1726,11 @@ static void read_opts(lua_State *L, int idx, enc *e)
         e->truncate = lua_toboolean(L, -1);
     }
     lua_pop(L, 1);
+    lua_getfield(L, idx, "rejects");
+    if (!lua_isnil(L, -1))
+        luaL_argcheck(L, lua_type(L, -1) == LUA_TTABLE, idx,
+                      "opts.rejects must be a table (bad rows are appended to it)");
+    lua_pop(L, 1);
 }
 
 /* Runs the encode with the body userdata at `bodyidx`. Returns 0, or pushes
@@ -1372,11 +1739,38 @@ static int run(lua_State *L, enc *e, int bodyidx)
 {
     int top;
     (void)bodyidx;
+    /* opts.rejects, at a fixed stack slot for the whole encode */
+    if (lua_istable(L, 2))
+        lua_getfield(L, 2, "rejects");
+    else
+        lua_pushnil(L);
+    e->rejects = lua_istable(L, -1) ? lua_gettop(L) : 0;
+    /* the list comes from a CSV source, or is one part of a longer list: taskName is
+     * written last, once we know whether another part follows */
+    lua_getfield(L, 1, "numberInfoList");
+    e->split = e->part > 0 || lf_csv_test(L, -1) != NULL;
+    lua_pop(L, 1);
     top = lua_gettop(L);
     if (put_object(e, 1, TOP, (int)(sizeof TOP / sizeof TOP[0]))) {
         lf_body_free(e->b);
         lua_settop(L, top);
         lua_pushnil(L);
+        if (e->located) {
+            lua_pushstring(L, e->msg);
+            if (e->err_field)
+                lua_pushstring(L, e->err_field);
+            else
+                lua_pushnil(L);
+            lua_pushinteger(L, e->code);
+            lua_createtable(L, 0, 3);
+            lua_pushstring(L, e->csv->name);
+            lua_setfield(L, -2, "file");
+            lua_pushinteger(L, (lua_Integer)e->err_line);
+            lua_setfield(L, -2, "line");
+            lua_pushinteger(L, (lua_Integer)e->err_col);
+            lua_setfield(L, -2, "column");
+            return 5;
+        }
         path_push(L, e);
         lua_pushfstring(L, "%s: %s", lua_tostring(L, -1), e->msg);
         lua_insert(L, -2);
@@ -1389,13 +1783,33 @@ static int run(lua_State *L, enc *e, int bodyidx)
 
 static void push_info(lua_State *L, const enc *e)
 {
-    lua_createtable(L, 0, 3);
+    lua_createtable(L, 0, 9);
     lua_pushinteger(L, (lua_Integer)e->rows_total);
     lua_setfield(L, -2, "rows");
     lua_pushinteger(L, (lua_Integer)e->truncated);
     lua_setfield(L, -2, "truncated");
     lua_pushinteger(L, (lua_Integer)e->b->len);
     lua_setfield(L, -2, "bytes");
+    if (e->rejects || e->csv) {
+        lua_pushinteger(L, (lua_Integer)e->rejected);
+        lua_setfield(L, -2, "rejected");
+    }
+    if (e->split) {
+        lua_pushinteger(L, (lua_Integer)e->part);
+        lua_setfield(L, -2, "part");
+        lua_pushboolean(L, e->more);
+        lua_setfield(L, -2, "more");
+    }
+    if (e->task_name[0]) {
+        lua_pushstring(L, e->task_name);
+        lua_setfield(L, -2, "task_name");
+    }
+    if (e->csv) {
+        lua_pushinteger(L, (lua_Integer)e->duplicates);
+        lua_setfield(L, -2, "duplicates");
+        lua_pushinteger(L, (lua_Integer)e->csv->line);
+        lua_setfield(L, -2, "line");
+    }
 }
 
 static enc *enc_new(lua_State *L)

@@ -21,5 +21,6 @@
 LAAFFIC_INTERNAL int laaffic_sign_open(lua_State *L);
 LAAFFIC_INTERNAL int laaffic_encode_open(lua_State *L);
 LAAFFIC_INTERNAL int laaffic_http_open(lua_State *L);
+LAAFFIC_INTERNAL int laaffic_csv_open(lua_State *L);
 
 #endif

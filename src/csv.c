@@ -1,0 +1,740 @@
+/* csv.c - the CSV reader behind core.csv_file and core.csv_string.
+ *
+ *   local src = core.csv_file("list.csv", { columns = { calleeNumber = "phone" } })
+ *   local body, info = core.encode_body{ taskName = "x", agentId = 1, appId = "a",
+ *                                        numberInfoList = src }
+ *
+ * RFC 4180: fields separated by a delimiter (default ','), records by CRLF or LF (a lone
+ * CR too); a field in double quotes may hold delimiters, line breaks and doubled quotes.
+ * A UTF-8 byte order mark at the start is skipped; a UTF-16 one is an error. Text after a
+ * closing quote makes the record malformed (reported, skipped); a quote that never
+ * closes ends the file with an error. A quote inside an unquoted field is kept as it is.
+ *
+ * Files are read in blocks into a buffer that holds the current record; compaction
+ * drops what was parsed, so memory is the block size plus the longest record. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+
+#include "compat.h"
+#include "csv.h"
+
+#define BLOCK (256 * 1024)
+#define MAX_RECORD (16 * 1024 * 1024)
+#define MAX_COLUMNS 4096
+
+static const char *const KEYS[LF_CSV_NKEYS] = {
+    "calleeNumber", "text1", "text2", "text3", "text4", "text5",
+    "text6",        "text7", "text8", "text9", "text10"};
+
+static int set_err(lf_csv *c, long line, int col, const char *msg)
+{
+    snprintf(c->err, sizeof c->err, "%s", msg);
+    c->err_line = line;
+    c->err_col = col;
+    return -1;
+}
+
+/* ---------------------------------------------------------------- reading */
+
+/* Keeps buf[keep..len), reads more after it. Returns 1 read something, 0 at the end of
+ * the file, -1 on an error. */
+static int fill(lf_csv *c, size_t keep)
+{
+    ssize_t n;
+    if (c->fd < 0 || c->eof)
+        return 0;
+    if (keep > 0) {
+        memmove(c->buf, c->buf + keep, c->len - keep);
+        c->len -= keep;
+        c->pos -= keep;
+        c->base += keep;
+    }
+    if (c->cap - c->len < BLOCK / 4) {
+        size_t cap = c->cap ? c->cap * 2 : BLOCK;
+        char *p;
+        if (c->len >= MAX_RECORD)
+            return set_err(c, c->line, 0,
+                           "a record longer than 16 MiB (is a quote left open?)");
+        p = (char *)realloc(c->buf, cap);
+        if (p == NULL)
+            return set_err(c, c->line, 0, "out of memory reading the file");
+        c->buf = p;
+        c->cap = cap;
+    }
+    do
+        n = read(c->fd, c->buf + c->len, c->cap - c->len);
+    while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "read error: %s", strerror(errno));
+        return set_err(c, c->line, 0, msg);
+    }
+    if (n == 0) {
+        c->eof = 1;
+        return 0;
+    }
+    c->len += (size_t)n;
+    return 1;
+}
+
+static int tmp_add(lf_csv *c, const char *p, size_t n)
+{
+    if (c->tcap - c->tlen < n) {
+        size_t cap = c->tcap ? c->tcap : 256;
+        char *q;
+        while (cap - c->tlen < n)
+            cap *= 2;
+        q = (char *)realloc(c->tmp, cap);
+        if (q == NULL)
+            return -1;
+        c->tmp = q;
+        c->tcap = cap;
+    }
+    memcpy(c->tmp + c->tlen, p, n);
+    c->tlen += n;
+    return 0;
+}
+
+static lf_csv_field *add_field(lf_csv *c)
+{
+    if (c->nf == c->fcap) {
+        size_t cap = c->fcap ? c->fcap * 2 : 16;
+        lf_csv_field *f;
+        if (c->nf >= MAX_COLUMNS)
+            return NULL;
+        f = (lf_csv_field *)realloc(c->f, cap * sizeof *f);
+        if (f == NULL)
+            return NULL;
+        c->f = f;
+        c->fcap = cap;
+    }
+    memset(&c->f[c->nf], 0, sizeof c->f[0]);
+    return &c->f[c->nf++];
+}
+
+static size_t count_nl(const char *p, size_t n)
+{
+    size_t k = 0;
+    const char *end = p + n;
+    while ((p = (const char *)memchr(p, '\n', (size_t)(end - p))) != NULL) {
+        k++;
+        p++;
+    }
+    return k;
+}
+
+enum { P_DONE = 1, P_MORE = 0, P_FATAL = -1, P_BAD = -2, P_END = 2 };
+
+/* Parses one record starting at c->pos. P_MORE: the buffer ended inside it (read more
+ * and parse again from the same start). */
+static int parse(lf_csv *c)
+{
+    const char *b = c->buf;
+    size_t i = c->pos, len = c->len;
+    long line = c->line;
+    const char d = c->delim;
+    int eof = c->fd < 0 || c->eof;
+
+    c->nf = 0;
+    c->tlen = 0;
+    c->rec_line = line;
+    if (i == len)
+        return eof ? P_END : P_MORE;
+    for (;;) {
+        lf_csv_field *f = add_field(c);
+        if (f == NULL)
+            return set_err(c, line, (int)c->nf,
+                           c->nf >= MAX_COLUMNS ? "more than 4096 columns" : "out of memory");
+        f->line = line;
+        if (i < len && b[i] == '"') {
+            size_t seg = ++i;
+            long qline = line;
+            f->quoted = 1;
+            for (;;) {
+                const char *q = (const char *)memchr(b + i, '"', len - i);
+                if (q == NULL) {
+                    if (!eof)
+                        return P_MORE;
+                    return set_err(c, qline, (int)c->nf,
+                                   "a quoted field is never closed (its quote opens here)");
+                }
+                line += (long)count_nl(b + i, (size_t)(q - (b + i)));
+                i = (size_t)(q - b);
+                if (i + 1 == len && !eof)
+                    return P_MORE; /* "" or " then the end? */
+                if (i + 1 < len && b[i + 1] == '"') {
+                    if (!f->in_tmp) {
+                        f->in_tmp = 1;
+                        f->off = c->tlen;
+                    }
+                    if (tmp_add(c, b + seg, i + 1 - seg))
+                        return set_err(c, line, (int)c->nf, "out of memory");
+                    i += 2;
+                    seg = i;
+                    continue;
+                }
+                /* the closing quote */
+                if (f->in_tmp) {
+                    if (tmp_add(c, b + seg, i - seg))
+                        return set_err(c, line, (int)c->nf, "out of memory");
+                    f->len = c->tlen - f->off;
+                } else {
+                    f->s = b + seg;
+                    f->len = i - seg;
+                }
+                i++;
+                break;
+            }
+            if (i < len && b[i] != d && b[i] != '\r' && b[i] != '\n') {
+                /* malformed: skip to the end of the line */
+                int col = (int)c->nf;
+                const char *nl = (const char *)memchr(b + i, '\n', len - i);
+                if (nl == NULL && !eof)
+                    return P_MORE;
+                c->pos = nl ? (size_t)(nl - b) + 1 : len;
+                c->line = line + 1;
+                set_err(c, line, col,
+                        "text after a closing quote (a quote inside a quoted field is "
+                        "written twice: \"\")");
+                return P_BAD;
+            }
+        } else {
+            size_t j = i;
+            while (j < len && b[j] != d && b[j] != '\n' && b[j] != '\r')
+                j++;
+            if (j == len && !eof)
+                return P_MORE;
+            f->s = b + i;
+            f->len = j - i;
+            i = j;
+        }
+        /* after a field: a delimiter, a line break, or the end */
+        if (i == len)
+            break; /* eof here, or the loops above asked for more */
+        if (b[i] == d) {
+            i++;
+            continue;
+        }
+        if (b[i] == '\r') {
+            if (i + 1 == len && !eof)
+                return P_MORE;
+            i += (i + 1 < len && b[i + 1] == '\n') ? 2 : 1;
+        } else {
+            i++;
+        }
+        line++;
+        break;
+    }
+    /* resolve the fields kept in the scratch (it may have moved while growing) */
+    {
+        size_t k;
+        for (k = 0; k < c->nf; k++)
+            if (c->f[k].in_tmp)
+                c->f[k].s = c->tmp + c->f[k].off;
+    }
+    c->pos = i;
+    c->line = line;
+    return P_DONE;
+}
+
+int lf_csv_next(lf_csv *c)
+{
+    if (c->closed)
+        return set_err(c, c->line, 0, "the CSV source is closed");
+    for (;;) {
+        int r = parse(c);
+        if (r == P_MORE) {
+            int f = fill(c, c->pos);
+            if (f < 0)
+                return -1;
+            continue; /* parse again: at eof it decides */
+        }
+        if (r == P_END)
+            return 0;
+        if (r != P_DONE)
+            return r;
+        /* a blank line */
+        if (c->nf == 1 && c->f[0].len == 0 && !c->f[0].quoted)
+            continue;
+        c->records++;
+        return 1;
+    }
+}
+
+void lf_csv_mark_get(const lf_csv *c, lf_csv_mark *m)
+{
+    m->at = c->base + c->pos;
+    m->line = c->line;
+}
+
+void lf_csv_mark_reset(lf_csv *c, const lf_csv_mark *m)
+{
+    c->pos = (size_t)(m->at - c->base);
+    c->line = m->line;
+    c->records--;
+}
+
+/* ---------------------------------------------------------------- dedupe */
+
+static uint64_t mix(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    x ^= x >> 31;
+    return x;
+}
+
+int lf_csv_seen(lf_csv *c, const char *digits, size_t n, int insert)
+{
+    uint64_t key = 1;
+    size_t i, mask;
+    for (i = 0; i < n; i++)
+        key = key * 10 + (uint64_t)(digits[i] - '0');
+    if (c->set_n * 2 >= c->set_cap) {
+        size_t cap = c->set_cap ? c->set_cap * 2 : 4096, k;
+        uint64_t *s = (uint64_t *)calloc(cap, sizeof *s);
+        if (s == NULL)
+            return -1;
+        for (k = 0; k < c->set_cap; k++) {
+            uint64_t v = c->set[k];
+            if (v) {
+                size_t h = (size_t)mix(v) & (cap - 1);
+                while (s[h])
+                    h = (h + 1) & (cap - 1);
+                s[h] = v;
+            }
+        }
+        free(c->set);
+        c->set = s;
+        c->set_cap = cap;
+    }
+    mask = c->set_cap - 1;
+    for (i = (size_t)mix(key) & mask; c->set[i]; i = (i + 1) & mask)
+        if (c->set[i] == key)
+            return 1;
+    if (insert) {
+        c->set[i] = key;
+        c->set_n++;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- Lua API */
+
+lf_csv *lf_csv_test(lua_State *L, int idx)
+{
+    lf_csv *c = (lf_csv *)lua_touserdata(L, idx);
+    if (c == NULL || !lua_getmetatable(L, idx))
+        return NULL;
+    luaL_getmetatable(L, LAAFFIC_CSV_MT);
+    if (!lua_rawequal(L, -1, -2))
+        c = NULL;
+    lua_pop(L, 2);
+    return c;
+}
+
+static int csv_close(lua_State *L)
+{
+    lf_csv *c = (lf_csv *)luaL_checkudata(L, 1, LAAFFIC_CSV_MT);
+    if (c->fd >= 0)
+        close(c->fd);
+    c->fd = -1;
+    if (c->own_buf)
+        free(c->buf);
+    c->buf = NULL;
+    c->len = c->pos = c->cap = 0;
+    if (c->strref != LUA_NOREF) {
+        luaL_unref(L, LUA_REGISTRYINDEX, c->strref);
+        c->strref = LUA_NOREF;
+    }
+    free(c->f);
+    c->f = NULL;
+    c->nf = c->fcap = 0;
+    free(c->tmp);
+    c->tmp = NULL;
+    c->tlen = c->tcap = 0;
+    free(c->set);
+    c->set = NULL;
+    c->set_n = c->set_cap = 0;
+    free(c->name);
+    c->name = NULL;
+    c->closed = 1;
+    return 0;
+}
+
+static lf_csv *check_csv(lua_State *L)
+{
+    lf_csv *c = (lf_csv *)luaL_checkudata(L, 1, LAAFFIC_CSV_MT);
+    if (c->closed)
+        luaL_error(L, "laaffic.csv: the source is closed");
+    return c;
+}
+
+static int csv_tostring(lua_State *L)
+{
+    lf_csv *c = (lf_csv *)luaL_checkudata(L, 1, LAAFFIC_CSV_MT);
+    if (c->closed)
+        lua_pushliteral(L, "laaffic.csv (closed)");
+    else
+        lua_pushfstring(L, "laaffic.csv (%s, line %d)", c->name, (int)c->line);
+    return 1;
+}
+
+static void set_int(lua_State *L, const char *k, lua_Number v)
+{
+    lua_pushnumber(L, v);
+    lua_setfield(L, -2, k);
+}
+
+/* src:info() -> { name, size, bytes, line, records, rows, duplicates, rejected, parts,
+ *                 done, columns = { calleeNumber = 1, text1 = 2, ... } } */
+static int csv_info(lua_State *L)
+{
+    lf_csv *c = check_csv(L);
+    int k;
+    lua_createtable(L, 0, 11);
+    lua_pushstring(L, c->name);
+    lua_setfield(L, -2, "name");
+    set_int(L, "size", (lua_Number)c->size);
+    set_int(L, "bytes", (lua_Number)(c->base + c->pos));
+    set_int(L, "line", (lua_Number)c->line);
+    set_int(L, "records", (lua_Number)c->records);
+    set_int(L, "rows", (lua_Number)c->rows);
+    set_int(L, "duplicates", (lua_Number)c->duplicates);
+    set_int(L, "rejected", (lua_Number)c->rejected);
+    set_int(L, "parts", (lua_Number)c->parts);
+    lua_pushboolean(L, (c->fd < 0 || c->eof) && c->pos >= c->len);
+    lua_setfield(L, -2, "done");
+    lua_createtable(L, 0, LF_CSV_NKEYS);
+    for (k = 0; k < LF_CSV_NKEYS; k++) {
+        if (c->map[k] >= 0) {
+            lua_pushinteger(L, c->map[k] + 1);
+            lua_setfield(L, -2, KEYS[k]);
+        }
+    }
+    lua_setfield(L, -2, "columns");
+    return 1;
+}
+
+static int key_index(const char *k, size_t n)
+{
+    int j;
+    for (j = 0; j < LF_CSV_NKEYS; j++)
+        if (strlen(KEYS[j]) == n && memcmp(KEYS[j], k, n) == 0)
+            return j;
+    return -1;
+}
+
+/* the header cell, trimmed of spaces and tabs */
+static void trimmed(const lf_csv_field *f, const char **s, size_t *n)
+{
+    const char *p = f->s ? f->s : "";
+    size_t len = f->len;
+    while (len && (*p == ' ' || *p == '\t')) {
+        p++;
+        len--;
+    }
+    while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+        len--;
+    *s = p;
+    *n = len;
+}
+
+static int ieq(const char *a, size_t an, const char *b)
+{
+    size_t i, bn = strlen(b);
+    if (an != bn)
+        return 0;
+    for (i = 0; i < an; i++) {
+        char x = a[i], y = b[i];
+        if (x >= 'A' && x <= 'Z')
+            x = (char)(x + 32);
+        if (y >= 'A' && y <= 'Z')
+            y = (char)(y + 32);
+        if (x != y)
+            return 0;
+    }
+    return 1;
+}
+
+/* Pushes "name:line: message" (a string) for an open/header error; returns 2 after nil. */
+static int open_fail(lua_State *L, lf_csv *c, long line, const char *msg)
+{
+    lua_pushnil(L);
+    if (line > 0)
+        lua_pushfstring(L, "%s:%d: %s", c->name, (int)line, msg);
+    else
+        lua_pushfstring(L, "%s: %s", c->name, msg);
+    csv_close(L); /* argument 1 is not the reader here: close by hand below */
+    return 2;
+}
+
+/* Reads the options and the header. The reader is at stack index `ud`, the options at
+ * `o` (a table or none). Returns 1 with the reader on top, or 2 (nil, message). */
+static int start(lua_State *L, lf_csv *c, int ud, int o)
+{
+    int k, header = 1, any_mapped = 0;
+    const char *mapped[LF_CSV_NKEYS];
+    size_t mlen[LF_CSV_NKEYS];
+    int mcol[LF_CSV_NKEYS];
+
+    for (k = 0; k < LF_CSV_NKEYS; k++) {
+        c->map[k] = -1;
+        mapped[k] = NULL;
+        mlen[k] = 0;
+        mcol[k] = 0;
+    }
+    c->delim = ',';
+    if (lua_istable(L, o)) {
+        lua_getfield(L, o, "delimiter");
+        if (!lua_isnil(L, -1)) {
+            size_t n;
+            const char *d = lua_tolstring(L, -1, &n);
+            luaL_argcheck(L, lua_type(L, -1) == LUA_TSTRING && n == 1 && d[0] != '"' &&
+                             d[0] != '\r' && d[0] != '\n',
+                          2, "opts.delimiter must be one character other than a quote or a line break");
+            c->delim = d[0];
+        }
+        lua_pop(L, 1);
+        lua_getfield(L, o, "header");
+        if (!lua_isnil(L, -1)) {
+            luaL_argcheck(L, lua_type(L, -1) == LUA_TBOOLEAN, 2, "opts.header must be a boolean");
+            header = lua_toboolean(L, -1);
+        }
+        lua_pop(L, 1);
+        lua_getfield(L, o, "normalize");
+        if (!lua_isnil(L, -1)) {
+            luaL_argcheck(L, lua_type(L, -1) == LUA_TBOOLEAN, 2, "opts.normalize must be a boolean");
+            c->normalize = lua_toboolean(L, -1);
+        }
+        lua_pop(L, 1);
+        lua_getfield(L, o, "dedupe");
+        if (!lua_isnil(L, -1)) {
+            luaL_argcheck(L, lua_type(L, -1) == LUA_TBOOLEAN, 2, "opts.dedupe must be a boolean");
+            c->dedupe = lua_toboolean(L, -1);
+        }
+        lua_pop(L, 1);
+        lua_getfield(L, o, "columns");
+        if (!lua_isnil(L, -1)) {
+            luaL_argcheck(L, lua_type(L, -1) == LUA_TTABLE, 2,
+                          "opts.columns must map calleeNumber/text1..text10 to a header name or column number");
+            lua_pushnil(L);
+            while (lua_next(L, -2)) {
+                size_t kn;
+                const char *kk;
+                if (lua_type(L, -2) != LUA_TSTRING)
+                    return luaL_argerror(L, 2, "opts.columns keys must be calleeNumber or text1..text10");
+                kk = lua_tolstring(L, -2, &kn);
+                k = key_index(kk, kn);
+                any_mapped = 1;
+                if (k < 0)
+                    return luaL_argerror(L, 2, lua_pushfstring(L,
+                        "opts.columns: unknown field '%s' (calleeNumber, text1..text10)", kk));
+                if (lua_type(L, -1) == LUA_TNUMBER) {
+                    lua_Number n = lua_tonumber(L, -1);
+                    luaL_argcheck(L, n >= 1 && n <= MAX_COLUMNS && n == (lua_Number)(int)n, 2,
+                                  "opts.columns: a column number must be an integer from 1");
+                    mcol[k] = (int)n;
+                } else if (lua_type(L, -1) == LUA_TSTRING) {
+                    mapped[k] = lua_tolstring(L, -1, &mlen[k]);
+                    if (!header)
+                        return luaL_argerror(L, 2,
+                            "opts.columns: without a header row, map columns by number");
+                } else if (lua_type(L, -1) != LUA_TBOOLEAN || lua_toboolean(L, -1)) {
+                    return luaL_argerror(L, 2,
+                        "opts.columns values must be a header name, a column number, or false");
+                } else {
+                    mcol[k] = -1; /* false: ignore this column */
+                }
+                lua_pop(L, 1);
+            }
+        }
+        /* the strings in `mapped` stay alive: the table stays on the stack */
+    }
+
+    /* skip a byte order mark */
+    if (c->fd >= 0 && fill(c, 0) < 0)
+        return open_fail(L, c, 0, c->err);
+    if (c->len >= 2 && ((unsigned char)c->buf[0] == 0xFF || (unsigned char)c->buf[0] == 0xFE) &&
+        ((unsigned char)c->buf[1] == 0xFE || (unsigned char)c->buf[1] == 0xFF))
+        return open_fail(L, c, 1, "the file is UTF-16: save it as UTF-8");
+    if (c->len >= 3 && memcmp(c->buf, "\xEF\xBB\xBF", 3) == 0)
+        c->pos = 3;
+
+    if (!header) {
+        for (k = 0; k < LF_CSV_NKEYS; k++)
+            c->map[k] = mcol[k] > 0 ? mcol[k] - 1 : (mcol[k] < 0 || any_mapped) ? -1 : k;
+    } else {
+        int r = lf_csv_next(c), col;
+        if (r < 0)
+            return open_fail(L, c, c->err_line, c->err);
+        if (r == 0)
+            return open_fail(L, c, 0, "the file is empty: it needs a header row naming calleeNumber");
+        c->records = 0;
+        for (k = 0; k < LF_CSV_NKEYS; k++) {
+            if (mcol[k] > 0) {
+                c->map[k] = mcol[k] - 1;
+                continue;
+            }
+            if (mcol[k] < 0)
+                continue;
+            for (col = 0; col < (int)c->nf; col++) {
+                const char *s;
+                size_t n;
+                trimmed(&c->f[col], &s, &n);
+                if (mapped[k] ? (n == mlen[k] && memcmp(s, mapped[k], n) == 0)
+                              : ieq(s, n, KEYS[k])) {
+                    if (c->map[k] >= 0) {
+                        char msg[160];
+                        snprintf(msg, sizeof msg, "columns %d and %d are both %s", c->map[k] + 1,
+                                 col + 1, KEYS[k]);
+                        return open_fail(L, c, c->rec_line, msg);
+                    }
+                    c->map[k] = col;
+                }
+            }
+            if (mapped[k] && c->map[k] < 0) {
+                lua_pushfstring(L, "opts.columns maps %s to \"%s\", but the header row has no such column",
+                                KEYS[k], mapped[k]);
+                return open_fail(L, c, c->rec_line, lua_tostring(L, -1));
+            }
+        }
+        if (c->map[0] < 0) {
+            /* name the columns it has, so the user sees what to map */
+            luaL_Buffer B;
+            luaL_buffinit(L, &B);
+            luaL_addstring(&B, "the header row has no calleeNumber column (it has: ");
+            for (col = 0; col < (int)c->nf && col < 12; col++) {
+                const char *s;
+                size_t n, j;
+                trimmed(&c->f[col], &s, &n);
+                if (col)
+                    luaL_addstring(&B, ", ");
+                luaL_addchar(&B, '"');
+                for (j = 0; j < n && j < 40; j++)
+                    luaL_addchar(&B, (s[j] >= 0x20 && s[j] < 0x7f) ? s[j] : '?');
+                luaL_addchar(&B, '"');
+            }
+            if (col < (int)c->nf)
+                luaL_addstring(&B, ", ...");
+            luaL_addstring(&B, "); map one with opts.columns = { calleeNumber = \"<name>\" }");
+            luaL_pushresult(&B);
+            return open_fail(L, c, c->rec_line, lua_tostring(L, -1));
+        }
+    }
+    if (c->map[0] < 0)
+        return open_fail(L, c, 0, "opts.columns.calleeNumber must not be false");
+    lua_pushvalue(L, ud);
+    return 1;
+}
+
+static lf_csv *new_reader(lua_State *L, const char *name)
+{
+    lf_csv *c = (lf_csv *)lua_newuserdata(L, sizeof *c);
+    memset(c, 0, sizeof *c);
+    c->fd = -1;
+    c->strref = LUA_NOREF;
+    c->line = 1;
+    luaL_getmetatable(L, LAAFFIC_CSV_MT);
+    lua_setmetatable(L, -2);
+    c->name = strdup(name);
+    if (c->name == NULL)
+        luaL_error(L, "laaffic.csv: out of memory");
+    return c;
+}
+
+static const char *opt_name(lua_State *L, int o, const char *def)
+{
+    const char *s = def;
+    if (lua_istable(L, o)) {
+        lua_getfield(L, o, "name");
+        if (!lua_isnil(L, -1)) {
+            luaL_argcheck(L, lua_type(L, -1) == LUA_TSTRING, 2, "opts.name must be a string");
+            s = lua_tostring(L, -1);
+        }
+        lua_pop(L, 1); /* the string stays alive in the options table */
+    }
+    return s;
+}
+
+/* core.csv_file(path [, opts]) -> reader | nil, message */
+static int l_csv_file(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    lf_csv *c;
+    struct stat st;
+    int fd;
+    if (!lua_isnoneornil(L, 2))
+        luaL_checktype(L, 2, LUA_TTABLE);
+    lua_settop(L, 2);
+    c = new_reader(L, opt_name(L, 2, path)); /* 3 */
+    c->own_buf = 1;
+    do
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+    while (fd < 0 && errno == EINTR);
+    if (fd < 0) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "%s: %s", c->name, strerror(errno));
+        lua_pushvalue(L, 3);
+        lua_replace(L, 1);
+        csv_close(L);
+        return 2;
+    }
+    c->fd = fd;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+        c->size = (unsigned long long)st.st_size;
+    if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "%s: is a directory", c->name);
+        lua_pushvalue(L, 3);
+        lua_replace(L, 1);
+        csv_close(L);
+        return 2;
+    }
+    lua_pushvalue(L, 3);
+    lua_replace(L, 1); /* open_fail closes argument 1 */
+    return start(L, c, 3, 2);
+}
+
+/* core.csv_string(s [, opts]) -> reader | nil, message */
+static int l_csv_string(lua_State *L)
+{
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    lf_csv *c;
+    if (!lua_isnoneornil(L, 2))
+        luaL_checktype(L, 2, LUA_TTABLE);
+    lua_settop(L, 2);
+    c = new_reader(L, opt_name(L, 2, "<string>")); /* 3 */
+    lua_pushvalue(L, 1);
+    c->strref = luaL_ref(L, LUA_REGISTRYINDEX);
+    c->buf = (char *)s;
+    c->len = c->cap = n;
+    c->size = n;
+    c->eof = 1;
+    lua_pushvalue(L, 3);
+    lua_replace(L, 1);
+    return start(L, c, 3, 2);
+}
+
+int laaffic_csv_open(lua_State *L)
+{
+    static const luaL_Reg methods[] = {
+        {"close", csv_close}, {"__gc", csv_close}, {"info", csv_info},
+        {"__tostring", csv_tostring}, {NULL, NULL}};
+    static const luaL_Reg funcs[] = {
+        {"csv_file", l_csv_file}, {"csv_string", l_csv_string}, {NULL, NULL}};
+    lf_newclass(L, LAAFFIC_CSV_MT, methods);
+    lua_pop(L, 1);
+    lf_setfuncs(L, funcs, 0);
+    return 0;
+}
