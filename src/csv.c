@@ -466,7 +466,8 @@ static int ieq(const char *a, size_t an, const char *b)
     return 1;
 }
 
-/* Pushes "name:line: message" (a string) for an open/header error; returns 2 after nil. */
+/* Pushes nil, "name:line: message", "invalid", line for a header or format error (the
+ * reader is argument 1, and is closed); returns 4. */
 static int open_fail(lua_State *L, lf_csv *c, long line, const char *msg)
 {
     lua_pushnil(L);
@@ -474,8 +475,22 @@ static int open_fail(lua_State *L, lf_csv *c, long line, const char *msg)
         lua_pushfstring(L, "%s:%d: %s", c->name, (int)line, msg);
     else
         lua_pushfstring(L, "%s: %s", c->name, msg);
-    csv_close(L); /* argument 1 is not the reader here: close by hand below */
-    return 2;
+    lua_pushstring(L, c->fd >= 0 && c->err[0] && strncmp(c->err, "read error", 10) == 0 ?
+                      "io" : "invalid");
+    lua_pushinteger(L, (lua_Integer)line);
+    csv_close(L);
+    return 4;
+}
+
+/* nil, "name: strerror", "io", 0 when the file cannot be opened */
+static int io_fail(lua_State *L, lf_csv *c, const char *why)
+{
+    lua_pushnil(L);
+    lua_pushfstring(L, "%s: %s", c->name, why);
+    lua_pushliteral(L, "io");
+    lua_pushinteger(L, 0);
+    csv_close(L);
+    return 4;
 }
 
 /* Reads the options and the header. The reader is at stack index `ud`, the options at
@@ -666,7 +681,7 @@ static const char *opt_name(lua_State *L, int o, const char *def)
     return s;
 }
 
-/* core.csv_file(path [, opts]) -> reader | nil, message */
+/* core.csv_file(path [, opts]) -> reader | nil, message, kind ("io" or "invalid"), line */
 static int l_csv_file(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
@@ -681,31 +696,20 @@ static int l_csv_file(lua_State *L)
     do
         fd = open(path, O_RDONLY | O_CLOEXEC);
     while (fd < 0 && errno == EINTR);
-    if (fd < 0) {
-        lua_pushnil(L);
-        lua_pushfstring(L, "%s: %s", c->name, strerror(errno));
-        lua_pushvalue(L, 3);
-        lua_replace(L, 1);
-        csv_close(L);
-        return 2;
-    }
+    lua_pushvalue(L, 3);
+    lua_replace(L, 1); /* the fail functions close argument 1 */
+    if (fd < 0)
+        return io_fail(L, c, strerror(errno));
     c->fd = fd;
+    if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode))
+        return io_fail(L, c, "is a directory");
     if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
         c->size = (unsigned long long)st.st_size;
-    if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
-        lua_pushnil(L);
-        lua_pushfstring(L, "%s: is a directory", c->name);
-        lua_pushvalue(L, 3);
-        lua_replace(L, 1);
-        csv_close(L);
-        return 2;
-    }
-    lua_pushvalue(L, 3);
-    lua_replace(L, 1); /* open_fail closes argument 1 */
     return start(L, c, 3, 2);
 }
 
-/* core.csv_string(s [, opts]) -> reader | nil, message */
+/* core.csv_string(s [, opts]) -> reader | nil, message, "invalid", line */
+
 static int l_csv_string(lua_State *L)
 {
     size_t n;
@@ -726,13 +730,21 @@ static int l_csv_string(lua_State *L)
     return start(L, c, 3, 2);
 }
 
+/* core.is_csv(v) -> true if v is a CSV reader (open or closed) */
+static int l_is_csv(lua_State *L)
+{
+    lua_pushboolean(L, lf_csv_test(L, 1) != NULL);
+    return 1;
+}
+
 int laaffic_csv_open(lua_State *L)
 {
     static const luaL_Reg methods[] = {
         {"close", csv_close}, {"__gc", csv_close}, {"info", csv_info},
         {"__tostring", csv_tostring}, {NULL, NULL}};
     static const luaL_Reg funcs[] = {
-        {"csv_file", l_csv_file}, {"csv_string", l_csv_string}, {NULL, NULL}};
+        {"csv_file", l_csv_file}, {"csv_string", l_csv_string}, {"is_csv", l_is_csv},
+        {NULL, NULL}};
     lf_newclass(L, LAAFFIC_CSV_MT, methods);
     lua_pop(L, 1);
     lf_setfuncs(L, funcs, 0);

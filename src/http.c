@@ -31,6 +31,7 @@ typedef struct cbuf {
 
 typedef struct lf_http {
     CURL *easy;
+    CURLM *multi;            /* the multi handle it is running in, or NULL */
     struct curl_slist *hdrs; /* the request's headers, freed after each perform */
     struct curl_slist *resolve; /* opts.resolve: "host:port:address" entries */
     cbuf body, head;         /* the response */
@@ -110,6 +111,10 @@ static lf_http *check_http(lua_State *L, int idx)
 static int http_close(lua_State *L)
 {
     lf_http *h = (lf_http *)luaL_checkudata(L, 1, HTTP_MT);
+    if (h->easy && h->multi) {
+        curl_multi_remove_handle(h->multi, h->easy);
+        h->multi = NULL;
+    }
     if (h->easy) {
         curl_easy_cleanup(h->easy);
         h->easy = NULL;
@@ -207,6 +212,7 @@ static int http_new(lua_State *L)
     h->reuse = opt_bool(L, t, "reuse", 1);
 
     SETOPT(h, CURLOPT_NOSIGNAL, 1L);
+    SETOPT(h, CURLOPT_PRIVATE, (void *)h);
     SETOPT(h, CURLOPT_CONNECTTIMEOUT_MS, (long)(ct * 1000));
     SETOPT(h, CURLOPT_TIMEOUT_MS, (long)(to * 1000));
     SETOPT(h, CURLOPT_ERRORBUFFER, h->errbuf);
@@ -379,50 +385,47 @@ static void set_time(lua_State *L, CURL *c, CURLINFO info, const char *name)
     lua_setfield(L, -2, name);
 }
 
-/* h:request(method, url, headers, body) ->
- *   { status, headers, body, http_version, connects, time = {...} }
- *   | nil, message, kind, sent */
-static int http_request(lua_State *L)
+/* Sets the easy handle up for one request from the arguments at base .. base+3: method,
+ * url, headers, body. The body's bytes are not copied: the caller keeps the body alive
+ * until finish(). */
+static void prepare(lua_State *L, lf_http *h, int base)
 {
-    lf_http *h = check_http(L, 1);
-    const char *method = luaL_checkstring(L, 2);
-    const char *url = luaL_checkstring(L, 3);
+    const char *method = luaL_checkstring(L, base);
+    const char *url = luaL_checkstring(L, base + 1);
     const char *data = NULL;
     size_t dlen = 0;
-    CURLcode rc;
-    long code = 0, connects = 0, version = 0;
     lf_body *b;
 
-    if (!lua_isnoneornil(L, 4))
-        luaL_checktype(L, 4, LUA_TTABLE);
-    if ((b = lf_body_test(L, 5)) != NULL) {
-        luaL_argcheck(L, b->data != NULL || b->len == 0, 5, "the body was closed");
+    if (!lua_isnoneornil(L, base + 2))
+        luaL_checktype(L, base + 2, LUA_TTABLE);
+    if ((b = lf_body_test(L, base + 3)) != NULL) {
+        luaL_argcheck(L, b->data != NULL || b->len == 0, base + 3, "the body was closed");
         data = b->data;
         dlen = b->len;
-    } else if (!lua_isnoneornil(L, 5)) {
-        data = luaL_checklstring(L, 5, &dlen);
+    } else if (!lua_isnoneornil(L, base + 3)) {
+        data = luaL_checklstring(L, base + 3, &dlen);
     }
     /* headers: the list lives in the handle, so a raise here cannot leak it */
     if (h->hdrs) {
         curl_slist_free_all(h->hdrs);
         h->hdrs = NULL;
     }
-    if (lua_istable(L, 4)) {
+    if (lua_istable(L, base + 2)) {
         lua_pushnil(L);
-        while (lua_next(L, 4)) {
+        while (lua_next(L, base + 2)) {
             size_t nlen, vlen;
             const char *n, *v;
             struct curl_slist *l;
             if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
-                return luaL_argerror(L, 4, "headers must map names to string values");
+                luaL_argerror(L, base + 2, "headers must map names to string values");
             n = lua_tolstring(L, -2, &nlen);
             v = lua_tolstring(L, -1, &vlen);
             if (nlen == 0 || has_crlf(n, nlen) || memchr(n, ':', nlen) || has_crlf(v, vlen))
-                return luaL_argerror(L, 4, "a header name or value contains CR, LF, NUL or ':'");
+                luaL_argerror(L, base + 2, "a header name or value contains CR, LF, NUL or ':'");
             lua_pushfstring(L, "%s: %s", n, v);
             l = curl_slist_append(h->hdrs, lua_tostring(L, -1));
             if (l == NULL)
-                return luaL_error(L, "laaffic.http: out of memory");
+                luaL_error(L, "laaffic.http: out of memory");
             h->hdrs = l;
             lua_pop(L, 2);
         }
@@ -431,7 +434,7 @@ static int http_request(lua_State *L)
     {
         struct curl_slist *l = curl_slist_append(h->hdrs, "Expect:");
         if (l == NULL)
-            return luaL_error(L, "laaffic.http: out of memory");
+            luaL_error(L, "laaffic.http: out of memory");
         h->hdrs = l;
     }
     h->body.len = h->head.len = 0;
@@ -444,14 +447,18 @@ static int http_request(lua_State *L)
         curl_easy_setopt(h->easy, CURLOPT_HTTPGET, 1L);
         curl_easy_setopt(h->easy, CURLOPT_CUSTOMREQUEST, NULL);
     } else {
-        /* POSTFIELDS points at the caller's bytes: no copy; they stay alive on the
-         * Lua stack (argument 5) for the whole perform */
+        /* POSTFIELDS points at the caller's bytes: no copy */
         curl_easy_setopt(h->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)dlen);
         curl_easy_setopt(h->easy, CURLOPT_POSTFIELDS, data ? data : "");
         curl_easy_setopt(h->easy, CURLOPT_CUSTOMREQUEST, strcmp(method, "POST") ? method : NULL);
     }
+}
 
-    rc = curl_easy_perform(h->easy);
+/* After a transfer: pushes { status, headers, body, http_version, connects, time } and
+ * returns 1, or pushes nil, message, kind, sent and returns 4. */
+static int finish(lua_State *L, lf_http *h, CURLcode rc)
+{
+    long code = 0, connects = 0, version = 0;
 
     curl_easy_setopt(h->easy, CURLOPT_POSTFIELDS, NULL);
     curl_easy_setopt(h->easy, CURLOPT_HTTPHEADER, NULL);
@@ -495,6 +502,196 @@ static int http_request(lua_State *L)
     /* keep a large response buffer from pinning memory between calls */
     if (h->body.cap > 64 * 1024)
         cbuf_free(&h->body);
+    return 1;
+}
+
+/* h:request(method, url, headers, body) ->
+ *   { status, headers, body, http_version, connects, time = {...} }
+ *   | nil, message, kind, sent */
+static int http_request(lua_State *L)
+{
+    lf_http *h = check_http(L, 1);
+    if (h->multi)
+        return luaL_error(L, "laaffic.http: the handle is busy in a multi");
+    prepare(L, h, 2);
+    /* the body stays alive on the Lua stack (argument 5) for the whole perform */
+    return finish(L, h, curl_easy_perform(h->easy));
+}
+
+/* ---------------------------------------------------------------- several at once */
+
+/* A multi runs requests on several handles at once, in the calling thread:
+ *
+ *   local m = core.multi()
+ *   m:add(h1, "POST", url, headers, body1); m:add(h2, ...)
+ *   for _, done in ipairs(m:wait(1.0)) do  -- what finished within 1 s (may be none)
+ *     -- done.handle, and done.response or done.error, done.kind, done.sent
+ *   end
+ *
+ * The multi keeps each running handle and its body referenced until it finishes. */
+#define MULTI_MT "laaffic.multi"
+
+typedef struct lf_multi {
+    CURLM *m;
+    int anchors; /* registry ref: lightuserdata(h) -> { handle, body } */
+    int running;  /* handles added and not yet reported */
+} lf_multi;
+
+static lf_multi *check_multi(lua_State *L)
+{
+    lf_multi *m = (lf_multi *)luaL_checkudata(L, 1, MULTI_MT);
+    if (m->m == NULL)
+        luaL_error(L, "laaffic.multi: it is closed");
+    return m;
+}
+
+static int multi_close(lua_State *L)
+{
+    lf_multi *m = (lf_multi *)luaL_checkudata(L, 1, MULTI_MT);
+    if (m->m == NULL)
+        return 0;
+    /* take every handle still running out of it */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, m->anchors);
+    if (lua_istable(L, -1)) {
+        lua_pushnil(L);
+        while (lua_next(L, -2)) {
+            lf_http *h = (lf_http *)lua_touserdata(L, -2);
+            if (h && h->easy && h->multi == m->m) {
+                curl_multi_remove_handle(m->m, h->easy);
+                curl_slist_free_all(h->hdrs);
+                h->hdrs = NULL;
+            }
+            if (h)
+                h->multi = NULL;
+            lua_pop(L, 1);
+        }
+    }
+    lua_pop(L, 1);
+    luaL_unref(L, LUA_REGISTRYINDEX, m->anchors);
+    m->anchors = LUA_NOREF;
+    curl_multi_cleanup(m->m);
+    m->m = NULL;
+    m->running = 0;
+    return 0;
+}
+
+static int multi_new(lua_State *L)
+{
+    lf_multi *m = (lf_multi *)lua_newuserdata(L, sizeof *m);
+    memset(m, 0, sizeof *m);
+    m->anchors = LUA_NOREF;
+    luaL_getmetatable(L, MULTI_MT);
+    lua_setmetatable(L, -2);
+    lua_newtable(L);
+    m->anchors = luaL_ref(L, LUA_REGISTRYINDEX);
+    m->m = curl_multi_init();
+    if (m->m == NULL)
+        return luaL_error(L, "laaffic.multi: curl_multi_init failed");
+    return 1;
+}
+
+/* m:add(h, method, url, headers, body) */
+static int multi_add(lua_State *L)
+{
+    lf_multi *m = check_multi(L);
+    lf_http *h;
+    CURLMcode mc;
+    lua_settop(L, 6);
+    h = check_http(L, 2);
+    if (h->multi)
+        return luaL_error(L, "laaffic.multi: the handle is already running");
+    prepare(L, h, 3);
+    mc = curl_multi_add_handle(m->m, h->easy);
+    if (mc != CURLM_OK) {
+        curl_easy_setopt(h->easy, CURLOPT_POSTFIELDS, NULL);
+        curl_easy_setopt(h->easy, CURLOPT_HTTPHEADER, NULL);
+        return luaL_error(L, "laaffic.multi: %s", curl_multi_strerror(mc));
+    }
+    h->multi = m->m;
+    m->running++;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, m->anchors);
+    lua_pushlightuserdata(L, h);
+    lua_createtable(L, 2, 0);
+    lua_pushvalue(L, 2);
+    lua_rawseti(L, -2, 1);
+    lua_pushvalue(L, 6);
+    lua_rawseti(L, -2, 2);
+    lua_rawset(L, -3);
+    return 0;
+}
+
+/* m:wait([timeout]) -> list of { handle =, response = } | { handle =, error =, kind =,
+ * sent = }: the transfers that finished, waiting up to timeout seconds (default 1) for
+ * at least one. An empty list: none finished in time, or none is running. */
+static int multi_wait(lua_State *L)
+{
+    lf_multi *m = check_multi(L);
+    lua_Number timeout = luaL_optnumber(L, 2, 1.0);
+    struct timespec t0, t;
+    int n = 0;
+    luaL_argcheck(L, timeout >= 0 && timeout <= 86400, 2, "timeout must be 0 to 86400 seconds");
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    lua_settop(L, 2);
+    lua_newtable(L); /* 3: the result */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, m->anchors); /* 4 */
+    for (;;) {
+        int still, left;
+        CURLMsg *msg;
+        double elapsed;
+        curl_multi_perform(m->m, &still);
+        while ((msg = curl_multi_info_read(m->m, &left)) != NULL) {
+            lf_http *h = NULL;
+            if (msg->msg != CURLMSG_DONE)
+                continue;
+            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&h);
+            if (h == NULL)
+                continue;
+            {
+                CURLcode rc = msg->data.result; /* msg is invalid after remove_handle */
+                int k;
+                curl_multi_remove_handle(m->m, h->easy);
+                h->multi = NULL;
+                m->running--;
+                lua_pushlightuserdata(L, h);
+                lua_rawget(L, 4);          /* { handle, body } */
+                lua_createtable(L, 0, 5);  /* the entry */
+                lua_rawgeti(L, -2, 1);
+                lua_setfield(L, -2, "handle");
+                k = finish(L, h, rc);
+                if (k == 1) {
+                    lua_setfield(L, -2, "response");
+                } else {
+                    lua_setfield(L, -5, "sent");
+                    lua_setfield(L, -4, "kind");
+                    lua_setfield(L, -3, "error");
+                    lua_pop(L, 1); /* nil */
+                }
+                lua_rawseti(L, 3, ++n);
+                lua_pop(L, 1); /* { handle, body } */
+                lua_pushlightuserdata(L, h);
+                lua_pushnil(L);
+                lua_rawset(L, 4);
+            }
+        }
+        if (n > 0 || m->running <= 0)
+            break;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        elapsed = (double)(t.tv_sec - t0.tv_sec) + (double)(t.tv_nsec - t0.tv_nsec) / 1e9;
+        if (elapsed >= timeout)
+            break;
+        {
+            double ms = (timeout - elapsed) * 1000;
+            curl_multi_poll(m->m, NULL, 0, ms > 1000 ? 1000 : (int)ms + 1, NULL);
+        }
+    }
+    lua_pushvalue(L, 3);
+    return 1;
+}
+
+static int multi_running(lua_State *L)
+{
+    lf_multi *m = check_multi(L);
+    lua_pushinteger(L, m->running);
     return 1;
 }
 
@@ -543,13 +740,18 @@ int laaffic_http_open(lua_State *L)
     static const luaL_Reg methods[] = {
         {"request", http_request}, {"close", http_close}, {"__gc", http_close},
         {"__tostring", http_tostring}, {NULL, NULL}};
+    static const luaL_Reg multi_methods[] = {
+        {"add", multi_add}, {"wait", multi_wait}, {"running", multi_running},
+        {"close", multi_close}, {"__gc", multi_close}, {NULL, NULL}};
     static const luaL_Reg funcs[] = {
-        {"http", http_new}, {"curl_version", l_curl_version}, {"sleep", l_sleep},
+        {"http", http_new}, {"multi", multi_new}, {"curl_version", l_curl_version}, {"sleep", l_sleep},
         {"now", l_now}, {NULL, NULL}};
     /* process-wide and idempotent; libcurl 7.84+ makes it thread-safe */
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
         return luaL_error(L, "laaffic: curl_global_init failed");
     lf_newclass(L, HTTP_MT, methods);
+    lua_pop(L, 1);
+    lf_newclass(L, MULTI_MT, multi_methods);
     lua_pop(L, 1);
     lf_setfuncs(L, funcs, 0);
     return 0;

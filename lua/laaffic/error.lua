@@ -18,6 +18,7 @@
 --     "already_exists"  the server answered -41/-20: a task with this name exists (after an
 --                       "ambiguous" outcome, that is the earlier attempt's task).
 --     "protocol"        the answer was not the expected JSON (non-JSON body, missing status).
+--     "io"              a call-list file could not be opened or read.
 --     "internal"        a local failure that is none of the above (e.g. OpenSSL failed to
 --                       compute the signature).
 --   code         the vendor status as an integer (-41), when there is one.
@@ -26,6 +27,8 @@
 --   field        the task field path the error is about ("numberInfoList[3].calleeNumber").
 --   reason       the server's own `reason` text, untouched.
 --   http_status  the HTTP status code of the answer.
+--   file, line, column   where in a CSV call list (column: the CSV column, from 1).
+--   part, task_name      which part of a split list (client:create_tasks).
 --
 -- Only these fields are accepted: error.new raises on any other, so no caller can stash
 -- headers, a request or the secret in an error object by accident. Error objects never
@@ -55,6 +58,7 @@ local kinds = {
     ambiguous = "the outcome is unknown and the task may already exist",
     already_exists = "the task already exists",
     protocol = "the server's answer could not be understood",
+    io = "could not read the call list",
     internal = "internal error",
 }
 _M.kinds = {}
@@ -65,6 +69,7 @@ end
 local fields = {
     kind = "string", code = "number", name = "string", message = "string",
     field = "string", reason = "string", http_status = "number",
+    file = "string", line = "number", column = "number", part = "number", task_name = "string",
 }
 
 -- "The task name ..." -> "the task name ...", without touching "AI ..." or "appId ...";
@@ -84,7 +89,7 @@ function mt.__tostring(e)
     if body then
         body = clause(body)
         local f = e.field
-        if f and f ~= "" and body:sub(1, #f) ~= f then
+        if f and f ~= "" and not body:find(f .. ":", 1, true) then
             body = f .. ": " .. body
         end
     elseif e.field then
@@ -140,7 +145,7 @@ function _M.new(t)
     end
     if not kinds[e.kind] then
         error("laaffic.error.new: field 'kind' must be one of invalid, status, transport, " ..
-              "ambiguous, already_exists, protocol, internal; got " .. tostring(e.kind), 2)
+              "ambiguous, already_exists, protocol, io, internal; got " .. tostring(e.kind), 2)
     end
     if e.code then
         local s = status.codes[e.code]

@@ -41,6 +41,7 @@ local core = require "laaffic.core"
 local status = require "laaffic.status"
 local lerror = require "laaffic.error"
 local recall = require "laaffic.recall"
+local csv = require "laaffic.csv"
 local curl = require "laaffic.transport.curl"
 local curl_options = curl.options
 -- transport names laaffic.new accepts besides a function (see laaffic.transport.ngx)
@@ -53,6 +54,7 @@ local _M = {
     status = status,
     error = lerror,
     recall = recall,
+    csv = csv,
     encode = core.encode,
     sign = core.sign,
     DEFAULT_BASE_URL = "https://api.laaffic.com",
@@ -326,7 +328,10 @@ end
 
 -- client:build_task(task [, opts]) -> req | nil, err
 -- Validates and encodes the task (laaffic.core.encode_body; opts passes through:
--- require_texts, truncate) and signs it with the clock's time now. task.appId comes from
+-- require_texts, truncate, max_rows, part, rejects, max_rejects) and signs it with the
+-- clock's time now. task.numberInfoList may be a laaffic.csv source: each call takes its
+-- next part (req.info.more says whether another follows; req.info.task_name is the part's
+-- name). An error in a CSV row has file, line and column. task.appId comes from
 -- the client's app_id when the task has none; the caller's table is not changed (only
 -- its top level is copied: numberInfoList is shared, not copied).
 -- req = { method = "POST", url =, headers =, body = <laaffic.body>, info = { rows =,
@@ -350,13 +355,16 @@ function client:build_task(task, opts)
         t.appId = self.app_id
     end
 
-    local body, info, field, code = core.encode_body(t, opts)
+    local body, info, field, code, where = core.encode_body(t, opts)
     if not body then
         return nil, lerror.new{
             kind = "invalid",
             message = tostring(info),
             field = field,
             code = code,
+            file = where and where.file,
+            line = where and where.line,
+            column = where and where.column,
         }
     end
 
@@ -468,24 +476,10 @@ local function api_result(self, res, decoded, task_name)
     return nil, err
 end
 
--- client:create_task(task [, opts]) -> key_id, info | nil, err
--- Validates, encodes (once), signs (at every attempt) and sends the task; returns the
--- task's keyId and info = { attempts =, http_status =, rows =, truncated =, bytes =,
--- time = seconds }. opts passes to the encoder (require_texts, truncate).
---
--- Retries never create a duplicate task: an attempt is retried only when no byte of it
--- can have reached the server (DNS, connection refused, TLS handshake, connect timeout)
--- or when the server answered -16 (stale timestamp: re-signed with the clock corrected
--- by the answer's Date header). After a failure that may have sent the body the error
--- has kind "ambiguous": the task may exist; a later -41 or -20 for the same taskName
--- comes back with kind "already_exists".
-function client:create_task(task, opts)
-    check_self(self, "create_task")
-    local req, err = self:build_task(task, opts)
-    if not req then
-        return nil, err
-    end
-    local task_name = task.taskName
+-- Sends a built request until it is created or fails for good: the retry policy of
+-- create_task (below). transport(req) and sleep(seconds) are parameters, so that
+-- create_tasks can run several of these at once as coroutines.
+local function send(self, req, task_name, transport, sleep)
     -- the outcome of this taskName is unknown: a later -41/-20 for it is our own task
     local function mark_ambiguous()
         if task_name then
@@ -506,15 +500,16 @@ function client:create_task(task, opts)
             req.headers = h
         end
         log(self, { event = "request", method = req.method, url = req.url, attempt = attempt,
-                    bytes = info.bytes })
+                    bytes = info.bytes, task_name = task_name })
         local t0 = clock_now()
-        local res, msg, kind, sent = self.transport(req)
+        local res, msg, kind, sent = transport(req)
         local elapsed = clock_now() - t0
         if not res then
             log(self, { event = "error", method = req.method, url = req.url, attempt = attempt,
-                        kind = kind, sent = sent, elapsed = elapsed, message = msg })
+                        kind = kind, sent = sent, elapsed = elapsed, message = msg,
+                        task_name = task_name })
             if sent == false and attempt <= self.retries and not NO_RETRY[kind] then
-                self.sleep(math.min(self.max_backoff, self.backoff * 2 ^ (attempt - 1)))
+                sleep(math.min(self.max_backoff, self.backoff * 2 ^ (attempt - 1)))
             elseif sent == false then
                 return nil, lerror.new{ kind = "transport",
                     message = NO_RETRY[kind] and tostring(msg) or
@@ -531,7 +526,8 @@ function client:create_task(task, opts)
         else
             log(self, { event = "response", method = req.method, url = req.url,
                         attempt = attempt, status = res.status, elapsed = elapsed,
-                        http_version = res.http_version, connects = res.connects })
+                        http_version = res.http_version, connects = res.connects,
+                        task_name = task_name })
             if res.status < 200 or res.status > 299 then
                 mark_ambiguous()
                 return nil, lerror.new{ kind = "protocol", http_status = res.status,
@@ -562,6 +558,278 @@ function client:create_task(task, opts)
             end
         end
     end
+end
+
+-- client:create_task(task [, opts]) -> key_id, info | nil, err
+-- Validates, encodes (once), signs (at every attempt) and sends the task; returns the
+-- task's keyId and info = { attempts =, http_status =, rows =, truncated =, bytes =,
+-- time = seconds }. opts passes to the encoder (require_texts, truncate).
+--
+-- Retries never create a duplicate task: an attempt is retried only when no byte of it
+-- can have reached the server (DNS, connection refused, TLS handshake, connect timeout)
+-- or when the server answered -16 (stale timestamp: re-signed with the clock corrected
+-- by the answer's Date header). After a failure that may have sent the body the error
+-- has kind "ambiguous": the task may exist; a later -41 or -20 for the same taskName
+-- comes back with kind "already_exists".
+--
+-- A list longer than one task (over 200,000 numbers, or a CSV source that does not fit
+-- in one part) is refused before anything is sent: client:create_tasks splits it.
+function client:create_task(task, opts)
+    check_self(self, "create_task")
+    local req, err = self:build_task(task, opts)
+    if not req then
+        return nil, err
+    end
+    if req.info.more then
+        req.body:close()
+        return nil, lerror.new{ kind = "invalid", field = "numberInfoList",
+            code = -21, message = "numberInfoList: the list has more rows than one task " ..
+                "takes; nothing was sent: client:create_tasks splits it into several tasks" }
+    end
+    return send(self, req, req.info.task_name or task.taskName, self.transport, self.sleep)
+end
+
+-- ---------------------------------------------------------------------------- create_tasks
+
+local DEFAULT_CONCURRENCY = 4
+local ENCODE_OPTS = { require_texts = true, truncate = true, max_rows = true, rejects = true,
+                      max_rejects = true }
+local TASKS_OPTS = { concurrency = true, on_progress = true }
+for k in pairs(ENCODE_OPTS) do
+    TASKS_OPTS[k] = true
+end
+
+-- The next part of a list as a built request: part k of a table, or the next part of a
+-- CSV source. Returns req, or nil, err (err.part set).
+local function next_part(self, task, enc, k)
+    enc.part = not csv.is(task.numberInfoList) and k or nil
+    local req, err = self:build_task(task, enc)
+    if not req then
+        err.part = k
+        return nil, err
+    end
+    return req
+end
+
+-- client:create_tasks(task [, opts]) -> result, err
+-- Creates the tasks for a list of any length: task.numberInfoList is a list (any number of
+-- entries) or a laaffic.csv source. A list that fits in one task (200,000 numbers, or
+-- opts.max_rows) is sent as one task under task.taskName; a longer one as parts of
+-- max_rows numbers named taskName.."-part-1", "-part-2", ... The names depend only on the
+-- list and max_rows, so a re-run after a crash makes the same names: the parts created
+-- the first time come back as already_exists (counted in result.existing), the others are
+-- created. A CSV source is read one part at a time: memory holds the parts being sent,
+-- not the file.
+--
+-- opts: require_texts, truncate, max_rows, rejects, max_rejects (as build_task);
+--   concurrency  parts sent at once (default 4, 1 to 64). Several parts go out in parallel
+--                through libcurl's multi interface when the client uses the default
+--                transport; with any other transport they go one by one.
+--   on_progress  function(p) called after each part is built and each is done:
+--                p = { parts =, done =, created =, failed =, rows =, bytes =, size =,
+--                      finished = true at the end } (bytes/size: of a CSV file read so far)
+--
+-- result = { parts = { { part =, task_name =, rows =, key_id = | error = , exists = },
+--            ... }, created =, existing =, failed =, rows =, rejected =, duplicates =,
+--            time = }. err is nil when every part was created (or existed), else the
+-- first failure, with err.part and err.task_name. An invalid row stops the reading (no
+-- more parts are built; those under way finish), unless opts.rejects collects bad rows;
+-- so does any failed part: a re-run with the same list picks up where this one stopped.
+function client:create_tasks(task, opts)
+    check_self(self, "create_tasks")
+    if type(task) ~= "table" then
+        error("laaffic: client:create_tasks: task must be a table, got " .. type(task), 2)
+    end
+    opts = opts or {}
+    if type(opts) ~= "table" then
+        error("laaffic: client:create_tasks: opts must be a table or nil, got " .. type(opts), 2)
+    end
+    for k in pairs(opts) do
+        if not TASKS_OPTS[k] then
+            error("laaffic: client:create_tasks: unknown option '" .. tostring(k) .. "'", 2)
+        end
+    end
+    local concurrency = opts.concurrency or DEFAULT_CONCURRENCY
+    if type(concurrency) ~= "number" or concurrency < 1 or concurrency > 64 or
+       concurrency ~= floor(concurrency) then
+        error("laaffic: client:create_tasks: opts.concurrency must be an integer from 1 to 64", 2)
+    end
+    local on_progress = opts.on_progress
+    if on_progress ~= nil and not is_callable(on_progress) then
+        error("laaffic: client:create_tasks: opts.on_progress must be a function", 2)
+    end
+    local enc = {}
+    for k in pairs(ENCODE_OPTS) do
+        enc[k] = opts[k]
+    end
+    local list = task.numberInfoList
+    local src = csv.is(list) and list or nil
+    local started = clock_now()
+    local result = { parts = {}, created = 0, existing = 0, failed = 0, rows = 0,
+                     rejected = 0, duplicates = 0 }
+    local first_err
+    local progress = { parts = 0, done = 0, created = 0, failed = 0, rows = 0 }
+    local function report(finished)
+        if not on_progress then return end
+        progress.parts, progress.created = #result.parts, result.created + result.existing
+        progress.failed, progress.rows = result.failed, result.rows
+        if src then
+            local si = src:info()
+            progress.bytes, progress.size = si.bytes, si.size
+        end
+        progress.finished = finished or nil
+        pcall(on_progress, progress)
+    end
+    local function record(entry, key_id, err)
+        if key_id then
+            entry.key_id = key_id
+            result.created = result.created + 1
+        elseif err.kind == "already_exists" then
+            entry.exists, entry.error = true, err
+            result.existing = result.existing + 1
+        else
+            entry.error = err
+            err.part, err.task_name = entry.part, entry.task_name
+            result.failed = result.failed + 1
+            first_err = first_err or err
+        end
+        progress.done = progress.done + 1
+        report()
+    end
+
+    -- builds part k, or nil when the list is done (or reading it failed)
+    local more, k = true, 0
+    local function build()
+        if not more or first_err then
+            return nil
+        end
+        k = k + 1
+        local req, err = next_part(self, task, enc, k)
+        local entry = { part = k }
+        result.parts[k] = entry
+        if not req then
+            more = false
+            entry.error = err
+            result.failed = result.failed + 1
+            first_err = first_err or err
+            report()
+            return nil
+        end
+        local info = req.info
+        more = info.more and true or false
+        entry.task_name, entry.rows = info.task_name or task.taskName, info.rows
+        result.rows = result.rows + info.rows
+        result.rejected = result.rejected + (info.rejected or 0)
+        result.duplicates = result.duplicates + (info.duplicates or 0)
+        report()
+        return req, entry
+    end
+
+    local pool = (type(self.transport) == "table" and self.transport.handle) and concurrency or 1
+    if pool == 1 then
+        -- one at a time, through the client's own transport
+        while true do
+            local req, entry = build()
+            if not req then break end
+            local key_id, err = send(self, req, entry.task_name, self.transport, self.sleep)
+            req.body:close()
+            record(entry, key_id, err)
+        end
+    else
+        -- several at once: each part's send() runs in a coroutine that yields its
+        -- requests and sleeps to this loop, which drives a libcurl multi
+        local multi = core.multi()
+        local idle = { self.transport.handle }
+        for _ = 2, pool do
+            idle[#idle + 1] = core.http(self.http_opts)
+        end
+        local by_handle = {}    -- handle -> coroutine waiting for its response
+        local sleeping = {}     -- coroutine -> wake-up time
+        local alive = 0
+        local co_part = {}      -- coroutine -> { req, entry, handle }
+
+        local function step(co, ...)
+            local ok, what, arg = coroutine.resume(co, ...)
+            local st = co_part[co]
+            if not ok then
+                error(what, 0)
+            end
+            if coroutine.status(co) == "dead" then
+                -- what, arg: send()'s key_id, err
+                st.req.body:close()
+                idle[#idle + 1] = st.handle
+                co_part[co] = nil
+                alive = alive - 1
+                record(st.entry, what, arg)
+            elseif what == "send" then
+                local r = arg
+                multi:add(st.handle, r.method, r.url, r.headers, r.body)
+                by_handle[st.handle] = co
+            else -- "sleep"
+                sleeping[co] = clock_now() + arg
+            end
+        end
+        local function yield_send(r) return coroutine.yield("send", r) end
+        local function yield_sleep(sec) coroutine.yield("sleep", sec) end
+
+        while true do
+            while #idle > 0 do
+                local req, entry = build()
+                if not req then break end
+                local co = coroutine.create(function(r, name)
+                    return send(self, r, name, yield_send, yield_sleep)
+                end)
+                co_part[co] = { req = req, entry = entry, handle = table.remove(idle) }
+                alive = alive + 1
+                step(co, req, entry.task_name)
+            end
+            if alive == 0 then break end
+            -- wake sleepers whose time has come; wait for transfers until the next one
+            local now, next_wake = clock_now(), nil
+            for co, t in pairs(sleeping) do
+                if t <= now then
+                    sleeping[co] = nil
+                    step(co)
+                elseif not next_wake or t < next_wake then
+                    next_wake = t
+                end
+            end
+            if multi:running() > 0 then
+                local wait = next_wake and math.max(0, next_wake - clock_now()) or 1
+                for _, done in ipairs(multi:wait(wait)) do
+                    local co = by_handle[done.handle]
+                    by_handle[done.handle] = nil
+                    if done.response then
+                        step(co, done.response)
+                    else
+                        step(co, nil, done.error, done.kind, done.sent)
+                    end
+                end
+            elseif next_wake then
+                core.sleep(math.max(0, next_wake - clock_now()))
+            end
+        end
+        multi:close()
+        for _, h in ipairs(idle) do
+            if h ~= self.transport.handle then h:close() end
+        end
+    end
+    result.time = clock_now() - started
+    report(true)
+    if first_err then
+        local n = result.failed
+        local e = lerror.new{ kind = first_err.kind, code = first_err.code,
+            field = first_err.field, reason = first_err.reason,
+            http_status = first_err.http_status, file = first_err.file,
+            line = first_err.line, column = first_err.column, part = first_err.part,
+            task_name = first_err.task_name,
+            message = format("%d of %d part(s) failed; part %d%s: %s", n, #result.parts,
+                             first_err.part or 0,
+                             first_err.task_name and format(" (%q)", first_err.task_name) or "",
+                             tostring(first_err.message)) }
+        return result, e
+    end
+    return result
 end
 
 -- client:close(): releases the transport's connection. The client can still build tasks.
