@@ -43,5 +43,7 @@ build = {
       ["laaffic.error"] = "lua/laaffic/error.lua",
       ["laaffic.push"] = "lua/laaffic/push.lua",
       ["laaffic.transport.curl"] = "lua/laaffic/transport/curl.lua",
+      ["laaffic.transport.ngx"] = "lua/laaffic/transport/ngx.lua",
+      ["laaffic.csv"] = "lua/laaffic/csv.lua",
    },
 }

@@ -11,4 +11,13 @@ local client = laaffic.new{ api_key = "bDqJFiq9", api_secret = "7bz1lzh9", app_i
 local req = assert(client:build_task{ taskName = "installed", agentId = 41,
   numberInfoList = { { calleeNumber = "463200000007" } } })
 assert(tostring(req.body):find('"calleeNumber":"463200000007"', 1, true))
+-- every module the package ships is in the tree (laaffic.transport.ngx needs nginx to load)
+for _, m in ipairs{ "laaffic.recall", "laaffic.status", "laaffic.error", "laaffic.push",
+                    "laaffic.transport.curl", "laaffic.transport.ngx", "laaffic.csv" } do
+    local p = package.searchpath(m, package.path)
+    assert(p and p:sub(1, #tree) == tree, m .. " is not installed in the tree")
+end
+local src = assert(laaffic.csv.from_string("calleeNumber\n463200000007\n"))
+assert(tostring(assert(client:build_task{ taskName = "installed-csv", agentId = 41,
+  numberInfoList = src }).body):find('"463200000007"', 1, true))
 print("laaffic " .. laaffic._VERSION .. " from " .. core_path)

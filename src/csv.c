@@ -389,9 +389,9 @@ static int csv_tostring(lua_State *L)
     return 1;
 }
 
-static void set_int(lua_State *L, const char *k, lua_Number v)
+static void set_int(lua_State *L, const char *k, lua_Integer v)
 {
-    lua_pushnumber(L, v);
+    lua_pushinteger(L, v);
     lua_setfield(L, -2, k);
 }
 
@@ -404,14 +404,14 @@ static int csv_info(lua_State *L)
     lua_createtable(L, 0, 11);
     lua_pushstring(L, c->name);
     lua_setfield(L, -2, "name");
-    set_int(L, "size", (lua_Number)c->size);
-    set_int(L, "bytes", (lua_Number)(c->base + c->pos));
-    set_int(L, "line", (lua_Number)c->line);
-    set_int(L, "records", (lua_Number)c->records);
-    set_int(L, "rows", (lua_Number)c->rows);
-    set_int(L, "duplicates", (lua_Number)c->duplicates);
-    set_int(L, "rejected", (lua_Number)c->rejected);
-    set_int(L, "parts", (lua_Number)c->parts);
+    set_int(L, "size", (lua_Integer)c->size);
+    set_int(L, "bytes", (lua_Integer)(c->base + c->pos));
+    set_int(L, "line", (lua_Integer)c->line);
+    set_int(L, "records", (lua_Integer)c->records);
+    set_int(L, "rows", (lua_Integer)c->rows);
+    set_int(L, "duplicates", (lua_Integer)c->duplicates);
+    set_int(L, "rejected", (lua_Integer)c->rejected);
+    set_int(L, "parts", (lua_Integer)c->parts);
     lua_pushboolean(L, (c->fd < 0 || c->eof) && c->pos >= c->len);
     lua_setfield(L, -2, "done");
     lua_createtable(L, 0, LF_CSV_NKEYS);

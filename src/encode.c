@@ -1402,6 +1402,8 @@ static int add_reject(enc *e, lua_Integer index, long line, int col, const char 
     if (line > 0) {
         lua_pushinteger(L, (lua_Integer)line);
         lua_setfield(L, -2, "line");
+    }
+    if (col > 0) {
         lua_pushinteger(L, (lua_Integer)col);
         lua_setfield(L, -2, "column");
     }
@@ -1508,9 +1510,11 @@ static int csv_fail(enc *e, lf_csv *c, long line, int col, int j)
 {
     char msg[sizeof e->msg];
     memcpy(msg, e->msg, sizeof msg);
-    if (j >= 0)
+    if (j >= 0 && col > 0)
         snprintf(e->msg, sizeof e->msg, "%.200s:%ld:%d: %s: %.300s", c->name, line, col, ROW_KEYS[j],
                  msg);
+    else if (j >= 0)
+        snprintf(e->msg, sizeof e->msg, "%.200s:%ld: %s: %.300s", c->name, line, ROW_KEYS[j], msg);
     else if (col > 0)
         snprintf(e->msg, sizeof e->msg, "%.200s:%ld:%d: %.300s", c->name, line, col, msg);
     else
@@ -1767,8 +1771,10 @@ static int run(lua_State *L, enc *e, int bodyidx)
             lua_setfield(L, -2, "file");
             lua_pushinteger(L, (lua_Integer)e->err_line);
             lua_setfield(L, -2, "line");
-            lua_pushinteger(L, (lua_Integer)e->err_col);
-            lua_setfield(L, -2, "column");
+            if (e->err_col > 0) {
+                lua_pushinteger(L, (lua_Integer)e->err_col);
+                lua_setfield(L, -2, "column");
+            }
             return 5;
         }
         path_push(L, e);

@@ -626,8 +626,9 @@ end
 --                through libcurl's multi interface when the client uses the default
 --                transport; with any other transport they go one by one.
 --   on_progress  function(p) called after each part is built and each is done:
---                p = { parts =, done =, created =, failed =, rows =, bytes =, size =,
---                      finished = true at the end } (bytes/size: of a CSV file read so far)
+--                p = { parts =, done =, created =, failed =, rows =, in_flight =, bytes =,
+--                      size =, finished = true at the end } (bytes/size: of a CSV source,
+--                      read so far and in all; in_flight: parts built and not yet done)
 --
 -- result = { parts = { { part =, task_name =, rows =, key_id = | error = , exists = },
 --            ... }, created =, existing =, failed =, rows =, rejected =, duplicates =,
@@ -668,11 +669,13 @@ function client:create_tasks(task, opts)
     local result = { parts = {}, created = 0, existing = 0, failed = 0, rows = 0,
                      rejected = 0, duplicates = 0 }
     local first_err
+    local in_flight = 0     -- parts being sent
     local progress = { parts = 0, done = 0, created = 0, failed = 0, rows = 0 }
     local function report(finished)
         if not on_progress then return end
         progress.parts, progress.created = #result.parts, result.created + result.existing
         progress.failed, progress.rows = result.failed, result.rows
+        progress.in_flight = in_flight
         if src then
             local si = src:info()
             progress.bytes, progress.size = si.bytes, si.size
@@ -694,6 +697,7 @@ function client:create_tasks(task, opts)
             first_err = first_err or err
         end
         progress.done = progress.done + 1
+        in_flight = in_flight - 1
         report()
     end
 
@@ -721,6 +725,7 @@ function client:create_tasks(task, opts)
         result.rows = result.rows + info.rows
         result.rejected = result.rejected + (info.rejected or 0)
         result.duplicates = result.duplicates + (info.duplicates or 0)
+        in_flight = in_flight + 1
         report()
         return req, entry
     end

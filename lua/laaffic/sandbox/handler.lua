@@ -27,9 +27,11 @@
 --                              ...] in keyId order; spooled:
 --                              nginx had written the body to a temp file
 --   GET  /_sandbox/requests  {"total":N,"status":{"0":N,"-1":N,...},"faults":{"drop":N,...}}
---   GET  /_sandbox/fault     the armed fault: {"mode":...,"count":N,"ms":N} or {"mode":"none"}
---   POST /_sandbox/fault     {"mode":M,"count":N,"ms":MS} arms the next N (default 1) API
---                            requests; mode "none" disarms. Modes:
+--   GET  /_sandbox/fault     the armed fault: {"mode":...,"count":N,"ms":N[,"bytes":N]
+--                              [,"location":URL,"http_status":N]} or {"mode":"none"}
+--   POST /_sandbox/fault     {"mode":M,"count":N,"ms":MS[,"bytes":B][,"location":URL]
+--                            [,"http_status":S]} arms the next N (default 1) API requests;
+--                            mode "none" disarms. Modes:
 --                              delay             answer normally, ms (default 1000) late
 --                              slow_read         wait ms (default 1000) before reading the body
 --                              drop              read the body, close without an answer
@@ -40,6 +42,28 @@
 --                              hang              read the body, answer nothing for ms (default
 --                                                60000), then close; a client that gives up
 --                                                earlier ends it (lua_check_client_abort)
+--                              reset             read `bytes` (default 64) of the body, then
+--                                                reset the connection: a TCP RST (SO_LINGER 0)
+--                                                over HTTP/1.x; over HTTP/2 the stream is reset
+--                                                (RST_STREAM) before any of the body is read;
+--                                                the task is not created
+--                              short_body        create the task, send the headers with the
+--                                                answer's true Content-Length and only `bytes`
+--                                                (default 0: none) of the body, then close
+--                              cut_json          create the task, answer HTTP 200 with the first
+--                                                `bytes` (default: half) of the JSON, the
+--                                                Content-Length honest (the cut length)
+--                              slow_headers      create the task, then send the whole answer,
+--                                                status line and headers included, one byte
+--                                                every ms (default 500) over the raw socket
+--                                                (over HTTP/2, where nginx sends the headers at
+--                                                once, like slow_body)
+--                              slow_body         create the task, send the headers, then the
+--                                                body one byte every ms (default 500)
+--                              redirect          read the body, answer http_status (301, 302,
+--                                                303, 307 or 308; default 307) with Location:
+--                                                `location` (required, http:// or https://);
+--                                                the task is not created
 --   GET  /_sandbox/pushes    the push counters: {"records":N (reports made, one per number:
 --                              unique voiceIds), "sent":N (records POSTed, duplicates
 --                              included, retries not), "duplicates":N, "batches":N,
@@ -102,10 +126,17 @@ local REASON = {
     ["-41"] = "Task name already exists",
 }
 
+-- mode -> default ms; FAULT_NAMES: the modes in the order the error message lists them
 local FAULTS = {
     delay = 1000, slow_read = 1000, drop = 0, drop_after_create = 0, status500 = 0,
-    garbage = 0, hang = 60000,
+    garbage = 0, hang = 60000, reset = 0, short_body = 0, cut_json = 0, slow_headers = 500,
+    slow_body = 500, redirect = 0,
 }
+local FAULT_NAMES = { "delay", "slow_read", "drop", "drop_after_create", "status500", "garbage",
+                      "hang", "reset", "short_body", "cut_json", "slow_headers", "slow_body",
+                      "redirect" }
+local FAULT_BYTES = { reset = 64, short_body = 0 }      -- default `bytes` (cut_json: half)
+local REDIRECTS = { [301] = true, [302] = true, [303] = true, [307] = true, [308] = true }
 
 ---------------------------------------------------------------------------------------
 -- Push configuration (pure functions: also loaded outside nginx by the specs)
@@ -312,7 +343,7 @@ end
 -- the whole time.
 local function nap(ms)
     local left = ms / 1000
-    while left > 0 do
+    while left > 0.0005 do      -- (not > 0: a float remainder would make an ngx.sleep(0))
         if ngx.worker.exiting() then
             return false
         end
@@ -940,7 +971,7 @@ local function process(body, spooled)
     return "0", REASON["0"], key_id, nil
 end
 
--- The armed fault for this request, if any: mode, ms.
+-- The armed fault for this request, if any: mode, ms, { bytes =, location =, http_status = }.
 local function take_fault()
     local d = dict()
     local mode = d:get("fault:mode")
@@ -954,12 +985,152 @@ local function take_fault()
         return nil
     end
     local ms = d:get("fault:ms") or FAULTS[mode] or 0
+    local extra = { bytes = d:get("fault:bytes"), location = d:get("fault:location"),
+                    http_status = d:get("fault:http_status") }
     if left == 0 then
         d:delete("fault:mode")
         d:delete("fault:count")
     end
     d:incr("faults:" .. mode, 1, 0)
-    return mode, ms
+    return mode, ms, extra
+end
+
+---------------------------------------------------------------------------------------
+-- Broken answers (the fault modes that misbehave on the wire)
+---------------------------------------------------------------------------------------
+
+-- The fd of this request's connection, found by its ports (getpeername/getsockname over
+-- the worker's descriptors: nginx does not hand the fd to Lua). nil if not found.
+local ffi_ready
+local function connection_fd()
+    local ok, ffi = pcall(require, "ffi")
+    if not ok then
+        return nil
+    end
+    if not ffi_ready then
+        pcall(ffi.cdef, [[
+            int getpeername(int fd, void *addr, unsigned int *len);
+            int getsockname(int fd, void *addr, unsigned int *len);
+            int setsockopt(int fd, int level, int name, const void *val, unsigned int len);
+        ]])
+        ffi_ready = true
+    end
+    local rport, lport = tonumber(ngx.var.remote_port), tonumber(ngx.var.server_port)
+    if not rport or not lport then
+        return nil, ffi
+    end
+    local addr = ffi.new("uint8_t[128]")        -- a sockaddr_storage
+    local len = ffi.new("unsigned int[1]")
+    -- sockaddr_in and sockaddr_in6 both keep the port, big-endian, at offset 2
+    local function port_of(getter, fd)
+        len[0] = 128
+        if getter(fd, addr, len) ~= 0 then
+            return nil
+        end
+        return addr[2] * 256 + addr[3]
+    end
+    for fd = 0, 65535 do
+        if port_of(ffi.C.getpeername, fd) == rport and port_of(ffi.C.getsockname, fd) == lport then
+            return fd, ffi
+        end
+    end
+    return nil, ffi
+end
+
+-- reset: reads `bytes` of the body, then resets the connection. Over HTTP/1.x the socket
+-- gets SO_LINGER {on, 0}, so nginx's close() sends a TCP RST instead of a FIN; over HTTP/2
+-- (one connection, many streams; no request socket to read part of the body with) no body
+-- is read and 444 makes nginx reset the stream (RST_STREAM).
+local function reset_connection(bytes)
+    local length = tonumber(ngx.var.http_content_length)
+    if length and bytes > length then
+        bytes = length          -- never wait for bytes that are not coming
+    end
+    local h2 = ngx.req.http_version() >= 2
+    if bytes > 0 and not h2 then          -- (no request socket over HTTP/2 in lua-nginx 0.10)
+        local sock = ngx.req.socket()
+        if sock then
+            sock:settimeout(10000)
+            local got, err, partial = sock:receive(bytes)
+            ngx.log(ngx.NOTICE, "laaffic sandbox: reset after ", #(got or partial or ""),
+                    " body bytes", err and (" (" .. err .. ")") or "")
+        end
+    end
+    if not h2 then
+        local fd, ffi = connection_fd()
+        if fd then
+            -- SOL_SOCKET 1, SO_LINGER 13 (Linux); struct linger { int l_onoff, l_linger; }
+            local linger = ffi.new("int[2]", 1, 0)
+            if ffi.C.setsockopt(fd, 1, 13, linger, 8) ~= 0 then
+                ngx.log(ngx.WARN, "laaffic sandbox: reset: setsockopt(SO_LINGER) failed")
+            end
+        else
+            ngx.log(ngx.WARN, "laaffic sandbox: reset: connection fd not found, closing with FIN")
+        end
+    end
+    return ngx.exit(444)
+end
+
+-- short_body: the headers with the answer's true Content-Length, the first `bytes` of
+-- the body, then the connection closes.
+local function send_short(answer, bytes)
+    ngx.status = 200
+    ngx.header["Content-Type"] = CONTENT_TYPE
+    ngx.header["Content-Length"] = #answer
+    ngx.send_headers()
+    if bytes > 0 then
+        ngx.print(answer:sub(1, math.min(bytes, #answer - 1)))
+    end
+    ngx.flush(true)
+    return ngx.exit(444)
+end
+
+-- slow_body: the headers at once, then the body one byte every ms, flushed each time.
+-- A client that gives up ends the request (lua_check_client_abort); a stop does too.
+local function send_slow_body(answer, ms)
+    ngx.status = 200
+    ngx.header["Content-Type"] = CONTENT_TYPE
+    ngx.header["Content-Length"] = #answer
+    ngx.send_headers()
+    ngx.flush(true)
+    for i = 1, #answer do
+        if not nap(ms) then
+            return ngx.exit(444)
+        end
+        ngx.print(answer:sub(i, i))
+        local ok = ngx.flush(true)
+        if not ok then
+            return ngx.exit(444)
+        end
+    end
+    return ngx.exit(ngx.HTTP_OK)
+end
+
+-- slow_headers: the whole answer (status line, headers, body) one byte every ms, written
+-- to the raw downstream socket (HTTP/1.x only: over HTTP/2 this is slow_body).
+local function send_slow_headers(answer, ms)
+    if ngx.req.http_version() >= 2 then
+        return send_slow_body(answer, ms)
+    end
+    local sock, err = ngx.req.socket(true)
+    if not sock then
+        ngx.log(ngx.ERR, "laaffic sandbox: slow_headers: no raw socket: ", err)
+        return ngx.exit(444)
+    end
+    local raw = concat({
+        "HTTP/1.1 200 OK\r\n",
+        "Content-Type: ", CONTENT_TYPE, "\r\n",
+        "Content-Length: ", tostring(#answer), "\r\n",
+        "Connection: close\r\n\r\n",
+        answer,
+    })
+    for i = 1, #raw do
+        local ok = sock:send(raw:sub(i, i))
+        if not ok or (i < #raw and not nap(ms)) then
+            break
+        end
+    end
+    return ngx.exit(444)
 end
 
 function _M.api()
@@ -968,12 +1139,14 @@ function _M.api()
         return send_json(405, '{"error":"method not allowed: use POST"}')
     end
     count("total")
-    local mode, ms = take_fault()
+    local mode, ms, extra = take_fault()
     if mode then
         ngx.log(ngx.NOTICE, "laaffic sandbox: fault ", mode, " (", ms, " ms)")
     end
     if mode == "slow_read" then
         nap(ms)
+    elseif mode == "reset" then
+        return reset_connection(extra.bytes or FAULT_BYTES.reset)
     end
 
     local body, berr, spooled = read_body()
@@ -990,6 +1163,9 @@ function _M.api()
         ngx.header["Content-Type"] = CONTENT_TYPE
         ngx.print("<html>oops")
         return ngx.exit(ngx.HTTP_OK)
+    elseif mode == "redirect" then
+        ngx.header["Location"] = extra.location
+        return send_json(extra.http_status or 307, '{"error":"moved"}')
     end
 
     local status, reason, key_id, detail
@@ -1004,12 +1180,22 @@ function _M.api()
         ngx.log(ngx.NOTICE, "laaffic sandbox: status ", status, ": ", detail)
     end
 
+    local answer = api_body(status, reason, key_id)
     if mode == "drop_after_create" then
         return ngx.exit(444)
     elseif mode == "delay" then
         nap(ms)
+    elseif mode == "short_body" then
+        return send_short(answer, extra.bytes or FAULT_BYTES.short_body)
+    elseif mode == "cut_json" then
+        local n = extra.bytes or floor(#answer / 2)
+        return send_json(200, answer:sub(1, math.min(n, #answer - 1)))
+    elseif mode == "slow_headers" then
+        return send_slow_headers(answer, ms)
+    elseif mode == "slow_body" then
+        return send_slow_body(answer, ms)
     end
-    return send_json(200, api_body(status, reason, key_id))
+    return send_json(200, answer)
 end
 
 ---------------------------------------------------------------------------------------
@@ -1056,8 +1242,12 @@ local function fault_json()
     if not mode then
         return '{"mode":"none","count":0}'
     end
-    return cjson.encode({ mode = mode, count = d:get("fault:count"), ms = d:get("fault:ms") })
+    return cjson.encode({ mode = mode, count = d:get("fault:count"), ms = d:get("fault:ms"),
+                          bytes = d:get("fault:bytes"), location = d:get("fault:location"),
+                          http_status = d:get("fault:http_status") })
 end
+
+local FAULT_EXTRAS = { "fault:bytes", "fault:location", "fault:http_status" }
 
 local function arm_fault()
     ngx.req.read_body()
@@ -1072,11 +1262,31 @@ local function arm_fault()
         d:delete("fault:mode")
         d:delete("fault:count")
         d:delete("fault:ms")
+        for _, k in ipairs(FAULT_EXTRAS) do
+            d:delete(k)
+        end
         return send_json(200, fault_json())
     end
     if type(mode) ~= "string" or not FAULTS[mode] then
-        return send_json(400, '{"error":"mode must be one of delay, slow_read, drop, ' ..
-                              'drop_after_create, status500, garbage, hang, none"}')
+        return send_json(400, '{"error":"mode must be one of ' .. concat(FAULT_NAMES, ", ") ..
+                              ', none"}')
+    end
+    local bytes, location, http_status = f.bytes, f.location, f.http_status
+    if bytes ~= nil and (type(bytes) ~= "number" or bytes < 0 or bytes > 1e9 or
+                         bytes ~= floor(bytes)) then
+        return send_json(400, '{"error":"bytes must be an integer from 0 to 1000000000"}')
+    end
+    if mode == "redirect" then
+        if type(location) ~= "string" or #location > 2048 or location:find("[%c%s]") or
+           not location:match("^[Hh][Tt][Tt][Pp][Ss]?://[^/]") then
+            return send_json(400, '{"error":"redirect needs a location: an http:// or ' ..
+                                  'https:// URL of at most 2048 characters"}')
+        end
+        if http_status ~= nil and not REDIRECTS[http_status] then
+            return send_json(400, '{"error":"http_status must be 301, 302, 303, 307 or 308"}')
+        end
+    elseif location ~= nil or http_status ~= nil then
+        return send_json(400, '{"error":"location and http_status are for mode redirect only"}')
     end
     local n = f.count == nil and 1 or f.count
     local ms = f.ms == nil and FAULTS[mode] or f.ms
@@ -1086,6 +1296,12 @@ local function arm_fault()
     if type(ms) ~= "number" or ms < 0 or ms > 3600000 then
         return send_json(400, '{"error":"ms must be a number from 0 to 3600000"}')
     end
+    for _, k in ipairs(FAULT_EXTRAS) do
+        d:delete(k)
+    end
+    if bytes ~= nil then d:set("fault:bytes", bytes) end
+    if location ~= nil then d:set("fault:location", location) end
+    if http_status ~= nil then d:set("fault:http_status", http_status) end
     d:set("fault:mode", mode)
     d:set("fault:count", n)
     d:set("fault:ms", ms)
