@@ -208,8 +208,9 @@ describe("CSV validation is the table path's", function()
 
     it("keeps the task's other fields and writes taskName after the list", function()
         local _, _, body = enc("calleeNumber\n919777654321\n", nil, nil,
-                               { recallFlow = laaffic.recall.by_intent{ intents = { "99999" }, interval = 1, rounds = 1, agent_id = 110 },
-                                 calloutRate = 3 })
+            { recallFlow = laaffic.recall.by_intent{ intents = { "99999" }, interval = 1,
+                                                     rounds = 1, agent_id = 110 },
+              calloutRate = 3 })
         local doc = cjson.decode(body)
         assert.equal(3, doc.calloutRate)
         assert.equal(1, doc.recallFlow.recallNum)
@@ -241,8 +242,8 @@ describe("CSV options", function()
 
     it("rejects collects bad rows with line, column, field and message, and sends the rest", function()
         local rejects = {}
-        local doc, info = enc('calleeNumber,text1\n919777654321,ok\nabc,x\n919777654322,"\255"\n919777654323,"a"b\n919777654324,fine\n',
-                              nil, { rejects = rejects })
+        local doc, info = enc('calleeNumber,text1\n919777654321,ok\nabc,x\n919777654322,"\255"\n' ..
+                              '919777654323,"a"b\n919777654324,fine\n', nil, { rejects = rejects })
         assert.same({ "919777654321", "919777654324" }, numbers(doc))
         assert.equal(3, info.rejected)
         assert.equal(3, #rejects)
@@ -292,10 +293,12 @@ describe("CSV files", function()
         assert.equal("io", err.kind)
         assert.matches("none%.csv: No such file or directory", err.message)
         src, err = laaffic.csv.open(tmpdir)
+        assert.is_nil(src)
         assert.equal("io", err.kind)
         assert.matches("is a directory", err.message)
         S.write(tmpdir .. "/bad.csv", "phone\n1\n")
         src, err = laaffic.csv.open(tmpdir .. "/bad.csv")
+        assert.is_nil(src)
         assert.equal("invalid", err.kind)
         assert.equal(1, err.line)
         assert.matches("^laaffic: invalid task: .*bad%.csv:1: the header row has no calleeNumber", tostring(err))
@@ -423,7 +426,8 @@ describe("parts of a long list", function()
     it("max_rows without part still refuses a longer table list, pointing at create_tasks", function()
         local list = { { calleeNumber = "919777654321" }, { calleeNumber = "919777654322" } }
         local _, msg = core.encode(task(list), { max_rows = 1 })
-        assert.matches("must have 1 to 1 entries, got 2: split the list into several tasks %(client:create_tasks does%)", msg)
+        assert.matches("must have 1 to 1 entries, got 2: split the list into several tasks " ..
+                       "%(client:create_tasks does%)", msg)
     end)
 
     it("opts.rejects works for table lists too, naming the entry", function()
@@ -451,7 +455,8 @@ describe("client:build_task and create_task with a CSV source", function()
         assert.is_nil(req)
         assert.equal("invalid", err.kind)
         assert.same({ "l.csv", 3, 1, "calleeNumber", -21 }, { err.file, err.line, err.column, err.field, err.code })
-        assert.equal('laaffic: invalid task: l.csv:3:1: calleeNumber: must be 6 to 18 digits ' ..
+        assert.equal('laaffic: invalid task: l.csv:3:1: calleeNumber: must be 6 to 18 ' ..
+                     'digits ' ..
                      '(country code + number), got "bad" (status -21 invalid_data)', tostring(err))
     end)
 
