@@ -67,9 +67,11 @@ bench: deps
 	  $(MAKE) --no-print-directory -s LUA=$$lua all build/$$lua/floor.so || exit 1; \
 	  bin=$$lua; \
 	  LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="build/$$lua/?.so;;" $$bin bench/encode.lua || exit 1; \
+	  LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="build/$$lua/?.so;;" $$bin bench/csv.lua || exit 1; \
 	done
 	@$(MAKE) --no-print-directory -s LUA=luajit all
 	@for lua in lua5.4 luajit; do scripts/bench-send.sh $$lua build/$$lua || exit 1; done
+	@for lua in lua5.4 luajit; do scripts/bench-split.sh $$lua build/$$lua || exit 1; done
 	@scripts/bench-push.sh luajit build/luajit
 
 $(BUILD)/floor.so: bench/floor.c
