@@ -82,7 +82,7 @@ describe("laaffic.error", function()
 
     it("every kind reads as a sentence starting with laaffic:", function()
         local want = { "invalid", "status", "transport", "ambiguous", "already_exists",
-                       "protocol", "internal" }
+                       "protocol", "io", "internal" }
         local n = 0
         for _ in pairs(lerror.kinds) do
             n = n + 1

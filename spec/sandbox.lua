@@ -1,5 +1,5 @@
 -- spec/sandbox.lua: shell helpers and a Sandbox object for the specs that run against
--- the local sandbox (bin/laaffic-sandbox). Loaded with dofile by spec/40 and spec/41.
+-- the local sandbox (bin/laaffic-sandbox). Loaded with dofile by spec/40, spec/41 and spec/43.
 
 local cjson = require("cjson")
 local core = require("laaffic.core")
@@ -185,7 +185,212 @@ function Sandbox:push_config(t)
     return http, res
 end
 
+-- GET /_sandbox/tasks: every task the sandbox created, and how many are named name.
+function Sandbox:tasks(name)
+    local http, tasks = self:control("/_sandbox/tasks")
+    if http ~= 200 then error("GET /_sandbox/tasks answered " .. tostring(http), 2) end
+    local named = 0
+    for _, t in ipairs(tasks) do
+        if t.taskName == name then named = named + 1 end
+    end
+    return tasks, named
+end
+
+-- GET /_sandbox/requests: { total, status = {...}, faults = {...} }.
+function Sandbox:requests()
+    local http, res = self:control("/_sandbox/requests")
+    if http ~= 200 then error("GET /_sandbox/requests answered " .. tostring(http), 2) end
+    return res
+end
+
+---------------------------------------------------------------------------------------
+-- Test peers on 127.0.0.1 (python3), and certificates made with openssl
+---------------------------------------------------------------------------------------
+
+-- Runs a python3 script in the background (it ends itself after its own deadline) and
+-- waits for the port it writes to portfile. Returns the port and the pid.
+local function spawn_py(dir, name, code, args)
+    local script, portfile = dir .. "/" .. name .. ".py", dir .. "/" .. name .. ".port"
+    write(script, code)
+    local out = sh("python3 " .. q(script) .. " " .. q(portfile) .. " " .. (args or "") ..
+                   " >" .. q(dir .. "/" .. name .. ".out") .. " 2>&1 & echo $!")
+    local pid = tonumber(out:match("(%d+)"))
+    for _ = 1, 200 do
+        local port = read(portfile)
+        if port and port:match("^%d+$") then return tonumber(port), pid end
+        core.sleep(0.025)
+    end
+    error(name .. " did not start: " .. (read(dir .. "/" .. name .. ".out") or ""))
+end
+
+local LISTENER = [[
+import os, socket, sys, time
+portfile, logfile, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(16)
+s.settimeout(0.2)
+open(portfile + ".tmp", "w").write(str(s.getsockname()[1]))
+os.rename(portfile + ".tmp", portfile)
+end = time.time() + seconds
+body = b'{"status":"0","reason":"success","data":999999}'
+while time.time() < end:
+    try:
+        c, _ = s.accept()
+    except socket.timeout:
+        continue
+    c.settimeout(1)
+    data = b""
+    try:
+        while b"\r\n\r\n" not in data and len(data) < 65536:
+            d = c.recv(65536)
+            if not d:
+                break
+            data += d
+    except Exception:
+        pass
+    line = data.split(b"\r\n", 1)[0].decode("latin-1")
+    with open(logfile, "a") as f:
+        f.write("%d %s\n" % (len(data), line))
+    try:
+        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
+                  b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        c.close()
+    except Exception:
+        pass
+]]
+
+-- A second HTTP listener on 127.0.0.1 that records every connection it gets (bytes and
+-- request line, one line each in its log) and answers each with an API success, so a
+-- client that reached it would believe it. Ends itself after `seconds` (default 60).
+-- Returns { port =, pid =, connections = function() -> n, lines end, stop = function() }.
+local function listener(dir, seconds)
+    local log = dir .. "/listener.log"
+    write(log, "")
+    local port, pid = spawn_py(dir, "listener", LISTENER, q(log) .. " " .. tostring(seconds or 60))
+    local l = { port = port, pid = pid, log = log }
+    function l.connections()
+        local lines = {}
+        for line in (read(log) or ""):gmatch("[^\n]+") do lines[#lines + 1] = line end
+        return #lines, lines
+    end
+    function l.stop()
+        if alive(pid) then sh("kill " .. pid .. " 2>/dev/null") end
+    end
+    return l
+end
+
+local RAW_CLIENT = [[
+import json, socket, sys, time
+port, reqfile, seconds, outfile = int(sys.argv[1]), sys.argv[2], float(sys.argv[3]), sys.argv[4]
+req = open(reqfile, "rb").read()
+half = len(sys.argv) > 5 and sys.argv[5] == "half"
+c = socket.create_connection(("127.0.0.1", port))
+chunks, data, error = [], b"", None
+try:
+    c.sendall(req)
+    if half:
+        c.shutdown(socket.SHUT_WR)
+except OSError as e:
+    error = type(e).__name__
+t0 = time.time()
+end = t0 + seconds
+while error is None and time.time() < end:
+    c.settimeout(max(0.01, end - time.time()))
+    try:
+        d = c.recv(65536)
+    except socket.timeout:
+        break
+    except OSError as e:
+        error = type(e).__name__
+        break
+    if not d:
+        error = "EOF"
+        break
+    chunks.append([round(time.time() - t0, 3), len(d)])
+    data += d
+json.dump({"data": data.decode("latin-1"), "chunks": chunks, "error": error}, open(outfile, "w"))
+]]
+
+-- Sends the bytes of request to 127.0.0.1:port over a plain TCP socket (half: then shuts
+-- its sending side) and reads for up to `seconds`. Returns { data = what came back,
+-- chunks = { { seconds, bytes }, ... } as they arrived, error = nil (deadline) | "EOF" |
+-- "ConnectionResetError" | ... }.
+local function raw_exchange(dir, port, request, seconds, half)
+    local reqfile, outfile, script = dir .. "/raw.req", dir .. "/raw.json", dir .. "/raw.py"
+    write(reqfile, request)
+    write(script, RAW_CLIENT)
+    sh("rm -f " .. q(outfile))
+    local _, rc = sh("python3 " .. q(script) .. " " .. port .. " " .. q(reqfile) .. " " ..
+                     tostring(seconds) .. " " .. q(outfile) .. (half and " half" or "") .. " 2>&1")
+    assert(rc == 0, "the raw client failed")
+    local res = cjson.decode(assert(read(outfile)))
+    if res.error == cjson.null then res.error = nil end
+    return res
+end
+
+-- Makes, under dir/certs, a test CA and three server certificates signed by it (EC P-256):
+--   good       SAN DNS:localhost, IP:127.0.0.1, valid now
+--   wrong_host CN and SAN other.example only, valid now
+--   expired    the names of good, valid only in January 2020 (`openssl ca` -startdate/-enddate)
+-- Returns { ca = path, good = { crt =, key = }, wrong_host = {...}, expired = {...} }.
+local function tls_certs(dir)
+    local d = dir .. "/certs"
+    sh("mkdir -p " .. q(d .. "/newcerts") .. " && : > " .. q(d .. "/index.txt"))
+    write(d .. "/serial", "1000\n")
+    write(d .. "/good.ext", table.concat({
+        "basicConstraints = CA:FALSE",
+        "keyUsage = critical, digitalSignature, keyEncipherment",
+        "extendedKeyUsage = serverAuth",
+        "subjectAltName = DNS:localhost, IP:127.0.0.1", "" }, "\n"))
+    write(d .. "/wrong.ext", table.concat({
+        "basicConstraints = CA:FALSE",
+        "keyUsage = critical, digitalSignature, keyEncipherment",
+        "extendedKeyUsage = serverAuth",
+        "subjectAltName = DNS:other.example", "" }, "\n"))
+    write(d .. "/ca.cnf", table.concat({
+        "[ca]", "default_ca = test_ca", "[test_ca]",
+        "database = " .. d .. "/index.txt", "new_certs_dir = " .. d .. "/newcerts",
+        "serial = " .. d .. "/serial", "default_md = sha256", "policy = any",
+        "unique_subject = no", "copy_extensions = none",
+        "[any]", "commonName = supplied", "" }, "\n"))
+    local ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+    local function csr(name, cn)
+        return "openssl req -new " .. ec .. " -keyout " .. q(d .. "/" .. name .. ".key") ..
+               " -out " .. q(d .. "/" .. name .. ".csr") .. " -subj " .. q("/CN=" .. cn)
+    end
+    local function sign(name, ext)
+        return "openssl x509 -req -in " .. q(d .. "/" .. name .. ".csr") .. " -CA " ..
+               q(d .. "/ca.crt") .. " -CAkey " .. q(d .. "/ca.key") ..
+               " -set_serial 0x$(openssl rand -hex 8) -days 2 -extfile " .. q(d .. "/" .. ext) ..
+               " -out " .. q(d .. "/" .. name .. ".crt")
+    end
+    local cmds = {
+        "openssl req -x509 " .. ec .. " -keyout " .. q(d .. "/ca.key") .. " -out " ..
+            q(d .. "/ca.crt") .. " -days 2 -subj '/CN=laaffic spec test CA'" ..
+            " -addext 'basicConstraints=critical,CA:TRUE'" ..
+            " -addext 'keyUsage=critical,keyCertSign,cRLSign'",
+        csr("good", "localhost"), sign("good", "good.ext"),
+        csr("wrong_host", "other.example"), sign("wrong_host", "wrong.ext"),
+        csr("expired", "localhost"),
+        "openssl ca -batch -notext -config " .. q(d .. "/ca.cnf") .. " -cert " .. q(d .. "/ca.crt") ..
+            " -keyfile " .. q(d .. "/ca.key") .. " -in " .. q(d .. "/expired.csr") ..
+            " -out " .. q(d .. "/expired.crt") .. " -extfile " .. q(d .. "/good.ext") ..
+            " -startdate 20200101000000Z -enddate 20200131000000Z",
+    }
+    for _, cmd in ipairs(cmds) do
+        local out, rc = S.sh_all(cmd)
+        if rc ~= 0 then error("openssl failed (" .. rc .. "): " .. cmd .. "\n" .. out) end
+    end
+    local certs = { ca = d .. "/ca.crt", dir = d }
+    for _, name in ipairs({ "good", "wrong_host", "expired" }) do
+        certs[name] = { crt = d .. "/" .. name .. ".crt", key = d .. "/" .. name .. ".key" }
+    end
+    return certs
+end
+
 return {
     Sandbox = Sandbox, sh = sh, q = q, read = read, write = write, md5_file = md5_file,
     alive = alive, parse_env = parse_env, decode = decode, API = API, CT = CT, BIN = BIN,
+    listener = listener, raw_exchange = raw_exchange, tls_certs = tls_certs,
 }

@@ -290,14 +290,18 @@ static const char *kind_of(CURLcode rc, const lf_http *h, int *sent)
     case CURLE_UNSUPPORTED_PROTOCOL:
         *sent = 0;
         return "url";
-    case CURLE_SSL_CONNECT_ERROR:
     case CURLE_PEER_FAILED_VERIFICATION:
-    case CURLE_SSL_CERTPROBLEM:
-    case CURLE_SSL_CIPHER:
     case CURLE_SSL_CACERT_BADFILE:
     case CURLE_SSL_ISSUER_ERROR:
     case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
     case CURLE_SSL_CRL_BADFILE:
+        /* the server's certificate is not trusted (wrong host, expired, unknown CA): no
+         * request byte was written, and trying again will not change the certificate */
+        *sent = pretransfer > 0;
+        return "certificate";
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
     case CURLE_USE_SSL_FAILED:
         /* the handshake failed: no request byte was written */
         *sent = pretransfer > 0;

@@ -17,7 +17,9 @@
 --                       the task may exist, so it must not be re-sent blindly.
 --     "already_exists"  the server answered -41/-20: a task with this name exists (after an
 --                       "ambiguous" outcome, that is the earlier attempt's task).
---     "protocol"        the answer was not the expected JSON (non-JSON body, missing status).
+--     "protocol"        an answer that creates nothing: a 3xx (never followed) or 4xx, or a
+--                       success without a keyId. (A 5xx or a 2xx that is not the API's JSON
+--                       is "ambiguous": the task may exist.)
 --     "io"              a call-list file could not be opened or read.
 --     "internal"        a local failure that is none of the above (e.g. OpenSSL failed to
 --                       compute the signature).
@@ -29,6 +31,9 @@
 --   http_status  the HTTP status code of the answer.
 --   file, line, column   where in a CSV call list (column: the CSV column, from 1).
 --   part, task_name      which part of a split list (client:create_tasks).
+--   cause        for kinds transport and ambiguous: the transport's failure ("dns",
+--                "connect", "tls", "certificate", "timeout", "connection", ...), or "http"
+--                for an answer that was not the API's.
 --
 -- Only these fields are accepted: error.new raises on any other, so no caller can stash
 -- headers, a request or the secret in an error object by accident. Error objects never
@@ -70,6 +75,7 @@ local fields = {
     kind = "string", code = "number", name = "string", message = "string",
     field = "string", reason = "string", http_status = "number",
     file = "string", line = "number", column = "number", part = "number", task_name = "string",
+    cause = "string",
 }
 
 -- "The task name ..." -> "the task name ...", without touching "AI ..." or "appId ...";

@@ -397,9 +397,11 @@ if not cjson_ok then
 end
 
 local MAX_QUOTE = 200
+local MAY_EXIST = "Do not re-send blindly: re-send with the same taskName and a -41/-20 " ..
+                  "answer (kind already_exists) means it was created"
 
 -- failures that sent nothing but that another attempt cannot mend
-local NO_RETRY = { url = true, phase = true, config = true }
+local NO_RETRY = { url = true, phase = true, config = true, certificate = true }
 
 -- A bounded, single-line quote of what a server sent, for error messages.
 local function quote(s)
@@ -511,34 +513,54 @@ local function send(self, req, task_name, transport, sleep)
             if sent == false and attempt <= self.retries and not NO_RETRY[kind] then
                 sleep(math.min(self.max_backoff, self.backoff * 2 ^ (attempt - 1)))
             elseif sent == false then
-                return nil, lerror.new{ kind = "transport",
-                    message = NO_RETRY[kind] and tostring(msg) or
-                        format("could not reach the server after %d attempt(s): %s",
-                               attempt, tostring(msg)) }
+                return nil, lerror.new{ kind = "transport", cause = kind and tostring(kind),
+                    message = NO_RETRY[kind] and
+                        (kind == "certificate" and
+                         "the server's certificate is not trusted (not retried): " .. tostring(msg)
+                         or tostring(msg)) or
+                        format("could not reach the server after %d attempt(s) (%s): %s",
+                               attempt, tostring(kind), tostring(msg)) }
             else
                 mark_ambiguous()
-                return nil, lerror.new{ kind = "ambiguous",
+                return nil, lerror.new{ kind = "ambiguous", cause = kind and tostring(kind),
                     message = format("the request may have reached the server, so the task may " ..
-                        "exist (%s). Do not re-send blindly: re-send with the same taskName and " ..
-                        "a -41/-20 answer (kind already_exists) means it was created",
-                        tostring(msg)) }
+                        "exist (%s: %s). " .. MAY_EXIST, tostring(kind), tostring(msg)) }
             end
         else
             log(self, { event = "response", method = req.method, url = req.url,
                         attempt = attempt, status = res.status, elapsed = elapsed,
                         http_version = res.http_version, connects = res.connects,
                         task_name = task_name })
-            if res.status < 200 or res.status > 299 then
-                mark_ambiguous()
+            if res.status >= 300 and res.status <= 399 then
+                -- never followed: a POST carrying Api-Key and Sign goes to one host only
+                local loc = res.headers and res.headers.location
+                return nil, lerror.new{ kind = "protocol", http_status = res.status,
+                    message = format("the server answered HTTP %d, a redirect%s, which is not " ..
+                        "followed for a request carrying credentials: check base_url",
+                        res.status, loc and (" to " .. quote(loc)) or "") }
+            end
+            if res.status >= 400 and res.status <= 499 then
                 return nil, lerror.new{ kind = "protocol", http_status = res.status,
                     message = format("the server answered HTTP %d: %s", res.status,
                                      quote(res.body)) }
             end
+            if res.status >= 500 or res.status < 200 then
+                -- the server may have created the task before failing
+                mark_ambiguous()
+                return nil, lerror.new{ kind = "ambiguous", http_status = res.status,
+                    cause = "http",
+                    message = format("the server answered HTTP %d (%s), so the task may exist. %s",
+                                     res.status, quote(res.body), MAY_EXIST) }
+            end
             local decoded = cjson and cjson.decode(res.body)
             if type(decoded) ~= "table" or decoded.status == nil then
+                -- a 2xx that is not the API's answer (cut short, or from something else):
+                -- the task may exist
                 mark_ambiguous()
-                return nil, lerror.new{ kind = "protocol", http_status = res.status,
-                    message = "the server's answer is not the API's JSON: " .. quote(res.body) }
+                return nil, lerror.new{ kind = "ambiguous", http_status = res.status,
+                    cause = "http",
+                    message = "the server's answer is not the API's JSON (" .. quote(res.body) ..
+                        "), so the task may exist. " .. MAY_EXIST }
             end
             if tonumber(decoded.status) == -16 and attempt <= self.retries then
                 local server = _M.parse_http_date(res.headers and res.headers.date)

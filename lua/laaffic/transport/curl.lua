@@ -8,9 +8,10 @@
 --   request  = { method, url, headers = { name = value }, body = string | laaffic.body }
 --   response = { status = <HTTP status>, headers = { <lower-case name> = value },
 --                body = <string>, http_version =, connects =, time = { total =, ... } }
---   On failure: message, kind ("dns", "connect", "tls", "timeout", "connection", "empty",
---   "too_large", "url", "transport") and sent: false only when no byte of the request can
---   have reached the server (the only failures laaffic retries).
+--   On failure: message, kind ("dns", "connect", "tls", "certificate", "timeout",
+--   "connection", "empty", "too_large", "url", "transport") and sent: false only when no
+--   byte of the request can have reached the server (the only failures laaffic retries;
+--   "certificate", an untrusted server certificate, is not retried either).
 -- One easy handle serves every call of a transport, so the connection (TLS included) is
 -- reused between calls.
 local core = require "laaffic.core"

@@ -230,8 +230,11 @@ function _M.cosocket(opts)
                 ok, err = sock:sslhandshake(nil, host, verify)
                 if not ok then
                     sock:close()
-                    return nil, "TLS handshake with " .. host .. ": " .. tostring(err),
-                           err == "timeout" and "timeout" or "tls", false
+                    -- "certificate verify failed": not retried (another try sees the same
+                    -- certificate); any other handshake failure may be transient
+                    local kind = err == "timeout" and "timeout" or
+                                 (tostring(err):find("certificate", 1, true) and "certificate" or "tls")
+                    return nil, "TLS handshake with " .. host .. ": " .. tostring(err), kind, false
                 end
             end
             local body = body_string(req.body)
