@@ -110,6 +110,7 @@ describe("client:create_tasks against the sandbox", function()
 
     it("never has more parts in flight than opts.concurrency, and does overlap them", function()
         local n = name()
+        sb:control("/_sandbox/reset", "{}")
         sb:fault{ mode = "delay", ms = 300, count = 6 }
         local max_seen, samples = 0, {}
         local src = assert(laaffic.csv.from_string(csv_text(12)))
@@ -123,6 +124,10 @@ describe("client:create_tasks against the sandbox", function()
         assert.equal(3, max_seen)
         assert.equal(6, count(created(n)))
         assert.equal(0, samples[#samples])
+        -- and the sandbox was handling three of them at the same moment
+        local _, stats = sb:control("/_sandbox/requests")
+        assert.equal(3, stats.max_in_flight)
+        assert.equal(6, stats.total)
     end)
 
     it("stops building parts at an invalid row, lets the parts under way finish, and names the failed part", function()

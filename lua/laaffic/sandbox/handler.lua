@@ -26,7 +26,9 @@
 --                              received_at, path, spooled, user_agent, http_version},
 --                              ...] in keyId order; spooled:
 --                              nginx had written the body to a temp file
---   GET  /_sandbox/requests  {"total":N,"status":{"0":N,"-1":N,...},"faults":{"drop":N,...}}
+--   GET  /_sandbox/requests  {"total":N,"max_in_flight":N,"status":{"0":N,"-1":N,...},
+--                              "faults":{"drop":N,...}}  (max_in_flight: the most API
+--                              requests handled at once since the last reset)
 --   GET  /_sandbox/fault     the armed fault: {"mode":...,"count":N,"ms":N[,"bytes":N]
 --                              [,"location":URL,"http_status":N]} or {"mode":"none"}
 --   POST /_sandbox/fault     {"mode":M,"count":N,"ms":MS[,"bytes":B][,"location":URL]
@@ -1139,6 +1141,14 @@ function _M.api()
         return send_json(405, '{"error":"method not allowed: use POST"}')
     end
     count("total")
+    do -- requests being handled at once (api_done, in the log phase, counts them out)
+        local d = dict()
+        local n = d:incr("inflight", 1, 0)
+        ngx.ctx.laaffic_inflight = true
+        if n > (d:get("max_inflight") or 0) then
+            d:set("max_inflight", n)
+        end
+    end
     local mode, ms, extra = take_fault()
     if mode then
         ngx.log(ngx.NOTICE, "laaffic sandbox: fault ", mode, " (", ms, " ms)")
@@ -1198,6 +1208,13 @@ function _M.api()
     return send_json(200, answer)
 end
 
+-- log phase of the API locations: the request is over, whatever way it ended
+function _M.api_done()
+    if ngx.ctx.laaffic_inflight then
+        dict():incr("inflight", -1, 1)
+    end
+end
+
 ---------------------------------------------------------------------------------------
 -- Control endpoints
 ---------------------------------------------------------------------------------------
@@ -1231,7 +1248,8 @@ local function requests_json()
         end
     end
     -- empty tables would encode as {} anyway; the counts only keep the intent readable
-    return format('{"total":%d,"status":%s,"faults":%s}', d:get("total") or 0,
+    return format('{"total":%d,"max_in_flight":%d,"status":%s,"faults":%s}', d:get("total") or 0,
+                  d:get("max_inflight") or 0,
                   n_status > 0 and cjson.encode(by_status) or "{}",
                   n_faults > 0 and cjson.encode(faults) or "{}")
 end
