@@ -45,5 +45,10 @@ build = {
       ["laaffic.transport.curl"] = "lua/laaffic/transport/curl.lua",
       ["laaffic.transport.ngx"] = "lua/laaffic/transport/ngx.lua",
       ["laaffic.csv"] = "lua/laaffic/csv.lua",
+      ["laaffic.cli"] = "lua/laaffic/cli.lua",
+   },
+   -- the command-line tool (bin/laaffic); luarocks wraps it to run with this rock's Lua
+   install = {
+      bin = { laaffic = "bin/laaffic" },
    },
 }

@@ -54,7 +54,7 @@ if [ $QUICK = 0 ]; then
 
   echo "== luarocks make into a temporary tree"
   T="$LOG/rocks"; mkdir -p "$T/src"
-  cp -r src lua rockspec "$T/src/"
+  cp -r src lua rockspec bin "$T/src/"
   if (cd "$T/src" && luarocks --lua-version=5.4 make --deps-mode=none --tree="$T/tree" \
         rockspec/laaffic-*.rockspec) > "$LOG/rocks.log" 2>&1 &&
      LUA_PATH="$T/tree/share/lua/5.4/?.lua;$T/tree/share/lua/5.4/?/init.lua;/usr/share/lua/5.4/?.lua" \
@@ -64,7 +64,7 @@ if [ $QUICK = 0 ]; then
   else cat "$LOG/rocks.log"; bad "luarocks install"; fi
 
   echo "== luacheck"
-  if luacheck -q lua spec bench examples; then ok "luacheck lua/ spec/ bench/ examples/"; else bad "luacheck"; fi
+  if luacheck -q lua spec bench examples bin/laaffic; then ok "luacheck lua/ spec/ bench/ examples/ bin/laaffic"; else bad "luacheck"; fi
 
   echo "== cppcheck"
   if cppcheck --quiet --enable=warning,performance,portability --std=c99 --error-exitcode=1 \

@@ -216,15 +216,15 @@ local function int(n)
     return tostring(n)
 end
 
-local function plural(n, word, words)
-    return int(n) .. " " .. (n == 1 and word or (words or word .. "s"))
-end
-
 -- "12345678" -> "12,345,678"
 local function grouped(n)
     local s = int(n or 0)
     local out = s:reverse():gsub("(%d%d%d)", "%1,"):reverse()
     return (out:gsub("^,", ""))
+end
+
+local function plural(n, word, words)
+    return grouped(n) .. " " .. (n == 1 and word or (words or word .. "s"))
 end
 
 local function read_file(path)
@@ -355,7 +355,6 @@ local function encode_json(v)
     to_json(v, out)
     return concat(out)
 end
-_M.encode_json = encode_json
 
 ---------------------------------------------------------------------------------------
 -- Command line parsing
@@ -1612,10 +1611,6 @@ function _M.main(argv, ctx)
     return e.code
 end
 
--- for the specs
-_M.parse_config = parse_config
-_M.strip_comments = strip_comments
 _M.HELP = HELP
-_M.error_kind_exit = KIND_EXIT
 
 return _M
