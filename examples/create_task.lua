@@ -2,7 +2,7 @@
 --
 -- Run by `make demo` against the local sandbox. Credentials and the server come from the
 -- environment (never from argv, which other users of the machine can read):
---   LAAFFIC_BASE_URL, LAAFFIC_KEY, LAAFFIC_SECRET, LAAFFIC_APP_ID, LAAFFIC_CAFILE
+--   LAAFFIC_BASE_URL, LAAFFIC_API_KEY, LAAFFIC_API_SECRET, LAAFFIC_APP_ID, LAAFFIC_CAFILE
 local laaffic = require("laaffic")
 
 local function env(name)
@@ -15,7 +15,7 @@ local function env(name)
 end
 
 local client = laaffic.new{
-  api_key = env("LAAFFIC_KEY"), api_secret = env("LAAFFIC_SECRET"),
+  api_key = env("LAAFFIC_API_KEY"), api_secret = env("LAAFFIC_API_SECRET"),
   app_id = env("LAAFFIC_APP_ID"), base_url = env("LAAFFIC_BASE_URL"),
   cafile = os.getenv("LAAFFIC_CAFILE"),
   logger = function(ev)
