@@ -6,6 +6,7 @@
 #                        (Lua 5.4, LuaJIT, valgrind, luarocks install), print "N passed, N failed"
 #   make demo            start the sandbox, create a task through the SDK, show it, stop
 #   make bench           benchmarks (see README)
+#   make fuzz            libFuzzer harnesses for the encoder, CSV reader, push parser
 #   make install         install with luarocks into the system tree
 #
 # LUA_INCDIR, CFLAGS, LDFLAGS and INST_* may come from the caller (luarocks passes them).
@@ -83,3 +84,6 @@ install: deps
 
 clean:
 	rm -rf build
+
+# libFuzzer harnesses: make fuzz, fuzz-short, fuzz-build, fuzz-regressions (fuzz/README.md)
+include fuzz/fuzz.mk

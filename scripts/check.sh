@@ -4,7 +4,8 @@
 #   2. every spec under Lua 5.4 and under LuaJIT
 #   3. the spec suite under valgrind (memory errors and definite/indirect leaks fail)
 #   4. `luarocks make` into a temporary tree, then require laaffic from that tree only
-#   5. luacheck over lua/, spec/, bench/, examples/; cppcheck over src/
+#   5. luacheck over lua/, spec/, bench/, examples/, bin/laaffic; cppcheck over src/
+#   6. a short run of each libFuzzer harness (make fuzz-short)
 # --quick runs 1 and 2 for Lua 5.4 only (make test).
 set -u
 cd "$(dirname "$0")/.."
@@ -70,6 +71,10 @@ if [ $QUICK = 0 ]; then
   if cppcheck --quiet --enable=warning,performance,portability --std=c99 --error-exitcode=1 \
        --inline-suppr --suppress=missingIncludeSystem -I src src/; then ok "cppcheck src/"
   else bad "cppcheck"; fi
+
+  echo "== fuzz (libFuzzer + ASan/UBSan, 10 s per harness)"
+  if make --no-print-directory -s fuzz-short > "$LOG/fuzz" 2>&1; then ok "fuzz-short: encode, push, csv"
+  else tail -40 "$LOG/fuzz"; bad "fuzz-short (inputs in build/fuzz/artifacts/)"; fi
 fi
 
 echo "$PASSED passed, $FAILED failed"

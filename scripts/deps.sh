@@ -4,7 +4,7 @@
 set -eu
 PKGS="gcc make pkg-config procps coreutils python3 lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev lua-cjson curl openssl
       lua-busted lua-check cppcheck wrk luarocks libssl-dev libcurl4-openssl-dev valgrind nginx
-      libnginx-mod-http-lua lua-resty-core"
+      libnginx-mod-http-lua lua-resty-core clang-14 libclang-rt-14-dev util-linux"
 missing=""
 for p in $PKGS; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

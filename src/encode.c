@@ -28,6 +28,7 @@
 #define MAX_ROWS 200000
 #define MAX_TEXT_CHARS 30
 #define MAX_DEPTH 64
+#define MAX_PASS_TABLES 1000000 /* tables in unknown fields, in all */
 #define INT32_MAXV 2147483647.0
 
 #define CODE_PARAM (-22) /* missing, wrong type, nodeList length */
@@ -64,6 +65,10 @@ typedef struct enc {
     int err_col;
     const char *err_field;
     char task_name[320];   /* the name written, when split */
+    /* the tables being written, outermost first: a table met again is a cycle */
+    const void *open[MAX_DEPTH + 16];
+    int nopen;
+    size_t tables; /* tables written as they are (fields laaffic does not know) */
     /* cross-field state for recallFlow */
     lua_Integer recall_type, recall_num;
     size_t node_count;
@@ -488,6 +493,22 @@ static int check_key(enc *e, int kidx, int *is_int, lua_Integer *ival)
 
 /* Writes one member "key":value of the table at t, the key given by its bytes (a key of
  * that table, so its bytes stay alive). */
+/* Notes that table t is being written; fails if it already is (it contains itself). */
+static int enter(enc *e, int t)
+{
+    const void *p = lua_topointer(e->L, t);
+    int i;
+    for (i = 0; i < e->nopen; i++)
+        if (e->open[i] == p)
+            return fail(e, CODE_PARAM, "contains itself (a reference cycle)");
+    if (e->nopen == (int)(sizeof e->open / sizeof e->open[0]))
+        return fail(e, CODE_PARAM, "is nested more than %d levels deep", MAX_DEPTH);
+    e->open[e->nopen++] = p;
+    return 0;
+}
+
+#define leave(e) ((e)->nopen--)
+
 static int put_member(enc *e, int t, const kref *k, int depth)
 {
     lua_State *L = e->L;
@@ -515,9 +536,15 @@ static int put_table(enc *e, int t, int depth)
     lua_Integer iv;
 
     if (depth > MAX_DEPTH)
-        return fail(e, CODE_PARAM, "is nested more than %d levels deep (a cycle?)", MAX_DEPTH);
+        return fail(e, CODE_PARAM, "is nested more than %d levels deep", MAX_DEPTH);
     if (!lua_checkstack(L, 8))
         return fail(e, CODE_PARAM, "is nested too deeply");
+    /* a table shared many times over can make an output far larger than its input */
+    if (++e->tables > MAX_PASS_TABLES)
+        return fail(e, CODE_PARAM, "makes the fields laaffic passes through as they are hold "
+                    "more than %d tables (a table shared many times over?)", MAX_PASS_TABLES);
+    if (enter(e, t))
+        return -1;
     lua_pushnil(L);
     while (lua_next(L, t)) {
         if (check_key(e, -2, &is_int, &iv)) {
@@ -551,6 +578,7 @@ static int put_table(enc *e, int t, int depth)
             path_pop(e);
             lua_pop(L, 1);
         }
+        leave(e);
         return put_chars(e, "]", 1);
     }
     /* object: collect, sort, write */
@@ -570,6 +598,7 @@ static int put_table(enc *e, int t, int depth)
             return -1;
     }
     lua_pop(L, 1); /* keys */
+    leave(e);
     return put_chars(e, "}", 1);
 }
 
@@ -971,6 +1000,8 @@ static int put_object(enc *e, int t, const field *fields, int nfields)
 
     if (!lua_checkstack(L, 8))
         return fail(e, CODE_PARAM, "is nested too deeply");
+    if (enter(e, t))
+        return -1;
     /* every key a name; count the ones no rule knows */
     lua_pushnil(L);
     while (lua_next(L, t)) {
@@ -1056,6 +1087,7 @@ static int put_object(enc *e, int t, const field *fields, int nfields)
         lua_pop(L, 1); /* keys */
     if (fields == TOP && e->split && put_task_name(e, t, first))
         return -1;
+    leave(e);
     return put_chars(e, "}", 1);
 }
 
@@ -1478,7 +1510,7 @@ static int put_numbers(enc *e, int idx, const field *f)
         return -1;
     for (i = first; i <= last; i++) {
         size_t mark = e->b->len, trunc = e->truncated;
-        int depth = e->depth;
+        int depth = e->depth, nopen = e->nopen;
         lua_rawgeti(L, idx, (lua_Integer)i);
         path_index(e, (lua_Integer)i);
         if ((e->rows > 0 && put_chars(e, ",", 1)) || put_row(e, lua_gettop(L), interned)) {
@@ -1489,6 +1521,7 @@ static int put_numbers(enc *e, int idx, const field *f)
             if (add_reject(e, (lua_Integer)i, 0, 0, NULL))
                 return -1;
             e->depth = depth;
+            e->nopen = nopen;
             lua_settop(L, base + R_NKEYS);
             continue;
         }
@@ -1679,11 +1712,19 @@ static int put_csv_numbers(enc *e, lf_csv *c)
 
 /* ---------------------------------------------------------------- entry points */
 
+/* t[name] without metamethods: a task or options table with an __index that raises
+ * must not make the encoder raise */
+static void raw_field(lua_State *L, int t, const char *name)
+{
+    lua_pushstring(L, name);
+    lua_rawget(L, t);
+}
+
 static lua_Integer opt_int(lua_State *L, int idx, const char *name, lua_Integer def,
                            lua_Integer lo, lua_Integer hi)
 {
     lua_Integer v = def;
-    lua_getfield(L, idx, name);
+    raw_field(L, idx, name);
     if (!lua_isnil(L, -1)) {
         lua_Number n = lua_tonumber(L, -1);
         if (lua_type(L, -1) != LUA_TNUMBER || n != floor(n) || n < (lua_Number)lo ||
@@ -1707,7 +1748,7 @@ static void read_opts(lua_State *L, int idx, enc *e)
     e->max_rows = (size_t)opt_int(L, idx, "max_rows", MAX_ROWS, 1, MAX_ROWS);
     e->part = (int)opt_int(L, idx, "part", 0, 1, 1000000);
     e->max_rejects = (size_t)opt_int(L, idx, "max_rejects", 1000, 0, 100000000);
-    lua_getfield(L, idx, "require_texts");
+    raw_field(L, idx, "require_texts");
     if (!lua_isnil(L, -1)) {
         size_t n, i;
         luaL_argcheck(L, lua_type(L, -1) == LUA_TTABLE, idx,
@@ -1724,13 +1765,13 @@ static void read_opts(lua_State *L, int idx, enc *e)
         }
     }
     lua_pop(L, 1);
-    lua_getfield(L, idx, "truncate");
+    raw_field(L, idx, "truncate");
     if (!lua_isnil(L, -1)) {
         luaL_argcheck(L, lua_type(L, -1) == LUA_TBOOLEAN, idx, "opts.truncate must be a boolean");
         e->truncate = lua_toboolean(L, -1);
     }
     lua_pop(L, 1);
-    lua_getfield(L, idx, "rejects");
+    raw_field(L, idx, "rejects");
     if (!lua_isnil(L, -1))
         luaL_argcheck(L, lua_type(L, -1) == LUA_TTABLE, idx,
                       "opts.rejects must be a table (bad rows are appended to it)");
@@ -1745,13 +1786,13 @@ static int run(lua_State *L, enc *e, int bodyidx)
     (void)bodyidx;
     /* opts.rejects, at a fixed stack slot for the whole encode */
     if (lua_istable(L, 2))
-        lua_getfield(L, 2, "rejects");
+        raw_field(L, 2, "rejects");
     else
         lua_pushnil(L);
     e->rejects = lua_istable(L, -1) ? lua_gettop(L) : 0;
     /* the list comes from a CSV source, or is one part of a longer list: taskName is
      * written last, once we know whether another part follows */
-    lua_getfield(L, 1, "numberInfoList");
+    raw_field(L, 1, "numberInfoList");
     e->split = e->part > 0 || lf_csv_test(L, -1) != NULL;
     lua_pop(L, 1);
     top = lua_gettop(L);

@@ -76,7 +76,8 @@
 --                  suffix, which then wins over utc_offset), or from a number or string of
 --                  digits: below 1e11 it is seconds, from 1e11 to 1e14 milliseconds (older
 --                  pushes; 1700000000123 gives 1700000000.123). 0, "" and unreadable
---                  values give nil (an unanswered call has no answerTime).
+--                  values give nil (an unanswered call has no answerTime). A field
+--                  "callTime_unix" that the platform itself sent is kept in rec.raw.
 --     strings      callee, displayNum, recordingFileId, currency, terminationReason,
 --                  scriptId, intent: a number becomes its decimal text (intent 99999 gives
 --                  "99999"; callee and displayNum digits are kept exactly, like voiceId);
@@ -544,12 +545,17 @@ local function type_record(rec, utc_offset)
     end
 
     for i = 1, #TIME_FIELDS do
-        local name = TIME_FIELDS[i]
+        local name, uname = TIME_FIELDS[i], TIME_UNIX[i]
         local v = rec[name]
+        -- "<time>_unix" is ours: one the platform sent is kept in raw, never passed on
+        if rec[uname] ~= nil then
+            raw[uname] = rec[uname]
+            rec[uname] = nil
+        end
         if v == null then
             rec[name] = nil
         elseif v ~= nil then
-            rec[TIME_UNIX[i]] = unix_time(v, utc_offset)
+            rec[uname] = unix_time(v, utc_offset)
         end
     end
 
@@ -576,10 +582,8 @@ local function type_record(rec, utc_offset)
     return true, inexact and INEXACT or nil
 end
 
--- Decodes and types the records. Returns list | nil, err | false when a voiceId, callee or
--- displayNum was sent as a number that a double may not hold exactly (past 2^53, or with a
--- fraction or exponent): the caller then decodes again with those numbers quoted.
-local function decode_records(body, first, opts, exact)
+-- Decodes the body into its list of records (not typed yet). Returns list | nil, err.
+local function decode_list(body, first, opts)
     local doc, err = decoder(opts.max_depth or DEFAULT_MAX_DEPTH).decode(body)
     if doc == nil then
         return nil, "invalid JSON: " .. tostring(err)
@@ -599,6 +603,17 @@ local function decode_records(body, first, opts, exact)
     else
         list = { doc }
     end
+    return list
+end
+
+-- Decodes and types the records. Returns list | nil, err | false when a voiceId, callee or
+-- displayNum was sent as a number that a double may not hold exactly (past 2^53, or with a
+-- fraction or exponent): the caller then decodes the body again with those numbers quoted
+-- and passes that decode as `exact`, whose records give those three fields' digits (only
+-- those: every other field, however deep, is the plain decode's).
+local function decode_records(body, first, opts, exact)
+    local list, err = decode_list(body, first, opts)
+    if not list then return nil, err end
 
     local n = #list
     local max_records = opts.max_records or DEFAULT_MAX_RECORDS
@@ -610,6 +625,12 @@ local function decode_records(body, first, opts, exact)
         local rec = list[i]
         if type(rec) ~= "table" or rec[1] ~= nil then
             return nil, format("record %d: must be an object", i)
+        end
+        local q = exact and exact[i]
+        if type(q) == "table" then
+            for _, k in ipairs(QUOTE_NUMBERS) do
+                if type(rec[k]) == "number" and type(q[k]) == "string" then rec[k] = q[k] end
+            end
         end
         local ok, why = type_record(rec, utc_offset)
         if not ok then
@@ -634,10 +655,11 @@ local function parse(body, opts)
     if first ~= "[" and first ~= "{" then
         return nil, "invalid JSON: the body must be a JSON array or object"
     end
-    local list, err = decode_records(body, first, opts, false)
+    local list, err = decode_records(body, first, opts, nil)
     if list == false then
         -- rare: quote the id-like numbers in the text, so they decode as their exact digits
-        list, err = decode_records(quote_id_numbers(body), first, opts, true)
+        local exact = decode_list(quote_id_numbers(body), first, opts)
+        list, err = decode_records(body, first, opts, exact or {})
     end
     return list, err
 end

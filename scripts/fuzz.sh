@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# scripts/fuzz.sh: runs the libFuzzer harnesses built by fuzz/fuzz.mk (make fuzz-build).
+#
+#   scripts/fuzz.sh run SECONDS      fuzz each harness for SECONDS (make fuzz, make fuzz-short)
+#   scripts/fuzz.sh regressions      run each harness once over fuzz/regressions/<name>/
+#
+# FUZZ_NAMES (default "encode push", plus csv when built) picks the harnesses. Each one
+# starts from its seed corpus fuzz/corpus/<name>/ and a working corpus in
+# build/fuzz/corpus/<name>/ (kept between runs, so coverage accumulates; the seeds in
+# fuzz/ are never written to). A crash, leak, timeout or broken promise leaves its input
+# in build/fuzz/artifacts/<name>/ and makes the script exit 1, after the other harnesses
+# have run. Extra libFuzzer flags: FUZZ_FLAGS="-jobs=2 -workers=2" and so on.
+set -u
+cd "$(dirname "$0")/.."
+OUT=build/fuzz
+MODE=${1:-run}
+SECONDS_EACH=${2:-60}
+NAMES=${FUZZ_NAMES:-"encode push $([ -x $OUT/csv_fuzz ] && echo csv)"}
+
+# -max_len: encode reads its input as a grammar (long strings come from repetition, so
+# 4 KiB is plenty); push bodies and CSV text are the input itself. -rss_limit_mb: ASan's
+# quarantine and a 200,001-row list fit; anything above is a leak or a blow-up.
+max_len() { case $1 in encode) echo 4096 ;; push) echo 16384 ;; csv) echo 16384 ;; *) echo 4096 ;; esac; }
+
+status=0
+for name in $NAMES; do
+  bin=$OUT/${name}_fuzz
+  if [ ! -x "$bin" ]; then echo "fuzz: $bin is not built (make fuzz-build)"; status=1; continue; fi
+  art=$OUT/artifacts/$name/
+  mkdir -p "$art" "$OUT/corpus/$name"
+  dict=(); [ -f "fuzz/$name.dict" ] && dict=(-dict="fuzz/$name.dict")
+  # symbolized reports; UBSan aborts (libFuzzer saves the input); leaks count
+  export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1:symbolize=1}
+  export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+  if [ "$MODE" = regressions ]; then
+    files=()
+    for f in fuzz/regressions/"$name"/*; do
+      case $f in *.built.txt|*/README.md) ;; *) [ -f "$f" ] && files+=("$f") ;; esac
+    done
+    [ ${#files[@]} -gt 0 ] || { echo "== $name: no regression inputs"; continue; }
+    echo "== $name: ${#files[@]} regression input(s)"
+    for f in "${files[@]}"; do
+      if "$bin" -runs=1 -timeout=10 "$f" > "$OUT/$name.regression.log" 2>&1; then
+        echo "   ok    $f"
+      else
+        echo "   CRASH $f"; grep -E 'BROKEN PROMISE|ERROR: |SUMMARY' "$OUT/$name.regression.log" | head -3
+        status=1
+      fi
+    done
+    continue
+  fi
+  echo "== $name: fuzzing for ${SECONDS_EACH}s (log: $OUT/$name.log)"
+  # shellcheck disable=SC2086
+  "$bin" -max_total_time="$SECONDS_EACH" -max_len="$(max_len "$name")" -timeout=25 \
+    -rss_limit_mb=4096 -print_final_stats=1 -artifact_prefix="$art" "${dict[@]}" \
+    ${FUZZ_FLAGS:-} "$OUT/corpus/$name" "fuzz/corpus/$name" > "$OUT/$name.log" 2>&1
+  rc=$?
+  grep -E '^#[0-9]+ +(INITED|DONE)' "$OUT/$name.log" | tail -2 | sed 's/^/   /'
+  grep -E '^stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb)' "$OUT/$name.log" | sed 's/^/   /'
+  if [ $rc -ne 0 ]; then
+    status=1
+    echo "   FAILED ($rc): $(grep -E 'BROKEN PROMISE|ERROR: |SUMMARY' "$OUT/$name.log" | head -2 | tr '\n' ' ')"
+    echo "   input: $(ls -t "$art" 2>/dev/null | head -1 | sed "s|^|$art|")"
+    echo "   minimise: $bin -minimize_crash=1 -runs=20000 -exact_artifact_path=fuzz/regressions/$name/<id> <input>"
+  else
+    echo "   ok: no crash"
+  fi
+done
+exit $status

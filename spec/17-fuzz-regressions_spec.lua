@@ -1,0 +1,112 @@
+-- Inputs the fuzzers (fuzz/*_fuzz.c) found a broken promise with, kept as regressions:
+-- each file in fuzz/regressions/<harness>/ goes through the same public API and the same
+-- checks as in its harness, so a spec here fails while the bug is there.
+--
+--   encode  fuzz/builder.lua turns the bytes into a task (the harness runs the same file in
+--           the same Lua 5.4), then builder.run: core.encode and core.encode_body, checked
+--           as encode_fuzz.c checks them. <input>.built.txt is the table the input built
+--           when it was saved: on Lua 5.4 the spec first checks that the builder still
+--           builds exactly that (an edit of builder.lua must not quietly turn a saved input
+--           into another test). On LuaJIT the builder makes doubles where 5.4 has integers,
+--           so there the input is a related table: it still must not break a promise.
+--           An input named timeout-* must also finish both calls within 2 s of CPU time.
+--   push    the bytes are the body: push.parse(body) and push.parse(body, small opts), the
+--           two calls push_fuzz.c makes, checked by fuzz/push_check.lua.
+--   csv     fuzz/csv_check.lua's run(core, bytes): the whole case csv_fuzz.c runs.
+--
+-- See fuzz/README.md for how an input gets here.
+local core = require("laaffic.core")
+local push = require("laaffic.push")
+local H = dofile((debug.getinfo(1, "S").source:sub(2):match("^(.*[/\\])") or "./") .. "helpers.lua")
+
+local FUZZ = H.root .. "/fuzz"
+local B = dofile(FUZZ .. "/builder.lua")
+local P = dofile(FUZZ .. "/push_check.lua")
+local C = dofile(FUZZ .. "/csv_check.lua")
+
+-- the options of push_fuzz.c's second call
+local SMALL_OPTS = { max_bytes = 4096, max_records = 3, max_depth = 4, utc_offset = 28800 }
+local TIMEOUT_BUDGET = 2.0
+
+local function read(path)
+    local f = assert(io.open(path, "rb"))
+    local s = f:read("*a")
+    f:close()
+    return s
+end
+
+-- the input files of fuzz/regressions/<name>/ (not the .built.txt companions), sorted
+local function inputs(name)
+    local dir = FUZZ .. "/regressions/" .. name
+    local p = assert(io.popen("ls -1 '" .. dir .. "' 2>/dev/null"))
+    local out = {}
+    for f in p:lines() do
+        if not f:find("%.built%.txt$") and f ~= "README.md" then out[#out + 1] = f end
+    end
+    p:close()
+    table.sort(out)
+    return dir, out
+end
+
+describe("fuzz regressions", function()
+    it("has the three regression directories", function()
+        for _, name in ipairs({ "encode", "push", "csv" }) do
+            local p = io.popen("test -d '" .. FUZZ .. "/regressions/" .. name .. "' && echo yes")
+            local yes = p:read("*l")
+            p:close()
+            assert.equal("yes", yes, "fuzz/regressions/" .. name .. " is missing")
+        end
+    end)
+
+    describe("encode", function()
+        local dir, files = inputs("encode")
+        for _, f in ipairs(files) do
+            local slow = f:find("^timeout%-") ~= nil
+            it(f .. (slow and " #slow" or ""), function()
+                local bytes = read(dir .. "/" .. f)
+                if not H.is_luajit then
+                    local saved = io.open(dir .. "/" .. f .. ".built.txt", "rb")
+                    assert.truthy(saved, f .. ".built.txt is missing (lua5.4 fuzz/dump.lua --save " .. f .. ")")
+                    local want = saved:read("*a")
+                    saved:close()
+                    assert.equal(want, B.describe(B.build(bytes)),
+                                 "fuzz/builder.lua no longer builds the table this input was saved with")
+                end
+                local t0 = os.clock()
+                local ok, why = B.run(core, bytes)
+                local spent = os.clock() - t0
+                assert.is_true(ok, why)
+                if slow then
+                    assert.is_true(spent < TIMEOUT_BUDGET,
+                                   ("encode and encode_body took %.1f s of CPU time (budget %.1f s)"):format(
+                                       spent, TIMEOUT_BUDGET))
+                end
+            end)
+        end
+    end)
+
+    describe("push", function()
+        local dir, files = inputs("push")
+        for _, f in ipairs(files) do
+            it(f, function()
+                local body = read(dir .. "/" .. f)
+                for _, opts in ipairs({ false, SMALL_OPTS }) do
+                    local ok, records, err = pcall(push.parse, body, opts or nil)
+                    assert.is_true(ok, "push.parse raised: " .. tostring(records))
+                    local good, why = P.check(body, opts or nil, records, err)
+                    assert.is_true(good, why)
+                end
+            end)
+        end
+    end)
+
+    describe("csv", function()
+        local dir, files = inputs("csv")
+        for _, f in ipairs(files) do
+            it(f, function()
+                local ok, why = C.run(core, read(dir .. "/" .. f))
+                assert.is_true(ok, why)
+            end)
+        end
+    end)
+end)
