@@ -108,6 +108,35 @@ describe("bad input", function()
       t.me = t
       fail(t, prefix("me"))
     end)
+    it("a cycle is named as one, at the first repeat, not after 64 levels", function()
+      local t = {}
+      t.self = t
+      local body, msg = core.encode(with("extra", t))
+      assert.is_nil(body)
+      assert.equal("extra.self: contains itself (a reference cycle)", msg)
+      local a = { list = {} }
+      a.list[1] = { back = a }
+      body, msg = core.encode(with("extra", a))
+      assert.equal("extra.list[1].back: contains itself (a reference cycle)", msg)
+    end)
+    it("a table shared many times over is refused before its output explodes", function()
+      -- 2^40 leaves if written out; refused after a million tables
+      local t = { 1 }
+      for _ = 1, 40 do t = { a = t, b = t } end
+      local body, msg = core.encode(with("extra", t))
+      assert.is_nil(body)
+      assert.truthy(msg:find("more than 1000000 tables", 1, true), msg)
+    end)
+    it("the same table shared (not a cycle) is written each time", function()
+      local shared = { k = 1 }
+      local json = assert(core.encode(with("extra", { a = shared, b = { shared, shared } })))
+      assert.truthy(json:find('"extra":{"a":{"k":1},"b":[{"k":1},{"k":1}]}', 1, true), json)
+    end)
+    it("an __index that raises on the task or opts is never called", function()
+      local t = setmetatable(H.base_task(), { __index = function() error("trap") end })
+      local opts = setmetatable({}, { __index = function() error("trap") end })
+      assert.is_string((core.encode(t, opts)))
+    end)
     it("a recallFlow node containing the recallFlow", function()
       local t = H.recall_task()
       t.recallFlow.nodeList[1].back = t.recallFlow
