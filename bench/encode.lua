@@ -38,20 +38,8 @@ local function build_task(n)
   }
 end
 
-local function status_kb(field)
-  local f = assert(io.open("/proc/self/status"))
-  local s = f:read("a") or f:read("*a")
-  f:close()
-  return tonumber(s:match(field .. ":%s*(%d+)"))
-end
-
-local function reset_peak()
-  local f = io.open("/proc/self/clear_refs", "w")
-  if not f then return false end
-  f:write("5")
-  f:close()
-  return true
-end
+local mem = dofile((arg[0]:match("^(.*/)") or "./") .. "mem.lua")
+local status_kb, reset_peak = mem.kb, mem.reset_peak
 
 local contenders = {
   { name = "laaffic encode_body (C buffer)",

@@ -17,20 +17,8 @@ local core = require("laaffic.core")
 local ROWS = tonumber(arg[1]) or 1000000
 local MODE, PATH = arg[2], arg[3]
 
-local function status_kb(field)
-    local f = assert(io.open("/proc/self/status"))
-    local s = f:read("*a")
-    f:close()
-    return tonumber(s:match(field .. ":%s*(%d+)"))
-end
-
-local function reset_peak()
-    local f = io.open("/proc/self/clear_refs", "w")
-    if not f then return false end
-    f:write("5")
-    f:close()
-    return true
-end
+local mem = dofile((arg[0]:match("^(.*/)") or "./") .. "mem.lua")
+local status_kb, reset_peak = mem.kb, mem.reset_peak
 
 local function client()
     return laaffic.new{
