@@ -84,7 +84,7 @@ f:close()
 local part_bytes
 do
     local src = assert(laaffic.csv.open(path))
-    local body = assert(core.encode_body({ taskName = "x", agentId = 110, appId = "a", maxCalls = 300,
+    local body = assert(core.encode_body({ taskName = "bench-part", agentId = 110, appId = "a", maxCalls = 300,
                                            numberInfoList = src }))
     part_bytes = #body
     body:close()
