@@ -98,4 +98,10 @@ done
 echo "  sandbox: $pushes"
 echo "== what the receiver got (duplicates dropped by voiceId)"
 curl -sS "http://127.0.0.1:$PORT/received"
+echo "== the laaffic command: a 450-number CSV sent as tasks of at most 200 numbers"
+{ echo "calleeNumber,text1"; for i in $(seq 1 450); do printf '9198%08d,caller %d\n' "$i" "$i"; done; } \
+  > "$DIR/calls.csv"
+printf '{"taskName":"demo-csv-%s","agentId":110}\n' "$(date +%s)" > "$DIR/task.json"
+echo "   laaffic send --task task.json --numbers calls.csv --max-rows 200   (credentials from the environment)"
+bin/laaffic send --task "$DIR/task.json" --numbers "$DIR/calls.csv" --max-rows 200 || true
 echo "== stopping everything"
