@@ -8,32 +8,16 @@
  * path of the same core (see that file). spec/17-fuzz-regressions_spec.lua runs the same
  * function on the saved inputs. A raise, a false verdict or a sanitizer report aborts.
  * LAAFFIC_ROOT overrides the source tree's root (for fuzz/csv_check.lua). */
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-
-#include <lauxlib.h>
-#include <lua.h>
-#include <lualib.h>
+#define FUZZ_NAME "csv_fuzz"
+#include "common.h"
 
 #ifndef FUZZ_ROOT
 #define FUZZ_ROOT "."
 #endif
 
 int luaopen_laaffic_core(lua_State *L);
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static lua_State *L;
 static int ref_run, ref_core;
-
-static void die(const char *what, const char *detail)
-{
-    fprintf(stderr, "\ncsv_fuzz: BROKEN PROMISE: %s%s%s\n", what, detail ? ": " : "",
-            detail ? detail : "");
-    fflush(stderr);
-    abort();
-}
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -42,10 +26,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argv;
     if (root == NULL)
         root = FUZZ_ROOT;
-    L = luaL_newstate();
-    if (L == NULL)
-        die("luaL_newstate failed", NULL);
-    luaL_openlibs(L);
+    new_state();
     luaL_requiref(L, "laaffic.core", luaopen_laaffic_core, 0);
     ref_core = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_pushfstring(L, "%s/fuzz/csv_check.lua", root);

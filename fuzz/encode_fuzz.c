@@ -15,33 +15,16 @@
  * Any broken promise is an abort() with the reason on stderr (libFuzzer saves the input).
  * The environment variable LAAFFIC_FUZZ_BUILDER overrides the builder's path, and
  * LAAFFIC_FUZZ_IGNORE="tag,..." steps around known findings (builder.lua, B.ignore). */
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include <lauxlib.h>
-#include <lua.h>
-#include <lualib.h>
+#define FUZZ_NAME "encode_fuzz"
+#include "common.h"
 
 #ifndef FUZZ_DIR
 #define FUZZ_DIR "fuzz"
 #endif
 
 int luaopen_laaffic_core(lua_State *L);
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static lua_State *L;
 static int ref_builder, ref_core, ref_cjson;
-
-static void die(const char *what, const char *detail)
-{
-    fprintf(stderr, "\nencode_fuzz: BROKEN PROMISE: %s%s%s\n", what, detail ? ": " : "",
-            detail ? detail : "");
-    fflush(stderr);
-    abort();
-}
 
 static void push_field(int ref, const char *name)
 {
@@ -66,10 +49,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argv;
     if (builder == NULL)
         builder = FUZZ_DIR "/builder.lua";
-    L = luaL_newstate();
-    if (L == NULL)
-        die("luaL_newstate failed", NULL);
-    luaL_openlibs(L);
+    new_state();
     /* the instrumented core, as package.loaded["laaffic.core"] */
     luaL_requiref(L, "laaffic.core", luaopen_laaffic_core, 0);
     ref_core = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -78,21 +58,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         die("cannot load the builder", lua_tostring(L, -1));
     if (!lua_istable(L, -1))
         die("the builder did not return a table", builder);
-    /* LAAFFIC_FUZZ_IGNORE="tag,...": known findings to step around (see builder.lua) */
-    if (getenv("LAAFFIC_FUZZ_IGNORE") != NULL) {
-        const char *p = getenv("LAAFFIC_FUZZ_IGNORE");
-        lua_getfield(L, -1, "ignore");
-        while (*p) {
-            size_t n = strcspn(p, ",");
-            if (n > 0) {
-                lua_pushlstring(L, p, n);
-                lua_pushboolean(L, 1);
-                lua_rawset(L, -3);
-            }
-            p += n + (p[n] == ',');
-        }
-        lua_pop(L, 1);
-    }
+    set_ignore(); /* known findings to step around */
     ref_builder = luaL_ref(L, LUA_REGISTRYINDEX);
     return 0;
 }

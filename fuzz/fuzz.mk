@@ -46,18 +46,18 @@ $(FUZZ_DIR)/obj/%.o: src/%.c $(wildcard src/*.h)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 
 # encode and csv: the instrumented core inside
-$(FUZZ_DIR)/encode_fuzz: fuzz/encode_fuzz.c $(FUZZ_CORE_OBJ)
+$(FUZZ_DIR)/encode_fuzz: fuzz/encode_fuzz.c fuzz/common.h $(FUZZ_CORE_OBJ)
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_ROOT_DEF) -fsanitize=fuzzer $< $(FUZZ_CORE_OBJ) \
 	  $(FUZZ_LUALIBS) $(FUZZ_CORELIBS) -lm -o $@
 
-$(FUZZ_DIR)/csv_fuzz: fuzz/csv_fuzz.c $(FUZZ_CORE_OBJ)
+$(FUZZ_DIR)/csv_fuzz: fuzz/csv_fuzz.c fuzz/common.h $(FUZZ_CORE_OBJ)
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_ROOT_DEF) -fsanitize=fuzzer $< $(FUZZ_CORE_OBJ) \
 	  $(FUZZ_LUALIBS) $(FUZZ_CORELIBS) -lm -o $@
 
 # push: Lua code only; coverage from a Lua hook (see push_fuzz.c)
-$(FUZZ_DIR)/push_fuzz: fuzz/push_fuzz.c
+$(FUZZ_DIR)/push_fuzz: fuzz/push_fuzz.c fuzz/common.h
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_ROOT_DEF) -fsanitize=fuzzer $< $(FUZZ_LUALIBS) -lm -o $@
 

@@ -12,21 +12,13 @@
  * documented promises (field types, raw, unknown fields as sent, limits).
  * LAAFFIC_ROOT overrides the source tree's root (for lua/ and fuzz/push_check.lua), and
  * LAAFFIC_FUZZ_IGNORE="tag,..." steps around known findings (push_check.lua, C.ignore). */
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include <lauxlib.h>
-#include <lua.h>
-#include <lualib.h>
+#define FUZZ_NAME "push_fuzz"
+#include "common.h"
 
 #ifndef FUZZ_ROOT
 #define FUZZ_ROOT "."
 #endif
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* ---------------------------------------------------------------- Lua coverage */
 
@@ -90,16 +82,7 @@ static void cov_string(const char *s)
 
 /* ---------------------------------------------------------------- harness */
 
-static lua_State *L;
 static int ref_parse, ref_check, ref_small_opts;
-
-static void die(const char *what, const char *detail)
-{
-    fprintf(stderr, "\npush_fuzz: BROKEN PROMISE: %s%s%s\n", what, detail ? ": " : "",
-            detail ? detail : "");
-    fflush(stderr);
-    abort();
-}
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -108,10 +91,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argv;
     if (root == NULL)
         root = FUZZ_ROOT;
-    L = luaL_newstate();
-    if (L == NULL)
-        die("luaL_newstate failed", NULL);
-    luaL_openlibs(L);
+    new_state();
     /* package.path = <root>/lua/?.lua;<root>/lua/?/init.lua;<default> */
     lua_getglobal(L, "package");
     lua_pushfstring(L, "%s/lua/?.lua;%s/lua/?/init.lua;", root, root);
@@ -131,21 +111,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     lua_pushfstring(L, "%s/fuzz/push_check.lua", root);
     if (luaL_dofile(L, lua_tostring(L, -1)) != LUA_OK)
         die("cannot load fuzz/push_check.lua", lua_tostring(L, -1));
-    /* LAAFFIC_FUZZ_IGNORE="tag,...": known findings to step around (push_check.lua) */
-    if (getenv("LAAFFIC_FUZZ_IGNORE") != NULL) {
-        const char *p = getenv("LAAFFIC_FUZZ_IGNORE");
-        lua_getfield(L, -1, "ignore");
-        while (*p) {
-            size_t n = strcspn(p, ",");
-            if (n > 0) {
-                lua_pushlstring(L, p, n);
-                lua_pushboolean(L, 1);
-                lua_rawset(L, -3);
-            }
-            p += n + (p[n] == ',');
-        }
-        lua_pop(L, 1);
-    }
+    set_ignore(); /* known findings to step around */
     lua_getfield(L, -1, "check");
     ref_check = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_settop(L, 0);
