@@ -18,7 +18,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static lua_State *L;
 
 /* A broken promise: the reason on stderr, then abort() (libFuzzer keeps the input). */
-static void die(const char *what, const char *detail)
+static inline void die(const char *what, const char *detail)
 {
     fprintf(stderr, "\n" FUZZ_NAME ": BROKEN PROMISE: %s%s%s\n", what, detail ? ": " : "",
             detail ? detail : "");
@@ -27,7 +27,7 @@ static void die(const char *what, const char *detail)
 }
 
 /* The one Lua state of the run, with the standard libraries. */
-static void new_state(void)
+static inline void new_state(void)
 {
     L = luaL_newstate();
     if (L == NULL)
@@ -37,7 +37,7 @@ static void new_state(void)
 
 /* LAAFFIC_FUZZ_IGNORE="tag,...": sets t.ignore[tag] = true in the checker table on top
  * of the stack, for each known finding a long campaign may step around. */
-static void set_ignore(void)
+static inline void set_ignore(void)
 {
     const char *p = getenv("LAAFFIC_FUZZ_IGNORE");
     if (p == NULL)
