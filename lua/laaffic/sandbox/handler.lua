@@ -1073,13 +1073,18 @@ local function reset_connection(bytes)
     return ngx.exit(444)
 end
 
--- short_body: the headers with the answer's true Content-Length, the first `bytes` of
--- the body, then the connection closes.
-local function send_short(answer, bytes)
+-- The status line and headers of a 200 answer of `answer`'s true length, sent now.
+local function send_head(answer)
     ngx.status = 200
     ngx.header["Content-Type"] = CONTENT_TYPE
     ngx.header["Content-Length"] = #answer
     ngx.send_headers()
+end
+
+-- short_body: the headers with the answer's true Content-Length, the first `bytes` of
+-- the body, then the connection closes.
+local function send_short(answer, bytes)
+    send_head(answer)
     if bytes > 0 then
         ngx.print(answer:sub(1, math.min(bytes, #answer - 1)))
     end
@@ -1090,10 +1095,7 @@ end
 -- slow_body: the headers at once, then the body one byte every ms, flushed each time.
 -- A client that gives up ends the request (lua_check_client_abort); a stop does too.
 local function send_slow_body(answer, ms)
-    ngx.status = 200
-    ngx.header["Content-Type"] = CONTENT_TYPE
-    ngx.header["Content-Length"] = #answer
-    ngx.send_headers()
+    send_head(answer)
     ngx.flush(true)
     for i = 1, #answer do
         if not nap(ms) then
