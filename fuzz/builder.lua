@@ -913,12 +913,16 @@ function B.check_success(task, opts, json, info, core)
     local rok, rwhy = check_rules(task)
     if not rok then return false, rwhy end
     local rows = rawget(task, "numberInfoList")
-    if type(rows) ~= "table" or not is_list(rows) or rawlen(rows) < 1 or rawlen(rows) > B.MAX_ROWS then
+    if type(rows) ~= "table" or not is_list(rows) or rawlen(rows) < 1 then
         return false, "numberInfoList accepted"
     end
     -- which rows: all, or part k of max_rows; without opts.rejects every one of them
-    -- must be valid, with it the invalid ones are listed there and left out
+    -- must be valid, with it the invalid ones are listed there and left out. With
+    -- opts.part the list itself may be longer than 200,000 (each part is at most max_rows).
     local o = opts or {}
+    if o.part == nil and rawlen(rows) > B.MAX_ROWS then
+        return false, "numberInfoList of more than " .. B.MAX_ROWS .. " rows accepted"
+    end
     local n, max = rawlen(rows), o.max_rows or B.MAX_ROWS
     local first, last, split = 1, n, o.part ~= nil
     if o.part then

@@ -72,7 +72,7 @@ if [ $QUICK = 0 ]; then
        --inline-suppr --suppress=missingIncludeSystem -I src src/; then ok "cppcheck src/"
   else bad "cppcheck"; fi
 
-  echo "== fuzz (libFuzzer + ASan/UBSan, 10 s per harness)"
+  echo "== fuzz (libFuzzer + ASan/UBSan, fixed runs from a fixed seed)"
   if make --no-print-directory -s fuzz-short > "$LOG/fuzz" 2>&1; then ok "fuzz-short: encode, push, csv"
   else tail -40 "$LOG/fuzz"; bad "fuzz-short (inputs in build/fuzz/artifacts/)"; fi
 fi
