@@ -45,6 +45,7 @@ build = {
       ["laaffic.transport.curl"] = "lua/laaffic/transport/curl.lua",
       ["laaffic.transport.ngx"] = "lua/laaffic/transport/ngx.lua",
       ["laaffic.csv"] = "lua/laaffic/csv.lua",
+      ["laaffic.jit_rows"] = "lua/laaffic/jit_rows.lua",
       ["laaffic.cli"] = "lua/laaffic/cli.lua",
    },
    -- the command-line tool (bin/laaffic); luarocks wraps it to run with this rock's Lua

@@ -51,6 +51,7 @@ typedef struct enc {
     /* progress, for the capacity estimate */
     size_t rows, rows_total, list_start;
     size_t truncated;
+    size_t walk_left, walked; /* rows the LuaJIT walker may still write / has written */
     /* splitting a list into parts (opts.part, or a CSV source) */
     size_t max_rows;
     int split, part, more;
@@ -1269,6 +1270,13 @@ static int put_row_unknown(enc *e, int row, const char *const *interned)
     return 0;
 }
 
+/* Output bytes to reserve for a string slot (the reserve covers short strings whole; a
+ * long one reserves its own windows in put_string). */
+static size_t string_need(size_t len)
+{
+    return (len > 4 * MAX_TEXT_CHARS ? 4 * MAX_TEXT_CHARS : len) * 6 + 24;
+}
+
 /* Writes a row from its slots: {"calleeNumber":"...","text1":"..." with no closing brace
  * (a table row may add unknown fields). `present` has bit j set for each slot j. */
 static int put_slots(enc *e, const slot *v, unsigned present, size_t need)
@@ -1368,7 +1376,7 @@ static int put_row(enc *e, int row, const char *const *interned)
         v[j].type = vt;
         if (vt == LUA_TSTRING) {
             v[j].s = lua_tolstring(L, -1, &v[j].len);
-            need += (v[j].len > 4 * MAX_TEXT_CHARS ? 4 * MAX_TEXT_CHARS : v[j].len) * 6 + 24;
+            need += string_need(v[j].len);
         } else if (j == R_CALLEE) {
             const char *tn = type_name(L, -1);
             lua_pop(L, 2);
@@ -1397,6 +1405,129 @@ static int put_row(enc *e, int row, const char *const *interned)
     if (unknown && put_row_unknown(e, row, interned))
         return -1;
     return put_chars(e, "}", 1);
+}
+
+/* ---------------------------------------------------------------- LuaJIT row walker
+ *
+ * On LuaJIT, walking a 200k-row list through lua_next costs more than all the rest of
+ * the encode (bench/floor.c measures it), while compiled Lua code reads the same tables
+ * several times faster. So there the rows are walked by the Lua module laaffic.jit_rows,
+ * which hands each plain row (every key calleeNumber or text1..text10, every value a
+ * string) to jit_row below through the FFI. jit_row validates and writes it with the
+ * same put_slots as every other path. Any other row, and any row jit_row refuses, goes
+ * back to put_row: every error message, reject and pass-through field comes from the
+ * one C path, and jit_row leaves no trace of a row it refuses. jit_row touches no Lua
+ * state (the FFI call forbids it): only the encoder state and its buffer. */
+
+typedef struct lf_rows_api {
+    int (*row)(void *e, unsigned present, const char *const *s, const size_t *len);
+} lf_rows_api;
+
+/* Writes one row whose present fields are all strings, with its leading comma and
+ * closing brace: 0, or -1 with the encoder as it was before the call. */
+static int jit_row(void *ep, unsigned present, const char *const *s, const size_t *len)
+{
+    enc *e = (enc *)ep;
+    slot v[R_NKEYS];
+    size_t need = 64, mark = e->b->len, trunc = e->truncated;
+    int j, depth = e->depth, fatal = e->fatal;
+
+    if (e->walk_left == 0)
+        return -1;
+    for (j = 0; j < R_NKEYS; j++) {
+        if ((present >> j) & 1u) {
+            v[j].type = LUA_TSTRING;
+            v[j].s = s[j];
+            v[j].len = len[j];
+            need += string_need(len[j]);
+        }
+    }
+    if ((e->rows == 0 || put_chars(e, ",", 1) == 0) && put_slots(e, v, present, need) == 0 &&
+        put_chars(e, "}", 1) == 0) {
+        e->rows++;
+        e->walk_left--;
+        e->walked++;
+        return 0;
+    }
+    e->b->len = mark;
+    e->truncated = trunc;
+    e->depth = depth;
+    e->fatal = fatal;
+    return -1;
+}
+
+static const lf_rows_api ROWS_API = {jit_row};
+
+/* registry[&WALKER_KEY]: the walker function; false when there is none or it is off */
+static const char WALKER_KEY = 'w';
+
+/* Pushes the walker, loading laaffic.jit_rows the first time (LuaJIT only: the module
+ * returns nil elsewhere); returns 0 and pushes nothing when there is none. */
+static int push_walker(lua_State *L)
+{
+    lua_pushlightuserdata(L, (void *)&WALKER_KEY);
+    lua_rawget(L, LUA_REGISTRYINDEX);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_pushlightuserdata(L, (void *)&WALKER_KEY);
+        lua_getglobal(L, "require");
+        lua_pushliteral(L, "laaffic.jit_rows");
+        if (lua_pcall(L, 1, 1, 0) != 0 || lua_type(L, -1) != LUA_TFUNCTION) {
+            lua_pop(L, 1);
+            lua_pushboolean(L, 0);
+        }
+        lua_pushvalue(L, -1);
+        lua_insert(L, -3);
+        lua_rawset(L, LUA_REGISTRYINDEX);
+    }
+    if (lua_type(L, -1) == LUA_TFUNCTION)
+        return 1;
+    lua_pop(L, 1);
+    return 0;
+}
+
+/* Lets the walker write rows i..last of the list at idx; returns the first row it did not
+ * write (last + 1 when it wrote them all, i when there is no walker). The walker writes
+ * rows in order from i and stops at the first it cannot, so the count jit_row kept says
+ * where to go on, whatever the walker returns or raises. */
+static size_t walk_rows(enc *e, int idx, size_t i, size_t last)
+{
+    lua_State *L = e->L;
+    int top = lua_gettop(L);
+    if (!lua_checkstack(L, 8) || !push_walker(L))
+        return i;
+    lua_pushvalue(L, idx);
+    lua_pushnumber(L, (lua_Number)i);
+    lua_pushnumber(L, (lua_Number)last);
+    lua_pushlightuserdata(L, e);
+    lua_pushlightuserdata(L, (void *)&ROWS_API);
+    e->walk_left = last - i + 1;
+    e->walked = 0;
+    (void)lua_pcall(L, 5, 0, 0); /* an error's message is dropped: the rows go on in C */
+    lua_settop(L, top);
+    e->walk_left = 0;
+    return i + e->walked;
+}
+
+/* core.jit_rows([on]) -> whether rows are walked by laaffic.jit_rows (LuaJIT). With an
+ * argument, switches it on or off first (for comparisons; on by default). */
+static int l_jit_rows(lua_State *L)
+{
+    if (!lua_isnoneornil(L, 1)) {
+        lua_pushlightuserdata(L, (void *)&WALKER_KEY);
+        if (lua_toboolean(L, 1))
+            lua_pushnil(L); /* found again by the next push_walker */
+        else
+            lua_pushboolean(L, 0);
+        lua_rawset(L, LUA_REGISTRYINDEX);
+    }
+    if (push_walker(L)) {
+        lua_pop(L, 1);
+        lua_pushboolean(L, 1);
+    } else {
+        lua_pushboolean(L, 0);
+    }
+    return 1;
 }
 
 /* The row key a failed row named (the path's last key), or -1 (no field: out of memory,
@@ -1509,8 +1640,15 @@ static int put_numbers(enc *e, int idx, const field *f)
     if (put_chars(e, "[", 1))
         return -1;
     for (i = first; i <= last; i++) {
-        size_t mark = e->b->len, trunc = e->truncated;
-        int depth = e->depth, nopen = e->nopen;
+        size_t mark, trunc;
+        int depth, nopen;
+        i = walk_rows(e, idx, i, last); /* the plain rows from i on, on LuaJIT */
+        if (i > last)
+            break;
+        mark = e->b->len;
+        trunc = e->truncated;
+        depth = e->depth;
+        nopen = e->nopen;
         lua_rawgeti(L, idx, (lua_Integer)i);
         path_index(e, (lua_Integer)i);
         if ((e->rows > 0 && put_chars(e, ",", 1)) || put_row(e, lua_gettop(L), interned)) {
@@ -1907,7 +2045,8 @@ static int l_encode_body(lua_State *L)
 int laaffic_encode_open(lua_State *L)
 {
     static const luaL_Reg funcs[] = {
-        {"encode", l_encode}, {"encode_body", l_encode_body}, {NULL, NULL}};
+        {"encode", l_encode}, {"encode_body", l_encode_body}, {"jit_rows", l_jit_rows},
+        {NULL, NULL}};
     cls_init();
     lf_body_open(L);
     lf_setfuncs(L, funcs, 0);
