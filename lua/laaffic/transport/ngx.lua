@@ -9,7 +9,7 @@
 --   cosocket    a small HTTP/1.1 client on ngx.socket.tcp with a keepalive pool and TLS
 --               verification against lua_ssl_trusted_certificate. Works wherever cosockets
 --               do, timers (ngx.timer.at) included, where subrequests are not allowed.
---   resty_http  lua-resty-http, when it is installed (not packaged by Debian 12).
+--   resty_http  lua-resty-http 0.12 or later, when it is installed (not packaged by Debian 12).
 --
 -- auto (the default that laaffic.new picks inside nginx) chooses per call from the phase:
 -- subrequest in rewrite/access/content, resty_http or else cosocket in a timer, and an
@@ -193,22 +193,31 @@ end
 --           pool_size = 16, max_response = 1 MiB, user_agent =, resolve = } -> transport
 -- timeout applies to each send and each read; keepalive is how long (s) an idle
 -- connection stays in the pool (shorter than the server's, so a reused one is alive).
-function _M.cosocket(opts)
-    opts = opts or {}
-    local connect_ms = (opts.connect_timeout or 10) * 1000
-    local io_ms = (opts.timeout or 60) * 1000
-    local verify = opts.ssl_verify ~= false and opts.insecure ~= true
-    local keepalive_ms = (opts.keepalive or 10) * 1000
-    local pool_size = opts.pool_size or 16
-    local max = opts.max_response or MAX_RESPONSE
-    local user_agent = opts.user_agent or ("laaffic/" .. require("laaffic.core")._VERSION)
-    -- resolve = { "host:port:address" } as curl's --resolve: cosockets resolve names with
-    -- nginx's resolver directive only (not /etc/hosts)
-    local pinned = {}
+-- The options cosocket and resty_http share, with their defaults applied (times in ms).
+-- resolve = { "host:port:address" } as curl's --resolve: cosockets resolve names with
+-- nginx's resolver directive only (not /etc/hosts); pinned["host:port"] = address.
+local function socket_opts(opts)
+    local o = {
+        connect_ms = (opts.connect_timeout or 10) * 1000,
+        io_ms = (opts.timeout or 60) * 1000,
+        verify = opts.ssl_verify ~= false and opts.insecure ~= true,
+        keepalive_ms = (opts.keepalive or 10) * 1000,
+        pool_size = opts.pool_size or 16,
+        max = opts.max_response or MAX_RESPONSE,
+        user_agent = opts.user_agent or ("laaffic/" .. require("laaffic.core")._VERSION),
+        pinned = {},
+    }
     for _, r in ipairs(opts.resolve or {}) do
         local hp, addr = tostring(r):match("^(.+:%d+):(.+)$")
-        if hp then pinned[lower(hp)] = addr end
+        if hp then o.pinned[lower(hp)] = addr end
     end
+    return o
+end
+
+function _M.cosocket(opts)
+    local o = socket_opts(opts or {})
+    local connect_ms, io_ms, verify, keepalive_ms = o.connect_ms, o.io_ms, o.verify, o.keepalive_ms
+    local pool_size, max, user_agent, pinned = o.pool_size, o.max, o.user_agent, o.pinned
     return setmetatable({ name = "cosocket" }, {
         __tostring = function() return "laaffic.transport.ngx.cosocket" end,
         __call = function(_, req)
@@ -313,38 +322,153 @@ end
 
 ---------------------------------------------------------------------------- lua-resty-http
 
--- resty_http{ timeout =, connect_timeout =, ssl_verify = true, keepalive = 10,
---             pool_size = 16 } -> transport, or nil, err when lua-resty-http is missing.
--- Failures are reported with sent = true unless lua-resty-http says the connection or
--- handshake failed, as its errors do not say how much of the request went out.
-function _M.resty_http(opts)
-    local okr, http = pcall(require, "resty.http")
-    if not okr then
-        return nil, "lua-resty-http is not installed"
+-- What lua-resty-http's request_uri reports, read in its releases 0.09, 0.12, 0.16.1 and
+-- 0.17.1: on failure nil and the error string of the cosocket call that failed, passed on
+-- unchanged ("connection refused", "timeout", "closed", "connection reset by peer",
+-- "... could not be resolved ...", "handshake failed", "<n>: <certificate verify
+-- error>", "certificate host mismatch"), or one of its own about a malformed answer. The
+-- same "timeout" comes from connect, TLS handshake, send and read alike, and "connection
+-- reset by peer" from before or after the request went out, so the string cannot say
+-- whether the server may have the request. The body therefore goes to request_uri as an
+-- iterator (a form its params take in every release, with our own Content-Length):
+-- lua-resty-http calls it only once connected, TLS included, and the request line and
+-- headers sent, and calls it again only after the piece it returned went out in full.
+
+-- "lua-resty-http ..." reasons for the messages: bounded, on one line
+local function resty_reason(err)
+    local s = tostring(err):gsub("%c", " ")
+    if #s > 200 then s = s:sub(1, 200) .. "..." end
+    return s
+end
+
+-- The kind of a failure before the whole body went out (the server cannot have it).
+local function resty_early_kind(err)
+    if err == "timeout" then return "timeout" end
+    if err:find("resolve", 1, true) then return "dns" end
+    -- "<n>: <OpenSSL's verify error>" or "certificate host mismatch": another try sees the
+    -- same certificate (not retried)
+    if err:find("certificate", 1, true) or err:match("^%d+: ") then return "certificate" end
+    if err:find("handshake", 1, true) or err:find("ssl", 1, true) then return "tls" end
+    return "connect"
+end
+
+-- require("resty.http") -> module | nil, reason
+local function resty_load()
+    local ok, http = pcall(require, "resty.http")
+    if not ok then
+        if tostring(http):find("module 'resty.http' not found", 1, true) then
+            return nil, "lua-resty-http is not installed"
+        end
+        -- installed but broken (a missing resty.http_headers, a syntax error): say so
+        return nil, "lua-resty-http could not be loaded: " .. resty_reason(tostring(http):match("^[^\n]*"))
     end
-    opts = opts or {}
-    local verify = opts.ssl_verify ~= false and opts.insecure ~= true
+    if type(http) ~= "table" or type(http.new) ~= "function" or type(http.request_uri) ~= "function" then
+        return nil, "resty.http is not lua-resty-http (no new or request_uri)"
+    end
+    if type(http.set_timeouts) ~= "function" then
+        -- 0.09 has set_timeout only: one value for connect, send and read
+        return nil, "lua-resty-http " .. tostring(http._VERSION) .. " is too old: it has no " ..
+               "set_timeouts (0.12 has)"
+    end
+    return http
+end
+
+-- resty_http{ connect_timeout = 10, timeout = 60, ssl_verify = true, keepalive = 10,
+--             pool_size = 16, max_response = 1 MiB, user_agent =, resolve = }
+--   -> transport, or nil, err when lua-resty-http is missing, broken or too old.
+-- As cosocket: timeout applies to each send and each read (set_timeouts takes ms);
+-- keepalive is how long (s) an idle connection stays in the pool (keepalive_timeout);
+-- resolve = { "host:port:address" } connects to the address while the Host header and
+-- the TLS name stay the URL's (ssl_server_name: lua-resty-http 0.16 and later; an older
+-- one checks the certificate against the address and fails). TLS verification uses
+-- lua_ssl_trusted_certificate. Failures: kind "url", "dns", "connect", "tls",
+-- "certificate", "timeout" with sent = false while the body had not gone out in full;
+-- "timeout", "connection" or "too_large" with sent = true after it had ("transport" if
+-- lua-resty-http raised: sent = true once it had asked for the body).
+function _M.resty_http(opts)
+    local http, lerr = resty_load()
+    if not http then
+        return nil, lerr
+    end
+    local o = socket_opts(opts or {})
+    local connect_ms, io_ms, verify, keepalive_ms = o.connect_ms, o.io_ms, o.verify, o.keepalive_ms
+    local pool_size, max, user_agent, pinned = o.pool_size, o.max, o.user_agent, o.pinned
     return setmetatable({ name = "resty_http" }, {
         __tostring = function() return "laaffic.transport.ngx.resty_http" end,
         __call = function(_, req)
-            local httpc = http.new()
-            httpc:set_timeouts((opts.connect_timeout or 10) * 1000, (opts.timeout or 60) * 1000,
-                               (opts.timeout or 60) * 1000)
-            local res, err = httpc:request_uri(req.url, {
-                method = req.method or "POST", body = body_string(req.body),
-                headers = req.headers, ssl_verify = verify,
-                keepalive_timeout = (opts.keepalive or 10) * 1000,
-                keepalive_pool = opts.pool_size or 16,
-            })
-            if not res then
-                err = tostring(err)
-                local before = err:find("connect", 1, true) or err:find("handshake", 1, true) or
-                               err:find("resolve", 1, true)
-                return nil, "lua-resty-http: " .. err,
-                       err:find("timeout", 1, true) and "timeout" or "connection", not before
+            local scheme, host, port, path = split_url(req.url)
+            if not scheme then
+                return nil, "not an http(s) URL: " .. tostring(req.url), "url", false
             end
-            return { status = res.status, headers = lower_headers(res.headers),
-                     body = res.body or "", http_version = "1.1" }
+            local body = body_string(req.body)
+            local standard = (scheme == "https" and port == 443) or (scheme == "http" and port == 80)
+            -- Host, Content-Length and User-Agent are ours: lua-resty-http adds its own
+            -- only where a header is missing
+            local headers = { ["Host"] = standard and host or (host .. ":" .. port),
+                              ["User-Agent"] = user_agent, ["Content-Length"] = tostring(#body) }
+            for k, v in pairs(req.headers or {}) do
+                local name = lower(tostring(k))
+                if name ~= "host" and name ~= "content-length" and name ~= "connection" and
+                   name ~= "transfer-encoding" then
+                    -- lua-resty-http writes names and values as they are
+                    if tostring(k):find("[\r\n:]") or tostring(v):find("[\r\n]") then
+                        return nil, "a header name or value contains CR, LF or ':'", "url", false
+                    end
+                    if name == "user-agent" then k = "User-Agent" end
+                    headers[k] = v
+                end
+            end
+            local addr = pinned[lower(host) .. ":" .. port]
+            if addr and addr:find(":", 1, true) then addr = "[" .. addr .. "]" end
+            local uri = scheme .. "://" .. (addr or host) .. ":" .. port .. path
+
+            -- the body, one piece; asked again means that piece went out in full. A second
+            -- round (a library that re-sends) gets the body again.
+            local handed, whole, again = false, false, false
+            local function source()
+                if again then
+                    again = false
+                    whole = true
+                    return nil
+                end
+                again = true
+                handed = true
+                return body
+            end
+
+            local httpc, nerr = http.new()
+            if not httpc then
+                return nil, "lua-resty-http: " .. resty_reason(nerr), "transport", false
+            end
+            httpc:set_timeouts(connect_ms, io_ms, io_ms)
+            local where = host .. ":" .. port
+            local ok, res, err = pcall(httpc.request_uri, httpc, uri, {
+                method = req.method or "POST", headers = headers, body = source,
+                ssl_verify = verify, ssl_server_name = host, pool_size = pool_size,
+                keepalive_timeout = keepalive_ms, keepalive_pool = pool_size,
+            })
+            if not ok then
+                pcall(httpc.close, httpc)
+                return nil, "lua-resty-http raised while sending to " .. where .. ": " ..
+                       resty_reason(res), "transport", handed
+            end
+            if not res then
+                err = resty_reason(err)
+                if whole then
+                    -- the whole request went out: the server may have the task
+                    return nil, "lua-resty-http: the request went to " .. where ..
+                           ", then: " .. err, err == "timeout" and "timeout" or "connection", true
+                end
+                return nil, "lua-resty-http: could not send the request to " .. where .. ": " .. err,
+                       resty_early_kind(err), false
+            end
+            local data = res.body or ""
+            if #data > max then
+                return nil, "the response was larger than " .. max .. " bytes", "too_large", true
+            end
+            -- request_uri's result has no HTTP version; the request was HTTP/1.1
+            return { status = res.status, headers = lower_headers(res.headers), body = data,
+                     http_version = "1.1" }
         end,
     })
 end

@@ -1,0 +1,440 @@
+-- laaffic.transport.ngx.resty_http inside a real nginx (Debian's nginx + the OpenResty lua
+-- module), against the local sandbox and small listeners in the same nginx.
+--
+-- lua-resty-http itself is not installed here (Debian 12 does not package it) and its code
+-- stays out of this repository: `resty.http` is spec/fixtures/resty_http_double/resty/
+-- http.lua, a stand-in written from lua-resty-http's documented interface (new,
+-- set_timeouts, request_uri) on real cosockets and real HTTP/1.1, passing on the
+-- cosocket's own error strings as lua-resty-http does. These cases therefore check the
+-- adapter against that interface, not against the library.
+--
+-- Two nginx instances: `app` has the double on its package path (init_by_lua prepends the
+-- fixture directory), `bare` does not.
+local cjson = require("cjson")
+local H = dofile((debug.getinfo(1, "S").source:sub(2):match("^(.*[/\\])") or "./") .. "helpers.lua")
+local SB = dofile(H.root .. "/spec/sandbox.lua")
+local Nginx = dofile(H.root .. "/spec/nginx.lua")
+local core = require("laaffic.core")
+local sh, q, write, read = SB.sh, SB.q, SB.write, SB.read
+
+local function urlencode(s)
+    return (tostring(s):gsub("[^%w%-%._~]", function(c) return ("%%%02X"):format(c:byte()) end))
+end
+
+-- GET path?args from an nginx; the answer decoded from JSON
+local function call(srv, path, args)
+    local parts = {}
+    for k, v in pairs(args or {}) do
+        parts[#parts + 1] = urlencode(k) .. "=" .. urlencode(v)
+    end
+    table.sort(parts)
+    local url = srv:url(path) .. (#parts > 0 and ("?" .. table.concat(parts, "&")) or "")
+    local out = sh("curl -sS --max-time 90 " .. q(url) .. " 2>&1")
+    local ok, v = pcall(cjson.decode, out)
+    assert(ok and type(v) == "table", "not JSON from " .. path .. ": " .. out:sub(1, 500) ..
+           "\n" .. srv:log():sub(-3000))
+    return v
+end
+
+local function json_nil(v)
+    if v == cjson.null then return nil end
+    return v
+end
+
+-- nginx-side pieces both instances use: a timer that creates a task with the transport
+-- laaffic.new picks by itself (auto), and where its outcome is read
+local TIMER_LOCATIONS = [==[
+    location = /create-timer {
+        content_by_lua_block {
+            local name = ngx.var.arg_name
+            local ok, terr = ngx.timer.at(0, function(premature)
+                if premature then return end
+                local c = laaffic.new({ api_key = CREDS.api_key, api_secret = CREDS.api_secret,
+                    app_id = CREDS.app_id, base_url = CREDS.base_url, resolve = CREDS.resolve })
+                local key_id, err = c:create_task({ taskName = name, agentId = 110,
+                    numberInfoList = { { calleeNumber = "919777654321" } } })
+                if key_id then err = nil end   -- the second value is then the info table
+                local found, http = pcall(require, "resty.http")
+                ngx.shared.results:set(name, require("cjson").encode({
+                    key_id = key_id, kind = err and err.kind, message = err and tostring(err),
+                    via = c.transport.last, double_calls = found and http._requests or nil }))
+            end)
+            ngx.say(require("cjson").encode({ scheduled = ok and true or false, err = terr }))
+        }
+    }
+    location = /result {
+        content_by_lua_block {
+            ngx.say(ngx.shared.results:get(ngx.var.arg_name) or '{"pending":true}')
+        }
+    }
+]==]
+
+describe("laaffic.transport.ngx.resty_http (against a stand-in for lua-resty-http)", function()
+    local sb, app, bare, certs, env, secret, closed_port
+    local messages = {}     -- every error message seen, for the secret check
+
+    local function note(r)
+        if type(r) == "table" then
+            for _, k in ipairs({ "message", "load_error", "new_error" }) do
+                if type(r[k]) == "string" then messages[#messages + 1] = r[k] end
+            end
+            for _, ev in ipairs(type(r.events) == "table" and r.events or {}) do
+                if type(ev.message) == "string" then messages[#messages + 1] = ev.message end
+            end
+        end
+        return r
+    end
+
+    local function adapter(args)
+        return note(call(app, "/adapter", args))
+    end
+
+    local function client(args)
+        return note(call(app, "/client", args))
+    end
+
+    -- the outcome of /create-timer?name=, polled until the timer has written it
+    local function timer_result(srv, name)
+        local started = call(srv, "/create-timer", { name = name })
+        assert.is_true(started.scheduled, tostring(started.err))
+        for _ = 1, 200 do
+            local r = call(srv, "/result", { name = name })
+            if not r.pending then return note(r) end
+            core.sleep(0.05)
+        end
+        error("the timer did not finish: " .. srv:log():sub(-2000))
+    end
+
+    lazy_setup(function()
+        sb = SB.Sandbox.start()
+        env = sb.env
+        secret = env.LAAFFIC_SANDBOX_SECRET
+        local sbport = env.LAAFFIC_SANDBOX_HTTPS:match(":(%d+)$")
+        certs = SB.tls_certs(sb.tmp)
+        -- nginx takes one file of trusted CAs: the sandbox's and the one of tls_certs
+        local bundle = sb.tmp .. "/trusted.pem"
+        write(bundle, assert(read(env.LAAFFIC_SANDBOX_CA)) .. "\n" .. assert(read(certs.ca)))
+        closed_port = Nginx.free_ports(1)[1]   -- nothing listens there
+        -- the credentials reach nginx through a file only its owner reads, never argv
+        local creds = sb.tmp .. "/app-creds.lua"
+        write(creds, ("return { api_key = %q, api_secret = %q, app_id = %q, base_url = %q, " ..
+                      "http_url = %q, resolve = { %q } }")
+              :format(env.LAAFFIC_SANDBOX_KEY, secret, env.LAAFFIC_SANDBOX_APP_ID,
+                      env.LAAFFIC_SANDBOX_HTTPS, env.LAAFFIC_SANDBOX_HTTP,
+                      "localhost:" .. sbport .. ":127.0.0.1"))
+        sh("chmod 600 " .. q(creds))
+
+        app = Nginx.start{ workers = 1, ports = 3, http = ([==[
+            lua_shared_dict results 1m;
+            lua_ssl_trusted_certificate @BUNDLE@;
+            lua_ssl_verify_depth 4;
+            init_by_lua_block {
+                -- the stand-in for lua-resty-http, found as resty.http
+                package.path = "@ROOT@/spec/fixtures/resty_http_double/?.lua;" .. package.path
+                laaffic = require("laaffic")
+                CREDS = dofile("@CREDS_FILE@")
+                CREDS.resolve[#CREDS.resolve + 1] = "localhost:$PORT2:127.0.0.1"
+                CREDS.resolve[#CREDS.resolve + 1] = "localhost:$PORT3:127.0.0.1"
+            }
+            server {
+                listen 127.0.0.1:$PORT;
+                client_body_buffer_size 1m;
+                @TIMER_LOCATIONS@
+                # the adapter on its own: a signed task (or ?big= MiB of body) to ?url= or the sandbox
+                location = /adapter {
+                    content_by_lua_block {
+                        local cjson = require("cjson")
+                        local a = ngx.req.get_uri_args()
+                        local c = laaffic.new({ api_key = CREDS.api_key, api_secret = CREDS.api_secret,
+                            app_id = CREDS.app_id, base_url = a.base or CREDS.base_url })
+                        local req = assert(c:build_task({ taskName = a.name or "spec61", agentId = 110,
+                            numberInfoList = { { calleeNumber = "919777654321", text1 = "David" } } }))
+                        if a.url then req.url = a.url end
+                        if a.big then req.body = string.rep("x", tonumber(a.big) * 1048576) end
+                        local t, terr = require("laaffic.transport.ngx").resty_http({
+                            timeout = tonumber(a.timeout), resolve = CREDS.resolve })
+                        if not t then
+                            ngx.say(cjson.encode({ load_error = terr }))
+                            return
+                        end
+                        local http = require("resty.http")
+                        local before = http._requests
+                        local res, msg, kind, sent = t(req)
+                        local out = { sent_headers = req.headers, md5 = ngx.md5(tostring(req.body)),
+                                      bytes = #tostring(req.body), double_calls = http._requests - before,
+                                      message = msg, kind = kind, sent = sent, name = t.name }
+                        if res then
+                            out.status, out.headers, out.body = res.status, res.headers, res.body
+                        end
+                        ngx.say(cjson.encode(out))
+                    }
+                }
+                # create_task through transport = "resty_http"
+                location = /client {
+                    content_by_lua_block {
+                        local cjson = require("cjson")
+                        local a = ngx.req.get_uri_args()
+                        local events = {}
+                        local c = laaffic.new({ api_key = CREDS.api_key,
+                            api_secret = a.secret or CREDS.api_secret, app_id = CREDS.app_id,
+                            base_url = a.base or CREDS.base_url, resolve = CREDS.resolve,
+                            transport = "resty_http", retries = tonumber(a.retries) or 0, backoff = 0,
+                            timeout = tonumber(a.timeout),
+                            logger = function(ev)
+                                if ev.event == "error" then
+                                    events[#events + 1] = { kind = ev.kind, sent = ev.sent,
+                                                            message = ev.message }
+                                end
+                            end })
+                        local key_id, err = c:create_task({ taskName = a.name, agentId = 110,
+                            numberInfoList = { { calleeNumber = "919777654321" } } })
+                        ngx.say(cjson.encode({ key_id = key_id, kind = err and err.kind,
+                            cause = err and err.cause, code = err and err.code,
+                            message = err and tostring(err), events = events }))
+                    }
+                }
+                # answers with what arrived: the header names as the client wrote them
+                location = /echo {
+                    content_by_lua_block {
+                        ngx.req.read_body()
+                        local body = ngx.req.get_body_data() or ""
+                        ngx.header["Content-Type"] = "application/json"
+                        ngx.header["X-Laaffic-Echo"] = "Yes"
+                        ngx.header["X-Twice"] = { "a", "b" }
+                        ngx.say(require("cjson").encode({ headers = ngx.req.get_headers(100, true),
+                            md5 = ngx.md5(body), bytes = #body, method = ngx.req.get_method(),
+                            uri = ngx.var.request_uri }))
+                    }
+                }
+                # takes the request line and headers, never reads the body
+                location = /stall {
+                    content_by_lua_block {
+                        ngx.sleep(4)
+                        ngx.exit(204)
+                    }
+                }
+            }
+            # certificates that verification must refuse
+            server {
+                listen 127.0.0.1:$PORT2 ssl;
+                ssl_certificate @WRONG_CRT@;
+                ssl_certificate_key @WRONG_KEY@;
+                location / { return 200 "wrong host\n"; }
+            }
+            server {
+                listen 127.0.0.1:$PORT3 ssl;
+                ssl_certificate @EXPIRED_CRT@;
+                ssl_certificate_key @EXPIRED_KEY@;
+                location / { return 200 "expired\n"; }
+            }
+        ]==]):gsub("@TIMER_LOCATIONS@", function() return TIMER_LOCATIONS end)
+             :gsub("@CREDS_FILE@", creds):gsub("@BUNDLE@", bundle):gsub("@ROOT@", Nginx.root)
+             :gsub("@WRONG_CRT@", certs.wrong_host.crt):gsub("@WRONG_KEY@", certs.wrong_host.key)
+             :gsub("@EXPIRED_CRT@", certs.expired.crt):gsub("@EXPIRED_KEY@", certs.expired.key) }
+
+        bare = Nginx.start{ workers = 1, http = ([==[
+            lua_shared_dict results 1m;
+            lua_ssl_trusted_certificate @CA@;
+            lua_ssl_verify_depth 4;
+            init_by_lua_block {
+                laaffic = require("laaffic")
+                CREDS = dofile("@CREDS_FILE@")
+            }
+            server {
+                listen 127.0.0.1:$PORT;
+                @TIMER_LOCATIONS@
+                location = /absent {
+                    content_by_lua_block {
+                        local t, err = require("laaffic.transport.ngx").resty_http({ timeout = 5 })
+                        local ok, nerr = pcall(laaffic.new, { api_key = CREDS.api_key,
+                            api_secret = CREDS.api_secret, transport = "resty_http" })
+                        ngx.say(require("cjson").encode({ returned = t and tostring(t) or "nil",
+                            load_error = err, new_raised = not ok, new_error = not ok and tostring(nerr) or nil,
+                            found = (pcall(require, "resty.http")) }))
+                    }
+                }
+            }
+        ]==]):gsub("@TIMER_LOCATIONS@", function() return TIMER_LOCATIONS end)
+             :gsub("@CREDS_FILE@", creds):gsub("@CA@", env.LAAFFIC_SANDBOX_CA) }
+    end)
+
+    lazy_teardown(function()
+        for _, srv in ipairs({ app or false, bare or false }) do
+            if srv then
+                assert.is_true(srv:stop(), "an nginx of this spec is still running")
+            end
+        end
+        if sb then
+            local pid = sb.pid
+            assert.are.equal(0, sb:stop())
+            assert.is_false(SB.alive(pid))
+        end
+    end)
+
+    before_each(function()
+        sb:control("/_sandbox/reset", "{}")
+    end)
+
+    describe("auto in a timer", function()
+        it("picks resty_http when resty.http is on the package path, and creates the task through it", function()
+            local r = timer_result(app, "spec61-timer-resty")
+            assert.are.equal("resty_http", r.via)
+            assert.is_number(r.key_id, r.message)
+            assert.is_true(r.double_calls >= 1, "the stand-in did not serve the request")
+            local rec = sb:task_record(r.key_id)
+            assert.are.equal("spec61-timer-resty", rec.taskName)
+            -- laaffic's User-Agent, not the library's default
+            assert.truthy(rec.user_agent:find("^laaffic/"), rec.user_agent)
+        end)
+
+        it("picks cosocket when resty.http is not there", function()
+            local r = timer_result(bare, "spec61-timer-bare")
+            assert.are.equal("cosocket", r.via)
+            assert.is_number(r.key_id, r.message)
+            assert.is_nil(json_nil(r.double_calls))
+            assert.are.equal("spec61-timer-bare", sb:task_record(r.key_id).taskName)
+        end)
+    end)
+
+    it("resty_http() returns nil, \"lua-resty-http is not installed\" when the module is absent", function()
+        local r = note(call(bare, "/absent"))
+        assert.is_false(r.found)
+        assert.are.equal("nil", r.returned)
+        assert.are.equal("lua-resty-http is not installed", r.load_error)
+        -- and asking for it by name fails at laaffic.new, saying why
+        assert.is_true(r.new_raised)
+        assert.truthy(r.new_error:find("transport 'resty_http': lua-resty-http is not installed", 1, true),
+                      r.new_error)
+    end)
+
+    it("creates a task against the sandbox over HTTPS (verified, pinned address) through the adapter", function()
+        local r = adapter({ name = "spec61-direct" })
+        assert.are.equal("resty_http", r.name)
+        assert.is_nil(json_nil(r.message))
+        assert.are.equal(1, r.double_calls)
+        assert.are.equal(200, r.status)
+        local answer = cjson.decode(r.body)
+        assert.are.equal("0", answer.status)
+        local rec = sb:task_record(answer.data)
+        assert.are.equal("spec61-direct", rec.taskName)
+        -- the sandbox checked Api-Key, Timestamp and Sign; the body is byte for byte ours
+        assert.are.equal(r.md5, rec.md5)
+        assert.are.equal(r.bytes, rec.bytes)
+    end)
+
+    it("request headers (Api-Key, Timestamp, Sign, Content-Type) and the body arrive intact", function()
+        local r = adapter({ url = app:url("/echo") })
+        assert.are.equal(200, r.status, r.message)
+        local got = cjson.decode(r.body)
+        for _, name in ipairs({ "Api-Key", "Timestamp", "Sign", "Content-Type" }) do
+            assert.is_string(r.sent_headers[name], name)
+            assert.are.equal(r.sent_headers[name], got.headers[name], name)
+        end
+        assert.are.equal(env.LAAFFIC_SANDBOX_KEY, got.headers["Api-Key"])
+        assert.are.equal(core.sign(env.LAAFFIC_SANDBOX_KEY, secret, tonumber(got.headers["Timestamp"])),
+                         got.headers["Sign"])
+        assert.are.equal("POST", got.method)
+        assert.are.equal("/echo", got.uri)
+        assert.are.equal("127.0.0.1:" .. app.port, got.headers["Host"])
+        assert.truthy(tostring(got.headers["User-Agent"]):find("^laaffic/"))
+        assert.are.equal(r.bytes, got.bytes)
+        assert.are.equal(r.md5, got.md5)
+    end)
+
+    it("response headers come back with lower-case names, a repeated one joined", function()
+        local r = adapter({ url = app:url("/echo") })
+        assert.are.equal(200, r.status, r.message)
+        assert.are.equal("Yes", r.headers["x-laaffic-echo"])
+        assert.are.equal("a, b", r.headers["x-twice"])
+        assert.are.equal("application/json", r.headers["content-type"])
+        for name in pairs(r.headers) do
+            assert.are.equal(name:lower(), name)
+        end
+    end)
+
+    describe("failures, and whether the request may have reached the server", function()
+        it("a refused connection: kind connect, sent = false; the client retries it", function()
+            local r = adapter({ url = "http://127.0.0.1:" .. closed_port .. "/v3/x" })
+            assert.are.equal("connect", r.kind, r.message)
+            assert.is_false(r.sent)
+            assert.truthy(r.message:find("connection refused", 1, true), r.message)
+            local c = client({ name = "spec61-refused", base = "http://127.0.0.1:" .. closed_port,
+                               retries = 1 })
+            assert.are.same({ "transport", "connect" }, { c.kind, c.cause })
+            assert.are.equal(2, #c.events)
+            for _, ev in ipairs(c.events) do
+                assert.are.same({ "connect", false }, { ev.kind, ev.sent })
+            end
+        end)
+
+        it("a read timeout: kind timeout, sent = true; the client does not retry it", function()
+            -- plain HTTP: with TLS a slow handshake would time out too, before the body
+            sb:fault({ mode = "hang", count = 2, ms = 8000 })
+            local r = adapter({ name = "spec61-hang", timeout = 2, base = env.LAAFFIC_SANDBOX_HTTP })
+            assert.are.equal("timeout", r.kind, r.message)
+            assert.is_true(r.sent)
+            local c = client({ name = "spec61-hang-2", timeout = 2, retries = 2,
+                               base = env.LAAFFIC_SANDBOX_HTTP })
+            assert.are.same({ "ambiguous", "timeout" }, { c.kind, c.cause })
+            assert.are.equal(1, #c.events)
+            assert.are.equal(2, sb:requests().total)
+        end)
+
+        it("a send that times out before the whole body went out: kind timeout, sent = false", function()
+            -- /stall never reads: 32 MiB cannot all fit in the sockets' buffers
+            local r = adapter({ url = app:url("/stall"), big = 32, timeout = 1 })
+            assert.are.equal("timeout", r.kind, r.message)
+            assert.is_false(r.sent)
+        end)
+
+        it("a reset after the whole request went out: kind connection, sent = true", function()
+            -- "connection reset by peer" must not be taken for a failed connect
+            sb:fault({ mode = "reset", count = 1 })
+            local r = adapter({ name = "spec61-reset", base = env.LAAFFIC_SANDBOX_HTTP })
+            assert.are.equal("connection", r.kind, r.message)
+            assert.is_true(r.sent)
+            assert.truthy(r.message:find("reset", 1, true), r.message)
+        end)
+
+        it("a connection closed without an answer after the body: kind connection, sent = true", function()
+            sb:fault({ mode = "drop", count = 1 })
+            local r = adapter({ name = "spec61-drop" })
+            assert.are.equal("connection", r.kind, r.message)
+            assert.is_true(r.sent)
+        end)
+
+        it("a certificate for another name or an expired one: kind certificate, sent = false, not retried", function()
+            for _, port in ipairs({ app.ports[2], app.ports[3] }) do
+                local r = adapter({ url = "https://localhost:" .. port .. "/v3/x" })
+                assert.are.equal("certificate", r.kind, r.message)
+                assert.is_false(r.sent)
+                local c = client({ name = "spec61-cert-" .. port, base = "https://localhost:" .. port,
+                                   retries = 2 })
+                assert.are.same({ "transport", "certificate" }, { c.kind, c.cause })
+                assert.are.equal(1, #c.events)
+            end
+            assert.are.equal(0, sb:requests().total)
+        end)
+    end)
+
+    it("the secret never appears in an error message or in nginx's logs", function()
+        -- failures of every kind, with the right secret and with another one
+        client({ name = "spec61-s1", base = "http://127.0.0.1:" .. closed_port })
+        client({ name = "spec61-s2", base = "https://localhost:" .. app.ports[2] })
+        sb:fault({ mode = "drop", count = 1 })
+        client({ name = "spec61-s3" })
+        local other = "spec61-other-secret-" .. os.time()
+        local bad = client({ name = "spec61-s4", secret = other })
+        assert.are.same({ "status", -1 }, { bad.kind, bad.code })
+        assert.is_true(#messages >= 4)
+        for _, m in ipairs(messages) do
+            assert.is_nil(m:find(secret, 1, true), m)
+            assert.is_nil(m:find(other, 1, true), m)
+        end
+        for _, srv in ipairs({ app, bare }) do
+            local log = srv:log()
+            assert.is_nil(log:find(secret, 1, true))
+            assert.is_nil(log:find(other, 1, true))
+        end
+    end)
+end)
