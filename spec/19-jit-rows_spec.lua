@@ -108,7 +108,7 @@ describe("jit_rows", function()
     end
     core.jit_rows(true) -- found again through package.loaded
     local rows = plain_rows(100)
-    rows[40] = { calleeNumber = "919777000040", text1 = 7 } -- a number: not plain
+    rows[40] = { calleeNumber = "919777000040", text1 = cjson.null } -- null: not plain
     local ok, json = pcall(core.encode, task_of(rows))
     package.loaded["laaffic.jit_rows"] = real
     core.jit_rows(true)
@@ -117,11 +117,43 @@ describe("jit_rows", function()
     -- rows 1..39 by the walker, 40 by the C path, 41..100 by the walker
     assert.same({ { 1, 40 }, { 41, 101 } }, spans)
     assert.equal(2, calls)
-    assert.truthy(json:find('"text1":"7"', 1, true))
+    assert.truthy(json:find('"text1":null', 1, true))
+  end)
+
+  it("is not called for every row of a list whose rows are seldom plain (LuaJIT)", function()
+    if not H.is_luajit then return end
+    local real = require("laaffic.jit_rows")
+    local calls = 0
+    package.loaded["laaffic.jit_rows"] = function(...)
+      calls = calls + 1
+      return real(...)
+    end
+    core.jit_rows(true)
+    local rows = plain_rows(1000)
+    for i = 1, 1000 do rows[i].text2 = cjson.null end -- every row goes to the C path
+    local json = core.encode(task_of(rows))
+    package.loaded["laaffic.jit_rows"] = real
+    core.jit_rows(true)
+    assert.truthy(json)
+    assert.truthy(calls >= 1 and calls <= 1000 / 64 + 1, calls .. " walker calls")
   end)
 
   it("gives the same JSON for a 20,000-row plain list", function()
     assert_same_both(task_of(plain_rows(20000)), nil, "plain")
+  end)
+
+  it("writes number texts as the C path does, and refuses a number calleeNumber", function()
+    local rows = plain_rows(30)
+    local nums = { 5000, 0, -1, 0.5, 1 / 3, 1e15, 1e16, 2 ^ 53, -0.0, 123456789012345 }
+    for i, v in ipairs(nums) do rows[i].text2 = v end
+    rows[20].text3 = 0 / 0
+    rows[25].calleeNumber = 919777654321
+    assert_same_both(task_of(rows), { rejects = {} }, "numbers")
+    local _, on = both(core.encode, task_of(rows), { rejects = {} })
+    local got = {}
+    for _, r in ipairs(on.rejects) do got[#got + 1] = r.field end
+    assert.same({ "numberInfoList[20].text3", "numberInfoList[25].calleeNumber" }, got)
+    assert.truthy(on.r[2]:find('"text2":"5000"', 1, true))
   end)
 
   it("gives the same result for 300 random mixed lists, with every list option", function()

@@ -1413,29 +1413,38 @@ static int put_row(enc *e, int row, const char *const *interned)
  * the encode (bench/floor.c measures it), while compiled Lua code reads the same tables
  * several times faster. So there the rows are walked by the Lua module laaffic.jit_rows,
  * which hands each plain row (every key calleeNumber or text1..text10, every value a
- * string) to jit_row below through the FFI. jit_row validates and writes it with the
+ * string, or a number for a text) to jit_row below through the FFI. jit_row validates and writes it with the
  * same put_slots as every other path. Any other row, and any row jit_row refuses, goes
  * back to put_row: every error message, reject and pass-through field comes from the
  * one C path, and jit_row leaves no trace of a row it refuses. jit_row touches no Lua
  * state (the FFI call forbids it): only the encoder state and its buffer. */
 
 typedef struct lf_rows_api {
-    int (*row)(void *e, unsigned present, const char *const *s, const size_t *len);
+    int (*row)(void *e, unsigned present, unsigned numbers, const char *const *s,
+               const size_t *len, const double *num);
 } lf_rows_api;
 
-/* Writes one row whose present fields are all strings, with its leading comma and
- * closing brace: 0, or -1 with the encoder as it was before the call. */
-static int jit_row(void *ep, unsigned present, const char *const *s, const size_t *len)
+/* Writes one row, with its leading comma and closing brace: field j is present when bit j
+ * of `present` is set, a number (num[j]) when bit j of `numbers` is also set, else a
+ * string (s[j], len[j]). 0, or -1 with the encoder as it was before the call. */
+static int jit_row(void *ep, unsigned present, unsigned numbers, const char *const *s,
+                   const size_t *len, const double *num)
 {
     enc *e = (enc *)ep;
     slot v[R_NKEYS];
     size_t need = 64, mark = e->b->len, trunc = e->truncated;
     int j, depth = e->depth, fatal = e->fatal;
 
-    if (e->walk_left == 0)
+    /* a number calleeNumber is an error put_row words */
+    if (e->walk_left == 0 || (numbers & 1u) || (numbers & ~present))
         return -1;
     for (j = 0; j < R_NKEYS; j++) {
-        if ((present >> j) & 1u) {
+        if ((numbers >> j) & 1u) {
+            v[j].type = LUA_TNUMBER;
+            v[j].isint = 0; /* LuaJIT: doubles only, as lf_isinteger says */
+            v[j].n = (lua_Number)num[j];
+            need += 64;
+        } else if ((present >> j) & 1u) {
             v[j].type = LUA_TSTRING;
             v[j].s = s[j];
             v[j].len = len[j];
@@ -1457,6 +1466,10 @@ static int jit_row(void *ep, unsigned present, const char *const *s, const size_
 }
 
 static const lf_rows_api ROWS_API = {jit_row};
+
+/* After a walk that wrote fewer than WALK_MIN rows, the next WALK_PAUSE rows go through
+ * put_row before the walker is tried again. */
+enum { WALK_MIN = 8, WALK_PAUSE = 64 };
 
 /* registry[&WALKER_KEY]: the walker function; false when there is none or it is off */
 static const char WALKER_KEY = 'w';
@@ -1598,8 +1611,8 @@ static int put_numbers(enc *e, int idx, const field *f)
 {
     lua_State *L = e->L;
     const char *interned[R_NKEYS];
-    size_t n, i, first = 1, last, max = e->max_rows;
-    int j, base;
+    size_t n, i, first = 1, last, max = e->max_rows, walk_from = 0;
+    int j, base, walker;
     lf_csv *c = lf_csv_test(L, idx);
 
     (void)f;
@@ -1639,12 +1652,21 @@ static int put_numbers(enc *e, int idx, const field *f)
     e->list_start = e->b->len;
     if (put_chars(e, "[", 1))
         return -1;
+    walker = push_walker(L);
+    if (walker)
+        lua_pop(L, 1);
     for (i = first; i <= last; i++) {
         size_t mark, trunc;
         int depth, nopen;
-        i = walk_rows(e, idx, i, last); /* the plain rows from i on, on LuaJIT */
-        if (i > last)
-            break;
+        if (walker && i >= walk_from) { /* the plain rows from i on, on LuaJIT */
+            size_t from = i;
+            i = walk_rows(e, idx, i, last);
+            if (i > last)
+                break;
+            /* a list of rows that are seldom plain: not a walker call per row */
+            if (i - from < WALK_MIN)
+                walk_from = i + WALK_PAUSE;
+        }
         mark = e->b->len;
         trunc = e->truncated;
         depth = e->depth;

@@ -5,7 +5,8 @@
 -- Through the C API, reading a 200,000-row list (lua_next over every row) costs more
 -- than validating and writing it. LuaJIT compiles this loop, which reads the same tables
 -- several times faster, and passes each plain row (every key calleeNumber or
--- text1..text10, every value a string) to the C encoder through the FFI: the C side
+-- text1..text10, every value a string or, for a text, a number) to the C encoder through
+-- the FFI: the C side
 -- validates, escapes and writes it exactly as for any other row. At the first row that
 -- is not plain, or that the C side refuses (an invalid value), the walker stops and
 -- returns that row's index; the C encoder handles it the ordinary way, with its error,
@@ -20,7 +21,8 @@ local rawget, next, type = rawget, next, type
 
 pcall(ffi.cdef, [[
 typedef struct laaffic_rows_api {
-    int (*row)(void *e, unsigned present, const char *const *s, const size_t *len);
+    int (*row)(void *e, unsigned present, unsigned numbers, const char *const *s,
+               const size_t *len, const double *num);
 } laaffic_rows_api;
 ]])
 
@@ -34,6 +36,7 @@ end
 -- one set of slot arrays: a walk runs to its end without yielding, so walks never overlap
 local S = ffi.new("const char *[11]")
 local N = ffi.new("size_t[11]")
+local D = ffi.new("double[11]")
 local api_ud, api
 
 -- walk(list, i, last, e, api) -> the first row not written (last + 1: all written)
@@ -46,15 +49,23 @@ return function(list, i, last, e, api_pointer)
     while i <= last do
         local row = rawget(list, i)
         if type(row) ~= "table" then return i end
-        local present = 0
+        local present, numbers = 0, 0
         for k, v in next, row do
             local j = SLOT[k]
-            if j == nil or type(v) ~= "string" then return i end
-            S[j] = v
-            N[j] = #v
+            if j == nil then return i end
+            local tv = type(v)
+            if tv == "string" then
+                S[j] = v
+                N[j] = #v
+            elseif tv == "number" then
+                D[j] = v
+                numbers = numbers + BIT[j]
+            else
+                return i
+            end
             present = present + BIT[j]
         end
-        if row_fn(e, present, S, N) ~= 0 then return i end
+        if row_fn(e, present, numbers, S, N, D) ~= 0 then return i end
         i = i + 1
     end
     return i
