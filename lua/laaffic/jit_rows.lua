@@ -33,10 +33,6 @@ for k = 1, 10 do
     BIT[k] = 2 ^ k
 end
 
--- one set of slot arrays: a walk runs to its end without yielding, so walks never overlap
-local S = ffi.new("const char *[11]")
-local N = ffi.new("size_t[11]")
-local D = ffi.new("double[11]")
 local api_ud, api
 
 -- walk(list, i, last, e, api) -> the first row not written (last + 1: all written)
@@ -46,6 +42,8 @@ return function(list, i, last, e, api_pointer)
     end
     local row_fn = api.row
     e = ffi.cast("void *", e) -- a light userdata is not converted inside compiled code
+    -- the slot arrays, each walk its own: a finalizer run by a GC step may encode too
+    local S, N, D = ffi.new("const char *[11]"), ffi.new("size_t[11]"), ffi.new("double[11]")
     while i <= last do
         local row = rawget(list, i)
         if type(row) ~= "table" then return i end
