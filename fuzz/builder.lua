@@ -883,19 +883,33 @@ function B.same_rejects(o1, o2)
     return same(a, b, "opts.rejects", 1)
 end
 
--- One row alone through the same core: nil when it encodes, else { field, message, code }
--- with the field's path as it would be at index i.
-local function row_verdict(core, row, i, opts)
-    local t = { appId = "a", taskName = "fz", agentId = 1, numberInfoList = { row } }
-    local json, msg, field, code = core.encode(t, { require_texts = opts.require_texts,
-                                                    truncate = opts.truncate })
+-- What the core says of one row: nil when it encodes, else { field, message, code }.
+local function verdict_of(core, task, opts, prefix, index)
+    local json, msg, field, code = core.encode(task, opts)
     if json then return nil end
-    local p = "numberInfoList[1]"
-    if type(field) == "string" and field:sub(1, #p) == p then
-        local rest = field:sub(#p + 1)
-        return { field = "numberInfoList[" .. i .. "]" .. rest, message = msg:sub(#field + 3), code = code }
+    if type(field) == "string" and msg:sub(1, #field + 2) == field .. ": " then
+        msg = msg:sub(#field + 3)
+    end
+    if type(field) == "string" and field:sub(1, #prefix) == prefix then
+        field = "numberInfoList[" .. index .. "]" .. field:sub(#prefix + 1)
     end
     return { field = field, message = msg, code = code }
+end
+
+-- Row i alone, in a one-row task of its own: cheap, and right unless a field of the row
+-- refers back to the list or the task (a cycle then closes elsewhere).
+local function row_alone(core, row, i, opts)
+    local t = { appId = "a", taskName = "fz", agentId = 1, numberInfoList = { row } }
+    return verdict_of(core, t, { require_texts = opts.require_texts, truncate = opts.truncate },
+                      "numberInfoList[1]", i)
+end
+
+-- Row i in its own task and list (part i of one-row parts), as the full encode met it;
+-- O(rows) for the list check, so used only where row_alone disagrees with the core.
+local function row_in_context(core, task, i, opts)
+    local p = "numberInfoList[" .. i .. "]"
+    return verdict_of(core, task, { part = i, max_rows = 1, require_texts = opts.require_texts,
+                                    truncate = opts.truncate }, p, i)
 end
 
 -- A successful encode: the JSON is valid (strict UTF-8, decodes with a strict cjson),
@@ -934,9 +948,37 @@ function B.check_success(task, opts, json, info, core)
     end
     local more = last < n
     local keep, rejects = {}, {}
+    local listed, in_context = {}, {}
+    if type(o.rejects) == "table" then
+        for _, r in ipairs(o.rejects) do
+            if type(r) == "table" and r.index then listed[r.index] = r end
+        end
+    end
     for i = first, last do
         local row = rawget(rows, i)
-        local bad = type(o.rejects) == "table" and core and row_verdict(core, row, i, o)
+        local bad = type(o.rejects) == "table" and core and row_alone(core, row, i, o)
+        local got = listed[i]
+        if bad and got and (got.field ~= bad.field or got.message ~= bad.message) then
+            -- a cycle through the list or the task: ask again in context (once per row
+            -- table; a repeated row differs only in its index)
+            local c = in_context[row]
+            if not c then
+                c = row_in_context(core, task, i, o) or false
+                in_context[row] = { v = c, i = i }
+            else
+                local v = c.v
+                if v then
+                    local from = "numberInfoList[" .. c.i .. "]"
+                    local f = v.field
+                    if type(f) == "string" and f:sub(1, #from) == from then
+                        f = "numberInfoList[" .. i .. "]" .. f:sub(#from + 1)
+                    end
+                    v = { field = f, message = v.message, code = v.code }
+                end
+                c = v
+            end
+            bad = c or nil
+        end
         if bad then rejects[#rejects + 1] = { index = i, field = bad.field, message = bad.message,
                                                code = bad.code }
         else keep[#keep + 1] = i end
