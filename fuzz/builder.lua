@@ -884,16 +884,22 @@ function B.same_rejects(o1, o2)
 end
 
 -- What the core says of one row: nil when it encodes, else { field, message, code }.
-local function verdict_of(core, task, opts, prefix, index)
+-- A verdict found for row `from` as it would read for row `to` (the field's index).
+local function reindex(v, from, to)
+    local prefix, field = "numberInfoList[" .. from .. "]", v.field
+    if from ~= to and type(field) == "string" and field:sub(1, #prefix) == prefix then
+        field = "numberInfoList[" .. to .. "]" .. field:sub(#prefix + 1)
+    end
+    return { field = field, message = v.message, code = v.code }
+end
+
+local function verdict_of(core, task, opts, from, index)
     local json, msg, field, code = core.encode(task, opts)
     if json then return nil end
     if type(field) == "string" and msg:sub(1, #field + 2) == field .. ": " then
         msg = msg:sub(#field + 3)
     end
-    if type(field) == "string" and field:sub(1, #prefix) == prefix then
-        field = "numberInfoList[" .. index .. "]" .. field:sub(#prefix + 1)
-    end
-    return { field = field, message = msg, code = code }
+    return reindex({ field = field, message = msg, code = code }, from, index)
 end
 
 -- Row i alone, in a one-row task of its own: cheap, and right unless a field of the row
@@ -901,15 +907,14 @@ end
 local function row_alone(core, row, i, opts)
     local t = { appId = "a", taskName = "fz", agentId = 1, numberInfoList = { row } }
     return verdict_of(core, t, { require_texts = opts.require_texts, truncate = opts.truncate },
-                      "numberInfoList[1]", i)
+                      1, i)
 end
 
 -- Row i in its own task and list (part i of one-row parts), as the full encode met it;
 -- O(rows) for the list check, so used only where row_alone disagrees with the core.
 local function row_in_context(core, task, i, opts)
-    local p = "numberInfoList[" .. i .. "]"
     return verdict_of(core, task, { part = i, max_rows = 1, require_texts = opts.require_texts,
-                                    truncate = opts.truncate }, p, i)
+                                    truncate = opts.truncate }, i, i)
 end
 
 -- A successful encode: the JSON is valid (strict UTF-8, decodes with a strict cjson),
@@ -963,21 +968,10 @@ function B.check_success(task, opts, json, info, core)
             -- table; a repeated row differs only in its index)
             local c = in_context[row]
             if not c then
-                c = row_in_context(core, task, i, o) or false
-                in_context[row] = { v = c, i = i }
-            else
-                local v = c.v
-                if v then
-                    local from = "numberInfoList[" .. c.i .. "]"
-                    local f = v.field
-                    if type(f) == "string" and f:sub(1, #from) == from then
-                        f = "numberInfoList[" .. i .. "]" .. f:sub(#from + 1)
-                    end
-                    v = { field = f, message = v.message, code = v.code }
-                end
-                c = v
+                c = { v = row_in_context(core, task, i, o), i = i }
+                in_context[row] = c
             end
-            bad = c or nil
+            bad = c.v and reindex(c.v, c.i, i)
         end
         if bad then rejects[#rejects + 1] = { index = i, field = bad.field, message = bad.message,
                                                code = bad.code }
