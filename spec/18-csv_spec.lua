@@ -423,6 +423,20 @@ describe("parts of a long list", function()
         assert.matches("shorten it to 57", msg)
     end)
 
+    it("refuses a 1-character taskName whether or not the list is split", function()
+        local list = { { calleeNumber = "919777654321" }, { calleeNumber = "919777654322" } }
+        for _, opts in ipairs({ {}, { max_rows = 1, part = 1 }, { max_rows = 1, part = 2 } }) do
+            local body, msg, field = core.encode(task(list, { taskName = "a" }), opts)
+            assert.is_nil(body)
+            assert.equal("taskName", field)
+            assert.equal("taskName: must be 2 to 64 characters long, got 1", msg)
+        end
+        local src = assert(core.csv_string(csv_of(2)))
+        local body, _, field = core.encode(task(src, { taskName = "a" }), { max_rows = 1 })
+        assert.is_nil(body)
+        assert.equal("taskName", field)
+    end)
+
     it("max_rows without part still refuses a longer table list, pointing at create_tasks", function()
         local list = { { calleeNumber = "919777654321" }, { calleeNumber = "919777654322" } }
         local _, msg = core.encode(task(list), { max_rows = 1 })
@@ -462,7 +476,7 @@ describe("client:build_task and create_task with a CSV source", function()
 
     it("create_task refuses a list that needs several tasks, before sending anything", function()
         local src = assert(laaffic.csv.from_string("calleeNumber\n919777654321\n919777654322\n"))
-        local key, err = client:create_task({ taskName = "b", agentId = 1, numberInfoList = src }, { max_rows = 1 })
+        local key, err = client:create_task({ taskName = "bb", agentId = 1, numberInfoList = src }, { max_rows = 1 })
         assert.is_nil(key)
         assert.equal("invalid", err.kind)
         assert.matches("client:create_tasks splits it", err.message)

@@ -1113,6 +1113,11 @@ static int put_task_name(enc *e, int t, int first)
         s = lua_tolstring(L, -1, &len);
         for (i = 0; i < len; i++)
             chars += ((unsigned char)s[i] & 0xC0) != 0x80;
+        /* the name as given obeys the rule too: a split list must not make a 1-character
+         * name valid that a one-part list refuses */
+        if (chars < (size_t)NAME.lo)
+            return fail(e, CODE_DATA, "must be %lld to %lld characters long, got %lu",
+                        (long long)NAME.lo, (long long)NAME.hi, (unsigned long)chars);
         if (chars + (size_t)sl > (size_t)NAME.hi)
             return fail(e, CODE_DATA,
                         "is %lu characters, and the list is split into tasks named "
