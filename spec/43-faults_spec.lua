@@ -395,6 +395,33 @@ describe("fault matrix: client:create_task against the sandbox", function()
             assert.are.equal(1, access_lines("good"))
         end)
 
+        it("one libcurl multi never lends a connection across TLS settings", function()
+            -- a multi's handles share its connection cache: an insecure handle's connection
+            -- must not serve a handle that verifies (here against another CA, which must fail)
+            local m = core.multi()
+            local url = "https://127.0.0.1:" .. port("good") .. "/probe"
+            local function run(h)
+                m:add(h, "GET", url, {}, nil)
+                for _ = 1, 20 do
+                    local done = m:wait(1)[1]
+                    if done then return done end
+                end
+                error("the multi did not finish")
+            end
+            local first = run(core.http({ insecure = true, http2 = false }))
+            assert.is_table(first.response, tostring(first.error))
+            -- control: the cache is shared (a second insecure handle reuses the connection)
+            local again = run(core.http({ insecure = true, http2 = false }))
+            assert.are.equal(0, again.response.connects)
+            local strict = run(core.http({ cafile = env.LAAFFIC_SANDBOX_CA, http2 = false }))
+            assert.is_nil(strict.response, "the verifying handle got an answer")
+            assert.are.same({ "certificate", false }, { strict.kind, strict.sent }, strict.error)
+            -- and one that verifies against the right CA does not reuse the unverified one
+            local good = run(core.http({ cafile = certs.ca, http2 = false }))
+            assert.are.equal(1, good.response.connects)
+            m:close()
+        end)
+
         local TLS_CASES = {
             { name = "wrong_host", title = "a certificate for other.example only",
               text = "subject name" },

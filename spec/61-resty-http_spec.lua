@@ -193,6 +193,28 @@ describe("laaffic.transport.ngx.resty_http (against a stand-in for lua-resty-htt
                             message = err and tostring(err), events = events }))
                     }
                 }
+                # two transports of ?transport= one after the other to the same URL, each
+                # on the connection pool: ?case=verify: an insecure one, then a verifying one
+                # (the certificate is for other.example); ?case=pinned: two insecure ones
+                # pinned to 127.0.0.1 and 127.0.0.2
+                location = /pool {
+                    content_by_lua_block {
+                        local ngxt = require("laaffic.transport.ngx")
+                        local a = ngx.req.get_uri_args()
+                        local function one(opts)
+                            local t = assert(ngxt[a.transport](opts))
+                            local res, msg, kind, sent = t({ method = "POST", headers = {}, body = "{}",
+                                url = "https://localhost:$PORT2/v3/x" })
+                            return { status = res and res.status, body = res and res.body,
+                                     message = msg, kind = kind, sent = sent }
+                        end
+                        local first = { "localhost:$PORT2:127.0.0.1" }
+                        local second = a.case == "pinned" and { "localhost:$PORT2:127.0.0.2" } or first
+                        local out = { one({ insecure = true, resolve = first }) }
+                        out[2] = one({ insecure = a.case == "pinned", resolve = second })
+                        ngx.say(require("cjson").encode(out))
+                    }
+                }
                 # answers with what arrived: the header names as the client wrote them
                 location = /echo {
                     content_by_lua_block {
@@ -220,6 +242,13 @@ describe("laaffic.transport.ngx.resty_http (against a stand-in for lua-resty-htt
                 ssl_certificate @WRONG_CRT@;
                 ssl_certificate_key @WRONG_KEY@;
                 location / { return 200 "wrong host\n"; }
+            }
+            # the same name and port on another address (for pinned-address pools)
+            server {
+                listen 127.0.0.2:$PORT2 ssl;
+                ssl_certificate @WRONG_CRT@;
+                ssl_certificate_key @WRONG_KEY@;
+                location / { return 200 "second address\n"; }
             }
             server {
                 listen 127.0.0.1:$PORT3 ssl;
@@ -349,6 +378,24 @@ describe("laaffic.transport.ngx.resty_http (against a stand-in for lua-resty-htt
         assert.are.equal("application/json", r.headers["content-type"])
         for name in pairs(r.headers) do
             assert.are.equal(name:lower(), name)
+        end
+    end)
+
+    describe("connection pools never mix TLS settings or destinations", function()
+        for _, transport in ipairs({ "cosocket", "resty_http" }) do
+            it(transport .. ": an insecure client's pooled connection is not reused by a verifying one",
+               function()
+                local r = note(call(app, "/pool", { transport = transport, case = "verify" }))
+                assert.are.same({ 200, "wrong host\n" }, { r[1].status, r[1].body }, r[1].message)
+                assert.is_nil(json_nil(r[2].status), "the verifying client got an answer")
+                assert.are.same({ "certificate", false }, { r[2].kind, r[2].sent }, r[2].message)
+            end)
+
+            it(transport .. ": clients pinned to different addresses get their own connections", function()
+                local r = note(call(app, "/pool", { transport = transport, case = "pinned" }))
+                assert.are.equal("wrong host\n", r[1].body, r[1].message)
+                assert.are.equal("second address\n", r[2].body, r[2].message)
+            end)
         end
     end)
 

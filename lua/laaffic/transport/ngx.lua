@@ -214,6 +214,15 @@ local function socket_opts(opts)
     return o
 end
 
+-- The keepalive pool of a connection: everything that decides where it goes and whether
+-- its server was verified, so a connection is reused only by a request that would have made
+-- the same one (an insecure client's unverified connection never serves a verifying one;
+-- a client pinned to one address never gets another's). The CA is nginx's
+-- lua_ssl_trusted_certificate, the same for every client of the worker.
+local function pool_name(scheme, host, port, addr, verify)
+    return concat({ scheme, lower(host), port, addr or "", verify and "verify" or "noverify" }, "|")
+end
+
 function _M.cosocket(opts)
     local o = socket_opts(opts or {})
     local connect_ms, io_ms, verify, keepalive_ms = o.connect_ms, o.io_ms, o.verify, o.keepalive_ms
@@ -227,8 +236,9 @@ function _M.cosocket(opts)
             end
             local sock = ngx.socket.tcp()
             sock:settimeouts(connect_ms, io_ms, io_ms)
-            local addr = pinned[lower(host) .. ":" .. port] or host
-            local ok, err = sock:connect(addr, port, { pool = scheme .. "://" .. host .. ":" .. port })
+            local addr = pinned[lower(host) .. ":" .. port]
+            local ok, err = sock:connect(addr or host, port,
+                                         { pool = pool_name(scheme, host, port, addr, verify) })
             if not ok then
                 local kind = err == "timeout" and "timeout" or
                              (tostring(err):find("resolve", 1, true) and "dns" or "connect")
