@@ -178,7 +178,8 @@ describe("laaffic.transport.ngx.resty_http (against " ..
                         ngx.update_time()
                         local out = { sent_headers = req.headers, md5 = ngx.md5(tostring(req.body)),
                                       bytes = #tostring(req.body), elapsed = ngx.now() - t0,
-                                      message = msg, kind = kind, sent = sent, name = t.name }
+                                      message = msg, kind = kind, sent = sent, name = t.name,
+                                      library = require("resty.http")._VERSION }
                         if res then
                             out.status, out.headers, out.body = res.status, res.headers, res.body
                         end
@@ -436,6 +437,8 @@ describe("laaffic.transport.ngx.resty_http (against " ..
     it("creates a task against the sandbox over HTTPS (verified, pinned address) through the adapter", function()
         local r = adapter({ name = "spec61-direct" })
         assert.are.equal("resty_http", r.name)
+        -- the library asked for: the real one under make check-resty-http, else the stand-in
+        assert.are.equal(#RESTY_DIRS == 0, r.library:find("stand-in", 1, true) ~= nil, r.library)
         assert.is_nil(json_nil(r.message))
         assert.are.equal(1, sb:requests().total)
         assert.are.equal(200, r.status)
