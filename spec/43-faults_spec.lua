@@ -300,6 +300,16 @@ describe("fault matrix: client:create_task against the sandbox", function()
         assert.are.equal(1, named)
     end)
 
+    it("a URL libcurl refuses (ftp://): url, nothing sent; the same code after a request is connection",
+       function()
+        local h = core.http({})
+        local res, msg, kind, sent = h:request("POST", "ftp://127.0.0.1:1/x", {}, "{}")
+        assert.is_nil(res)
+        assert.are.same({ "url", false }, { kind, sent }, msg)
+        assert.are.equal(1, curl_code(msg))      -- CURLE_UNSUPPORTED_PROTOCOL, as not_http gives
+        h:close()
+    end)
+
     it("TLS spoken to a plain-HTTP port (the handshake fails): tls, nothing sent, retried", function()
         local c = client({ base_url = env.LAAFFIC_SANDBOX_HTTP:gsub("^http:", "https:"), retries = 2 })
         local t = task()

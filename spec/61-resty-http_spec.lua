@@ -165,7 +165,7 @@ describe("laaffic.transport.ngx.resty_http (against " ..
                             numberInfoList = { { calleeNumber = "919777654321", text1 = "David" } } }))
                         if a.url then req.url = a.url end
                         if a.big then req.body = string.rep("x", tonumber(a.big) * 1048576) end
-                        local t, terr = require("laaffic.transport.ngx").resty_http({
+                        local t, terr = require("laaffic.transport.ngx")[a.transport or "resty_http"]({
                             timeout = tonumber(a.timeout), resolve = CREDS.resolve,
                             max_response = tonumber(a.max) })
                         if not t then
@@ -581,6 +581,17 @@ describe("laaffic.transport.ngx.resty_http (against " ..
             assert.is_true(r.sent)
             assert.truthy(r.message:find("reset", 1, true), r.message)
         end)
+
+        for _, transport in ipairs({ "resty_http", "cosocket" }) do
+            it(transport .. ": an answer that is not HTTP after the whole body: kind connection, sent = true",
+               function()
+                sb:fault({ mode = "not_http", count = 1 })
+                local r = adapter({ name = "spec61-nothttp-" .. transport, transport = transport,
+                                    base = env.LAAFFIC_SANDBOX_HTTP })
+                assert.are.same({ "connection", true }, { r.kind, r.sent }, r.message)
+                assert.are.equal(1, sb:requests().faults.not_http)
+            end)
+        end
 
         it("a connection closed without an answer after the body: kind connection, sent = true", function()
             sb:fault({ mode = "drop", count = 1 })
