@@ -147,6 +147,15 @@ describe("laaffic.transport.ngx.resty_http (against " ..
                 package.path = "@RESTY_PATH@" .. package.path
                 laaffic = require("laaffic")
                 CREDS = dofile("@CREDS_FILE@")
+                function ENDLESS()
+                    local piece = string.rep("x", 65536)
+                    local t0 = ngx.now()
+                    while ngx.now() - t0 < 20 do
+                        ngx.print(piece)
+                        if not ngx.flush(true) then return end
+                        ngx.sleep(0.002)
+                    end
+                end
                 CREDS.resolve[#CREDS.resolve + 1] = "localhost:$PORT2:127.0.0.1"
                 CREDS.resolve[#CREDS.resolve + 1] = "localhost:$PORT3:127.0.0.1"
             }
@@ -258,17 +267,16 @@ describe("laaffic.transport.ngx.resty_http (against " ..
                         ngx.say(require("cjson").encode(out))
                     }
                 }
-                # an answer without end: 64 KiB pieces for up to 20 s
-                location = /endless {
-                    content_by_lua_block {
-                        local piece = string.rep("x", 65536)
-                        local t0 = ngx.now()
-                        while ngx.now() - t0 < 20 do
-                            ngx.print(piece)
-                            if not ngx.flush(true) then return end
-                            ngx.sleep(0.002)
-                        end
-                    }
+                # an answer without end: 64 KiB pieces for up to 20 s, chunked, or (/endless-raw)
+                # without a length or chunks, ending when the connection closes
+                location = /endless { content_by_lua_block { ENDLESS() } }
+                location = /endless-raw {
+                    chunked_transfer_encoding off;
+                    content_by_lua_block { ENDLESS() }
+                }
+                location = /short-raw {
+                    chunked_transfer_encoding off;
+                    content_by_lua_block { ngx.print(string.rep("y", 70000)) }
                 }
                 # answers with what arrived: the header names as the client wrote them
                 location = /echo {
@@ -532,11 +540,19 @@ describe("laaffic.transport.ngx.resty_http (against " ..
         end)
     end)
 
-    it("max_response is enforced while the answer is read (an endless answer stops at 1 MiB)", function()
-        local r = adapter({ url = app:url("/endless"), max = 1048576, timeout = 5 })
-        assert.are.same({ "too_large", true }, { r.kind, r.sent }, r.message)
-        assert.truthy(r.elapsed < 5, "took " .. r.elapsed .. " s: the answer was read to its end")
-    end)
+    for _, transport in ipairs({ "resty_http", "cosocket" }) do
+        it(transport .. ": max_response is enforced while the answer is read (an endless answer, " ..
+           "chunked or until close, stops at 1 MiB)", function()
+            for _, path in ipairs({ "/endless", "/endless-raw" }) do
+                local r = adapter({ url = app:url(path), max = 1048576, timeout = 5, transport = transport })
+                assert.are.same({ "too_large", true }, { r.kind, r.sent }, path .. ": " .. tostring(r.message))
+                assert.truthy(r.elapsed < 5, path .. " took " .. r.elapsed .. " s: the answer was read to its end")
+            end
+            -- control: an answer without a length that ends is read whole
+            local r = adapter({ url = app:url("/short-raw"), max = 1048576, timeout = 5, transport = transport })
+            assert.are.same({ 200, 70000 }, { r.status, #tostring(r.body) }, r.message)
+        end)
+    end
 
     describe("failures, and whether the request may have reached the server", function()
         it("a refused connection: kind connect, sent = false; the client retries it", function()

@@ -183,11 +183,18 @@ local function read_body(sock, headers, max)
         if len == 0 then return "" end
         return sock:receive(len)
     end
-    -- no length: read until the server closes
-    local data, err, partial = sock:receive("*a")
-    if not data then return nil, err, partial end
-    if #data > max then return nil, "too_large" end
-    return data
+    -- no length: read until the server closes, a piece at a time so that max holds
+    -- while reading
+    local parts, total = {}, 0
+    while true do
+        local data, err, partial = sock:receive(65536)
+        data = data or partial
+        total = total + #data
+        if total > max then return nil, "too_large" end
+        parts[#parts + 1] = data
+        if err == "closed" then return concat(parts) end
+        if err then return nil, err end
+    end
 end
 
 -- cosocket{ connect_timeout = 10, timeout = 60, ssl_verify = true, keepalive = 10,
@@ -224,6 +231,18 @@ local function pool_name(scheme, host, port, addr, verify)
     return concat({ scheme, lower(host), port, addr or "", verify and "verify" or "noverify" }, "|")
 end
 
+-- The kind of a connect (TCP or TLS handshake) failure, from the cosocket's error string:
+-- nothing was sent.
+local function connect_kind(err)
+    if err == "timeout" then return "timeout" end
+    if err:find("resolve", 1, true) then return "dns" end
+    -- "<n>: <OpenSSL's verify error>" or "certificate host mismatch": another try sees the
+    -- same certificate (not retried)
+    if err:find("certificate", 1, true) or err:match("^%d+: ") then return "certificate" end
+    if err:find("handshake", 1, true) or err:find("ssl", 1, true) then return "tls" end
+    return "connect"
+end
+
 -- The kind of a raise from sslhandshake (lua-resty-core 0.1.25's socket.lua:244
 -- "assertion failed!": a handshake that completed at once, then failed verification,
 -- lua-resty-core issue #499), or of any other raise while connecting.
@@ -232,6 +251,34 @@ local function handshake_raise_kind(raised, verify)
         return "certificate"
     end
     return "tls"
+end
+
+-- Connects a cosocket, TLS included on a new connection (sslhandshake's raise caught).
+-- -> reused (boolean) | nil, message, kind: nothing was sent
+local function cosocket_connect(sock, scheme, host, port, addr, verify)
+    local ok, err = sock:connect(addr or host, port, { pool = pool_name(scheme, host, port, addr, verify) })
+    if not ok then
+        return nil, "connect to " .. host .. ":" .. port .. ": " .. tostring(err), connect_kind(tostring(err))
+    end
+    local reused = sock:getreusedtimes() > 0
+    if scheme == "https" and not reused then
+        local fine
+        fine, ok, err = pcall(sock.sslhandshake, sock, nil, host, verify)
+        if not fine then
+            sock:close()
+            local kind = handshake_raise_kind(ok, verify)
+            return nil, "TLS handshake with " .. host .. ": " .. (kind == "certificate" and
+                   "the certificate was refused" or "failed") .. " (lua-resty-core raised: " ..
+                   tostring(ok):gsub("%c", " ") .. ")", kind
+        end
+        if not ok then
+            sock:close()
+            -- a refused certificate is not retried (another try sees the same one); any
+            -- other handshake failure may be transient
+            return nil, "TLS handshake with " .. host .. ": " .. tostring(err), connect_kind(tostring(err))
+        end
+    end
+    return reused
 end
 
 function _M.cosocket(opts)
@@ -247,34 +294,12 @@ function _M.cosocket(opts)
             end
             local sock = ngx.socket.tcp()
             sock:settimeouts(connect_ms, io_ms, io_ms)
-            local addr = pinned[lower(host) .. ":" .. port]
-            local ok, err = sock:connect(addr or host, port,
-                                         { pool = pool_name(scheme, host, port, addr, verify) })
-            if not ok then
-                local kind = err == "timeout" and "timeout" or
-                             (tostring(err):find("resolve", 1, true) and "dns" or "connect")
-                return nil, "connect to " .. host .. ":" .. port .. ": " .. tostring(err), kind, false
+            local reused, cerr, ckind = cosocket_connect(sock, scheme, host, port,
+                                                         pinned[lower(host) .. ":" .. port], verify)
+            if reused == nil then
+                return nil, cerr, ckind, false
             end
-            local reused = sock:getreusedtimes() > 0
-            if scheme == "https" and not reused then
-                local fine
-                fine, ok, err = pcall(sock.sslhandshake, sock, nil, host, verify)
-                if not fine then
-                    sock:close()
-                    local kind = handshake_raise_kind(ok, verify)
-                    return nil, "TLS handshake with " .. host .. ": " .. (kind == "certificate" and
-                           "the certificate was refused" or "failed") .. " (lua-resty-core raised: " ..
-                           tostring(ok):gsub("%c", " ") .. ")", kind, false
-                end
-                if not ok then
-                    sock:close()
-                    -- "certificate verify failed": not retried (another try sees the same
-                    -- certificate); any other handshake failure may be transient
-                    local kind = err == "timeout" and "timeout" or
-                                 (tostring(err):find("certificate", 1, true) and "certificate" or "tls")
-                    return nil, "TLS handshake with " .. host .. ": " .. tostring(err), kind, false
-                end
-            end
+            local err
             local body = body_string(req.body)
             local hostport = ((scheme == "https" and port == 443) or (scheme == "http" and port == 80))
                              and host or (host .. ":" .. port)
@@ -373,17 +398,6 @@ local function resty_reason(err)
     return s
 end
 
--- The kind of a connect (TCP or TLS handshake) failure: nothing was sent.
-local function resty_connect_kind(err)
-    if err == "timeout" then return "timeout" end
-    if err:find("resolve", 1, true) then return "dns" end
-    -- "<n>: <OpenSSL's verify error>" or "certificate host mismatch": another try sees the
-    -- same certificate (not retried)
-    if err:find("certificate", 1, true) or err:match("^%d+: ") then return "certificate" end
-    if err:find("handshake", 1, true) or err:find("ssl", 1, true) then return "tls" end
-    return "connect"
-end
-
 -- require("resty.http") -> module | nil, reason. Kept per worker: after a module fails
 -- to load, a second require only says "loop or previous error loading module", so the
 -- first reason is the one every later call reports.
@@ -460,7 +474,7 @@ local function resty_connect(httpc, scheme, host, port, addr, o)
     end
     if not res then
         err = resty_reason(err)
-        return nil, "lua-resty-http: could not connect to " .. where .. ": " .. err, resty_connect_kind(err)
+        return nil, "lua-resty-http: could not connect to " .. where .. ": " .. err, connect_kind(err)
     end
     return true
 end
