@@ -46,6 +46,12 @@ local function call(srv, path, args)
     return v
 end
 
+-- an nginx server { } on listen (TLS with cert = { crt =, key = }) answering "<text>\n"
+local function tls_server(listen, cert, text)
+    return ("server { listen %s ssl; ssl_certificate %s; ssl_certificate_key %s; " ..
+            "location / { return 200 \"%s\\n\"; } }\n"):format(listen, cert.crt, cert.key, text)
+end
+
 local function json_nil(v)
     if v == cjson.null then return nil end
     return v
@@ -299,31 +305,17 @@ describe("laaffic.transport.ngx.resty_http (against " ..
                     }
                 }
             }
-            # certificates that verification must refuse
-            server {
-                listen 127.0.0.1:$PORT2 ssl;
-                ssl_certificate @WRONG_CRT@;
-                ssl_certificate_key @WRONG_KEY@;
-                location / { return 200 "wrong host\n"; }
-            }
-            # the same name and port on another address (for pinned-address pools)
-            server {
-                listen 127.0.0.2:$PORT2 ssl;
-                ssl_certificate @WRONG_CRT@;
-                ssl_certificate_key @WRONG_KEY@;
-                location / { return 200 "second address\n"; }
-            }
-            server {
-                listen 127.0.0.1:$PORT3 ssl;
-                ssl_certificate @EXPIRED_CRT@;
-                ssl_certificate_key @EXPIRED_KEY@;
-                location / { return 200 "expired\n"; }
-            }
+            # certificates that verification must refuse; the same name and port on another
+            # address (for pinned-address pools)
+            @TLS_SERVERS@
         ]==]):gsub("@TIMER_LOCATIONS@", function() return TIMER_LOCATIONS end)
              :gsub("@CREDS_FILE@", creds):gsub("@BUNDLE@", bundle)
              :gsub("@RESTY_PATH@", function() return resty_path end)
-             :gsub("@WRONG_CRT@", certs.wrong_host.crt):gsub("@WRONG_KEY@", certs.wrong_host.key)
-             :gsub("@EXPIRED_CRT@", certs.expired.crt):gsub("@EXPIRED_KEY@", certs.expired.key) }
+             :gsub("@TLS_SERVERS@", function()
+                 return tls_server("127.0.0.1:$PORT2", certs.wrong_host, "wrong host") ..
+                        tls_server("127.0.0.2:$PORT2", certs.wrong_host, "second address") ..
+                        tls_server("127.0.0.1:$PORT3", certs.expired, "expired")
+             end) }
 
         bare = Nginx.start{ workers = 1, ports = 2, http = ([==[
             lua_shared_dict results 1m;
@@ -347,15 +339,12 @@ describe("laaffic.transport.ngx.resty_http (against " ..
                     }
                 }
             }
-            server {
-                listen 127.0.0.1:$PORT2 ssl;
-                ssl_certificate @WRONG_CRT@;
-                ssl_certificate_key @WRONG_KEY@;
-                location / { return 200 "wrong host\n"; }
-            }
+            @TLS_SERVER@
         ]==]):gsub("@TIMER_LOCATIONS@", function() return TIMER_LOCATIONS end)
              :gsub("@CREDS_FILE@", creds):gsub("@CA@", env.LAAFFIC_SANDBOX_CA)
-             :gsub("@WRONG_CRT@", certs.wrong_host.crt):gsub("@WRONG_KEY@", certs.wrong_host.key) }
+             :gsub("@TLS_SERVER@", function()
+                 return tls_server("127.0.0.1:$PORT2", certs.wrong_host, "wrong host")
+             end) }
 
         -- a resty.http that needs a module that is not there, as lua-resty-http 0.17.2 and
         -- later need lua-resty-string (written here: one line, none of the library's code)
