@@ -7,6 +7,8 @@
 #   make demo            start the sandbox, create a task through the SDK, show it, stop
 #   make bench           benchmarks (see README)
 #   make fuzz            libFuzzer harnesses for the encoder, CSV reader, push parser
+#   make check-resty-http RESTY_HTTP=<dir with resty/http.lua> [RESTY_STRING=<dir with
+#                        resty/string.lua>]   spec/61 against a real lua-resty-http (LuaJIT)
 #   make install         install with luarocks into the system tree
 #
 # LUA_INCDIR, CFLAGS, LDFLAGS and INST_* may come from the caller (luarocks passes them).
@@ -36,7 +38,7 @@ ALL_CFLAGS := $(CFLAGS) $(WARN) -std=c99 -D_POSIX_C_SOURCE=200809L -fPIC -fvisib
               -DLAAFFIC_VERSION='"$(VERSION)"'
 LIBS       := $(shell $(PKG_CONFIG) --libs libcurl libcrypto)
 
-.PHONY: all clean check test bench deps install demo
+.PHONY: all clean check test bench deps install demo check-resty-http
 
 all: $(BUILD)/laaffic/core.so
 
@@ -61,6 +63,19 @@ check: deps
 
 test: all
 	@scripts/check.sh --quick
+
+# spec/61 unchanged, with a real lua-resty-http first on nginx's package path instead of
+# the stand-in in spec/fixtures (lua-resty-http 0.17.2 and later also need lua-resty-string)
+check-resty-http:
+	@test -n "$(RESTY_HTTP)" && test -f "$(RESTY_HTTP)/resty/http.lua" || \
+	  { echo "make check-resty-http: RESTY_HTTP=<directory holding resty/http.lua> is needed" >&2; exit 2; }
+	@test -z "$(RESTY_STRING)" || test -f "$(RESTY_STRING)/resty/string.lua" || \
+	  { echo "make check-resty-http: RESTY_STRING must hold resty/string.lua" >&2; exit 2; }
+	@$(MAKE) --no-print-directory -s LUA=luajit all
+	@LAAFFIC_RESTY_HTTP="$(abspath $(RESTY_HTTP))" \
+	  LAAFFIC_RESTY_STRING="$(if $(RESTY_STRING),$(abspath $(RESTY_STRING)))" \
+	  LUA_PATH="lua/?.lua;lua/?/init.lua;spec/?.lua;;" LUA_CPATH="build/luajit/?.so;;" \
+	  luajit /usr/bin/busted spec/61-resty-http_spec.lua
 
 # Each benchmark runs on Lua 5.4 and on LuaJIT. bench/floor.c is the yardstick module.
 bench: deps

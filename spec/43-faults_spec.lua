@@ -263,6 +263,68 @@ describe("fault matrix: client:create_task against the sandbox", function()
         assert(ok, failure)
     end)
 
+    it("a non-HTTP answer (garbage\\r\\n\\r\\n) after the whole body: ambiguous, not retried, " ..
+       "one task; the CLI says it may exist (exit 6), never \"safe to run again\"", function()
+        sb:fault({ mode = "not_http" })
+        local c = client({ base_url = env.LAAFFIC_SANDBOX_HTTP })
+        local t = task()
+        local key_id, err = c:create_task(t)
+        assert.is_nil(key_id)
+        assert.are.equal("ambiguous", err.kind, tostring(err))
+        assert.are.equal(1, #events, "retried after the body went out")
+        -- libcurl's "Received HTTP/0.9 when not allowed" (curl 1) or a weird reply (curl 8)
+        assert.are.same({ "error", true }, { events[1].event, events[1].sent })
+        assert.truthy(contains({ 1, 8 }, curl_code(events[1].message)), events[1].message)
+        assert.are.equal(1, sb:requests().faults.not_http)
+        assert_no_duplicate(c, t, true)
+
+        -- the command-line tool, on the same fault
+        local dir = sb.tmp .. "/cli43"
+        sh("mkdir -p " .. q(dir))
+        local name = task().taskName
+        SB.write(dir .. "/task.json", cjson.encode({ taskName = name, agentId = 110,
+            numberInfoList = { { calleeNumber = "919777654321", text1 = "David" } } }))
+        SB.write(dir .. "/env.sh", table.concat({
+            "export LAAFFIC_API_KEY=" .. q(env.LAAFFIC_SANDBOX_KEY),
+            "export LAAFFIC_API_SECRET=" .. q(env.LAAFFIC_SANDBOX_SECRET),
+            "export LAAFFIC_APP_ID=" .. q(env.LAAFFIC_SANDBOX_APP_ID),
+            "export LAAFFIC_BASE_URL=" .. q(env.LAAFFIC_SANDBOX_HTTP), "" }, "\n"))
+        local lua = type(rawget(_G, "jit")) == "table" and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+"))
+        sb:fault({ mode = "not_http" })
+        local out, rc = SB.sh("cd " .. q(H.root) .. " && unset LAAFFIC_CONFIG LAAFFIC_CAFILE && " ..
+                              "export HOME=" .. q(dir) .. " && . " .. q(dir .. "/env.sh") .. " && " ..
+                              lua .. " bin/laaffic send --task " .. q(dir .. "/task.json") .. " 2>&1")
+        assert.are.equal(6, rc, out)
+        assert.is_nil(out:find("safe to run", 1, true), out)
+        local _, named = sb:tasks(name)
+        assert.are.equal(1, named)
+    end)
+
+    it("a URL libcurl refuses (ftp://): url, nothing sent; the same code after a request is connection",
+       function()
+        local h = core.http({})
+        local res, msg, kind, sent = h:request("POST", "ftp://127.0.0.1:1/x", {}, "{}")
+        assert.is_nil(res)
+        assert.are.same({ "url", false }, { kind, sent }, msg)
+        assert.are.equal(1, curl_code(msg))      -- CURLE_UNSUPPORTED_PROTOCOL, as not_http gives
+        h:close()
+    end)
+
+    it("TLS spoken to a plain-HTTP port (the handshake fails): tls, nothing sent, retried", function()
+        local c = client({ base_url = env.LAAFFIC_SANDBOX_HTTP:gsub("^http:", "https:"), retries = 2 })
+        local t = task()
+        local key_id, err = c:create_task(t)
+        assert.is_nil(key_id)
+        assert.are.same({ "transport", "tls" }, { err.kind, err.cause })
+        assert.are.equal(3, #events)
+        for _, ev in ipairs(events) do
+            assert.are.same({ "error", "tls", false }, { ev.event, ev.kind, ev.sent })
+            assert.are.equal(35, curl_code(ev.message), ev.message)   -- SSL_CONNECT_ERROR
+        end
+        assert.are.equal(0, sb:requests().total)
+        assert_no_duplicate(client({ base_url = env.LAAFFIC_SANDBOX_HTTP }), t, false)
+    end)
+
     it("a name that does not resolve (.invalid): transport, nothing sent, retried; the message says so",
        function()
         local port = env.LAAFFIC_SANDBOX_HTTP:match(":(%d+)$")
@@ -341,6 +403,33 @@ describe("fault matrix: client:create_task against the sandbox", function()
             assert.is_truthy(key_id, tostring(info))
             assert.are.equal(1, sb:requests().total)
             assert.are.equal(1, access_lines("good"))
+        end)
+
+        it("one libcurl multi never lends a connection across TLS settings", function()
+            -- a multi's handles share its connection cache: an insecure handle's connection
+            -- must not serve a handle that verifies (here against another CA, which must fail)
+            local m = core.multi()
+            local url = "https://127.0.0.1:" .. port("good") .. "/probe"
+            local function run(h)
+                m:add(h, "GET", url, {}, nil)
+                for _ = 1, 20 do
+                    local done = m:wait(1)[1]
+                    if done then return done end
+                end
+                error("the multi did not finish")
+            end
+            local first = run(core.http({ insecure = true, http2 = false }))
+            assert.is_table(first.response, tostring(first.error))
+            -- control: the cache is shared (a second insecure handle reuses the connection)
+            local again = run(core.http({ insecure = true, http2 = false }))
+            assert.are.equal(0, again.response.connects)
+            local strict = run(core.http({ cafile = env.LAAFFIC_SANDBOX_CA, http2 = false }))
+            assert.is_nil(strict.response, "the verifying handle got an answer")
+            assert.are.same({ "certificate", false }, { strict.kind, strict.sent }, strict.error)
+            -- and one that verifies against the right CA does not reuse the unverified one
+            local good = run(core.http({ cafile = certs.ca, http2 = false }))
+            assert.are.equal(1, good.response.connects)
+            m:close()
         end)
 
         local TLS_CASES = {

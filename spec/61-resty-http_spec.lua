@@ -1,16 +1,26 @@
 -- laaffic.transport.ngx.resty_http inside a real nginx (Debian's nginx + the OpenResty lua
 -- module), against the local sandbox and small listeners in the same nginx.
 --
--- lua-resty-http itself is not installed here (Debian 12 does not package it) and its code
--- stays out of this repository: `resty.http` is spec/fixtures/resty_http_double/resty/
--- http.lua, a stand-in written from lua-resty-http's documented interface (new,
--- set_timeouts, request_uri) on real cosockets and real HTTP/1.1, passing on the
--- cosocket's own error strings as lua-resty-http does. These cases therefore check the
--- adapter against that interface, not against the library.
+-- lua-resty-http is not packaged by Debian 12 and its code stays out of this repository. By
+-- default `resty.http` is spec/fixtures/resty_http_double/resty/http.lua, a stand-in
+-- written from lua-resty-http's documented interface (new, set_timeouts, connect, request,
+-- body_reader, set_keepalive) on real cosockets and real HTTP/1.1, passing on the
+-- cosocket's own error strings as lua-resty-http does. `make check-resty-http
+-- RESTY_HTTP=<its lib directory> [RESTY_STRING=<lua-resty-string's lib directory>]` runs
+-- this same spec, unchanged, against a real copy (LAAFFIC_RESTY_HTTP and
+-- LAAFFIC_RESTY_STRING name the directories); requests are counted at the server (the
+-- sandbox), never inside the library.
 --
--- Two nginx instances: `app` has the double on its package path (init_by_lua prepends the
--- fixture directory), `bare` does not.
+-- Three nginx instances: `app` has resty.http on its package path (init_by_lua prepends
+-- the directory), `bare` does not (and serves a TLS certificate for another name from its
+-- own process), `broken` has a resty.http that cannot load (it needs a missing module).
 local cjson = require("cjson")
+-- the directories prepended to app's package path: the real library's, or the stand-in's
+local RESTY_DIRS = {}
+for _, var in ipairs({ "LAAFFIC_RESTY_HTTP", "LAAFFIC_RESTY_STRING" }) do
+    local dir = os.getenv(var)
+    if dir and dir ~= "" then RESTY_DIRS[#RESTY_DIRS + 1] = dir end
+end
 local H = dofile((debug.getinfo(1, "S").source:sub(2):match("^(.*[/\\])") or "./") .. "helpers.lua")
 local SB = dofile(H.root .. "/spec/sandbox.lua")
 local Nginx = dofile(H.root .. "/spec/nginx.lua")
@@ -36,6 +46,12 @@ local function call(srv, path, args)
     return v
 end
 
+-- an nginx server { } on listen (TLS with cert = { crt =, key = }) answering "<text>\n"
+local function tls_server(listen, cert, text)
+    return ("server { listen %s ssl; ssl_certificate %s; ssl_certificate_key %s; " ..
+            "location / { return 200 \"%s\\n\"; } }\n"):format(listen, cert.crt, cert.key, text)
+end
+
 local function json_nil(v)
     if v == cjson.null then return nil end
     return v
@@ -54,10 +70,9 @@ local TIMER_LOCATIONS = [==[
                 local key_id, err = c:create_task({ taskName = name, agentId = 110,
                     numberInfoList = { { calleeNumber = "919777654321" } } })
                 if key_id then err = nil end   -- the second value is then the info table
-                local found, http = pcall(require, "resty.http")
                 ngx.shared.results:set(name, require("cjson").encode({
                     key_id = key_id, kind = err and err.kind, message = err and tostring(err),
-                    via = c.transport.last, double_calls = found and http._requests or nil }))
+                    via = c.transport.last, resty_error = c.transport.resty_error }))
             end)
             ngx.say(require("cjson").encode({ scheduled = ok and true or false, err = terr }))
         }
@@ -69,8 +84,9 @@ local TIMER_LOCATIONS = [==[
     }
 ]==]
 
-describe("laaffic.transport.ngx.resty_http (against a stand-in for lua-resty-http)", function()
-    local sb, app, bare, certs, env, secret, closed_port
+describe("laaffic.transport.ngx.resty_http (against " ..
+         (os.getenv("LAAFFIC_RESTY_HTTP") or "a stand-in for lua-resty-http") .. ")", function()
+    local sb, app, bare, broken, certs, env, secret, closed_port
     local messages = {}     -- every error message seen, for the secret check
 
     local function note(r)
@@ -124,15 +140,28 @@ describe("laaffic.transport.ngx.resty_http (against a stand-in for lua-resty-htt
                       "localhost:" .. sbport .. ":127.0.0.1"))
         sh("chmod 600 " .. q(creds))
 
+        local resty_path = ""
+        for _, dir in ipairs(#RESTY_DIRS > 0 and RESTY_DIRS or { Nginx.root .. "/spec/fixtures/resty_http_double" }) do
+            resty_path = resty_path .. dir .. "/?.lua;"
+        end
         app = Nginx.start{ workers = 1, ports = 3, http = ([==[
             lua_shared_dict results 1m;
             lua_ssl_trusted_certificate @BUNDLE@;
             lua_ssl_verify_depth 4;
             init_by_lua_block {
-                -- the stand-in for lua-resty-http, found as resty.http
-                package.path = "@ROOT@/spec/fixtures/resty_http_double/?.lua;" .. package.path
+                -- lua-resty-http (or its stand-in), found as resty.http
+                package.path = "@RESTY_PATH@" .. package.path
                 laaffic = require("laaffic")
                 CREDS = dofile("@CREDS_FILE@")
+                function ENDLESS()
+                    local piece = string.rep("x", 65536)
+                    local t0 = ngx.now()
+                    while ngx.now() - t0 < 20 do
+                        ngx.print(piece)
+                        if not ngx.flush(true) then return end
+                        ngx.sleep(0.002)
+                    end
+                end
                 CREDS.resolve[#CREDS.resolve + 1] = "localhost:$PORT2:127.0.0.1"
                 CREDS.resolve[#CREDS.resolve + 1] = "localhost:$PORT3:127.0.0.1"
             }
@@ -151,18 +180,21 @@ describe("laaffic.transport.ngx.resty_http (against a stand-in for lua-resty-htt
                             numberInfoList = { { calleeNumber = "919777654321", text1 = "David" } } }))
                         if a.url then req.url = a.url end
                         if a.big then req.body = string.rep("x", tonumber(a.big) * 1048576) end
-                        local t, terr = require("laaffic.transport.ngx").resty_http({
-                            timeout = tonumber(a.timeout), resolve = CREDS.resolve })
+                        local t, terr = require("laaffic.transport.ngx")[a.transport or "resty_http"]({
+                            timeout = tonumber(a.timeout), resolve = CREDS.resolve,
+                            max_response = tonumber(a.max) })
                         if not t then
                             ngx.say(cjson.encode({ load_error = terr }))
                             return
                         end
-                        local http = require("resty.http")
-                        local before = http._requests
+                        ngx.update_time()
+                        local t0 = ngx.now()
                         local res, msg, kind, sent = t(req)
+                        ngx.update_time()
                         local out = { sent_headers = req.headers, md5 = ngx.md5(tostring(req.body)),
-                                      bytes = #tostring(req.body), double_calls = http._requests - before,
-                                      message = msg, kind = kind, sent = sent, name = t.name }
+                                      bytes = #tostring(req.body), elapsed = ngx.now() - t0,
+                                      message = msg, kind = kind, sent = sent, name = t.name,
+                                      library = require("resty.http")._VERSION }
                         if res then
                             out.status, out.headers, out.body = res.status, res.headers, res.body
                         end
@@ -193,6 +225,65 @@ describe("laaffic.transport.ngx.resty_http (against a stand-in for lua-resty-htt
                             message = err and tostring(err), events = events }))
                     }
                 }
+                # two transports of ?transport= one after the other to the same URL, each
+                # on the connection pool: ?case=verify: an insecure one, then a verifying one
+                # (the certificate is for other.example); ?case=pinned: two insecure ones
+                # pinned to 127.0.0.1 and 127.0.0.2
+                location = /pool {
+                    content_by_lua_block {
+                        local ngxt = require("laaffic.transport.ngx")
+                        local a = ngx.req.get_uri_args()
+                        local function one(opts)
+                            local t = assert(ngxt[a.transport](opts))
+                            local res, msg, kind, sent = t({ method = "POST", headers = {}, body = "{}",
+                                url = "https://localhost:$PORT2/v3/x" })
+                            return { status = res and res.status, body = res and res.body,
+                                     message = msg, kind = kind, sent = sent }
+                        end
+                        local first = { "localhost:$PORT2:127.0.0.1" }
+                        local second = a.case == "pinned" and { "localhost:$PORT2:127.0.0.2" } or first
+                        local out = { one({ insecure = true, resolve = first }) }
+                        out[2] = one({ insecure = a.case == "pinned", resolve = second })
+                        ngx.say(require("cjson").encode(out))
+                    }
+                }
+                # ?n= requests through ?transport= to a certificate for another name that
+                # bare serves on ?port= (another process: there a handshake can complete at
+                # once, and lua-resty-core 0.1.25 then raises from sslhandshake)
+                location = /handshakes {
+                    content_by_lua_block {
+                        local a = ngx.req.get_uri_args()
+                        local t = assert(require("laaffic.transport.ngx")[a.transport]({ timeout = 5,
+                            resolve = { "localhost:" .. a.port .. ":127.0.0.1" } }))
+                        local out = { kinds = {}, raised = {}, caught = 0 }
+                        for _ = 1, tonumber(a.n) do
+                            local ok, res, msg, kind, sent = pcall(t, { method = "POST", headers = {},
+                                body = "{}", url = "https://localhost:" .. a.port .. "/v3/x" })
+                            if not ok then
+                                out.raised[#out.raised + 1] = tostring(res)
+                            elseif res then
+                                out.kinds.answered = (out.kinds.answered or 0) + 1
+                            else
+                                local k = tostring(kind) .. "/" .. tostring(sent)
+                                out.kinds[k] = (out.kinds[k] or 0) + 1
+                                if tostring(msg):find("raised", 1, true) then out.caught = out.caught + 1 end
+                                out.message = msg
+                            end
+                        end
+                        ngx.say(require("cjson").encode(out))
+                    }
+                }
+                # an answer without end: 64 KiB pieces for up to 20 s, chunked, or (/endless-raw)
+                # without a length or chunks, ending when the connection closes
+                location = /endless { content_by_lua_block { ENDLESS() } }
+                location = /endless-raw {
+                    chunked_transfer_encoding off;
+                    content_by_lua_block { ENDLESS() }
+                }
+                location = /short-raw {
+                    chunked_transfer_encoding off;
+                    content_by_lua_block { ngx.print(string.rep("y", 70000)) }
+                }
                 # answers with what arrived: the header names as the client wrote them
                 location = /echo {
                     content_by_lua_block {
@@ -214,25 +305,19 @@ describe("laaffic.transport.ngx.resty_http (against a stand-in for lua-resty-htt
                     }
                 }
             }
-            # certificates that verification must refuse
-            server {
-                listen 127.0.0.1:$PORT2 ssl;
-                ssl_certificate @WRONG_CRT@;
-                ssl_certificate_key @WRONG_KEY@;
-                location / { return 200 "wrong host\n"; }
-            }
-            server {
-                listen 127.0.0.1:$PORT3 ssl;
-                ssl_certificate @EXPIRED_CRT@;
-                ssl_certificate_key @EXPIRED_KEY@;
-                location / { return 200 "expired\n"; }
-            }
+            # certificates that verification must refuse; the same name and port on another
+            # address (for pinned-address pools)
+            @TLS_SERVERS@
         ]==]):gsub("@TIMER_LOCATIONS@", function() return TIMER_LOCATIONS end)
-             :gsub("@CREDS_FILE@", creds):gsub("@BUNDLE@", bundle):gsub("@ROOT@", Nginx.root)
-             :gsub("@WRONG_CRT@", certs.wrong_host.crt):gsub("@WRONG_KEY@", certs.wrong_host.key)
-             :gsub("@EXPIRED_CRT@", certs.expired.crt):gsub("@EXPIRED_KEY@", certs.expired.key) }
+             :gsub("@CREDS_FILE@", creds):gsub("@BUNDLE@", bundle)
+             :gsub("@RESTY_PATH@", function() return resty_path end)
+             :gsub("@TLS_SERVERS@", function()
+                 return tls_server("127.0.0.1:$PORT2", certs.wrong_host, "wrong host") ..
+                        tls_server("127.0.0.2:$PORT2", certs.wrong_host, "second address") ..
+                        tls_server("127.0.0.1:$PORT3", certs.expired, "expired")
+             end) }
 
-        bare = Nginx.start{ workers = 1, http = ([==[
+        bare = Nginx.start{ workers = 1, ports = 2, http = ([==[
             lua_shared_dict results 1m;
             lua_ssl_trusted_certificate @CA@;
             lua_ssl_verify_depth 4;
@@ -254,12 +339,50 @@ describe("laaffic.transport.ngx.resty_http (against a stand-in for lua-resty-htt
                     }
                 }
             }
+            @TLS_SERVER@
         ]==]):gsub("@TIMER_LOCATIONS@", function() return TIMER_LOCATIONS end)
-             :gsub("@CREDS_FILE@", creds):gsub("@CA@", env.LAAFFIC_SANDBOX_CA) }
+             :gsub("@CREDS_FILE@", creds):gsub("@CA@", env.LAAFFIC_SANDBOX_CA)
+             :gsub("@TLS_SERVER@", function()
+                 return tls_server("127.0.0.1:$PORT2", certs.wrong_host, "wrong host")
+             end) }
+
+        -- a resty.http that needs a module that is not there, as lua-resty-http 0.17.2 and
+        -- later need lua-resty-string (written here: one line, none of the library's code)
+        local broken_dir = sb.tmp .. "/broken-resty"
+        sh("mkdir -p " .. q(broken_dir .. "/resty"))
+        write(broken_dir .. "/resty/http.lua", 'local to_hex = require("resty.string").to_hex\n' ..
+              'return { _VERSION = "0.17.2", to_hex = to_hex }\n')
+        broken = Nginx.start{ workers = 1, http = ([==[
+            lua_shared_dict results 1m;
+            lua_ssl_trusted_certificate @CA@;
+            init_by_lua_block {
+                package.path = "@BROKEN@/?.lua;" .. package.path
+                laaffic = require("laaffic")
+                CREDS = dofile("@CREDS_FILE@")
+            }
+            server {
+                listen 127.0.0.1:$PORT;
+                @TIMER_LOCATIONS@
+                location = /load {
+                    content_by_lua_block {
+                        local ngxt = require("laaffic.transport.ngx")
+                        local _, first = ngxt.resty_http({})
+                        local _, second = ngxt.resty_http({})
+                        local ok, nerr = pcall(laaffic.new, { api_key = CREDS.api_key,
+                            api_secret = CREDS.api_secret, transport = "resty_http" })
+                        ngx.say(require("cjson").encode({ first = first, second = second,
+                            new_raised = not ok, new_error = tostring(nerr),
+                            auto_error = ngxt.auto({}).resty_error }))
+                    }
+                }
+            }
+        ]==]):gsub("@TIMER_LOCATIONS@", function() return TIMER_LOCATIONS end)
+             :gsub("@CREDS_FILE@", creds):gsub("@CA@", env.LAAFFIC_SANDBOX_CA)
+             :gsub("@BROKEN@", broken_dir) }
     end)
 
     lazy_teardown(function()
-        for _, srv in ipairs({ app or false, bare or false }) do
+        for _, srv in ipairs({ app or false, bare or false, broken or false }) do
             if srv then
                 assert.is_true(srv:stop(), "an nginx of this spec is still running")
             end
@@ -280,7 +403,8 @@ describe("laaffic.transport.ngx.resty_http (against a stand-in for lua-resty-htt
             local r = timer_result(app, "spec61-timer-resty")
             assert.are.equal("resty_http", r.via)
             assert.is_number(r.key_id, r.message)
-            assert.is_true(r.double_calls >= 1, "the stand-in did not serve the request")
+            -- counted at the server: one request, through the adapter
+            assert.are.equal(1, sb:requests().total)
             local rec = sb:task_record(r.key_id)
             assert.are.equal("spec61-timer-resty", rec.taskName)
             -- laaffic's User-Agent, not the library's default
@@ -291,7 +415,7 @@ describe("laaffic.transport.ngx.resty_http (against a stand-in for lua-resty-htt
             local r = timer_result(bare, "spec61-timer-bare")
             assert.are.equal("cosocket", r.via)
             assert.is_number(r.key_id, r.message)
-            assert.is_nil(json_nil(r.double_calls))
+            assert.are.equal(1, sb:requests().total)
             assert.are.equal("spec61-timer-bare", sb:task_record(r.key_id).taskName)
         end)
     end)
@@ -310,8 +434,10 @@ describe("laaffic.transport.ngx.resty_http (against a stand-in for lua-resty-htt
     it("creates a task against the sandbox over HTTPS (verified, pinned address) through the adapter", function()
         local r = adapter({ name = "spec61-direct" })
         assert.are.equal("resty_http", r.name)
+        -- the library asked for: the real one under make check-resty-http, else the stand-in
+        assert.are.equal(#RESTY_DIRS == 0, r.library:find("stand-in", 1, true) ~= nil, r.library)
         assert.is_nil(json_nil(r.message))
-        assert.are.equal(1, r.double_calls)
+        assert.are.equal(1, sb:requests().total)
         assert.are.equal(200, r.status)
         local answer = cjson.decode(r.body)
         assert.are.equal("0", answer.status)
@@ -351,6 +477,71 @@ describe("laaffic.transport.ngx.resty_http (against a stand-in for lua-resty-htt
             assert.are.equal(name:lower(), name)
         end
     end)
+
+    describe("connection pools never mix TLS settings or destinations", function()
+        for _, transport in ipairs({ "cosocket", "resty_http" }) do
+            it(transport .. ": an insecure client's pooled connection is not reused by a verifying one",
+               function()
+                local r = note(call(app, "/pool", { transport = transport, case = "verify" }))
+                assert.are.same({ 200, "wrong host\n" }, { r[1].status, r[1].body }, r[1].message)
+                assert.is_nil(json_nil(r[2].status), "the verifying client got an answer")
+                assert.are.same({ "certificate", false }, { r[2].kind, r[2].sent }, r[2].message)
+            end)
+
+            it(transport .. ": clients pinned to different addresses get their own connections", function()
+                local r = note(call(app, "/pool", { transport = transport, case = "pinned" }))
+                assert.are.equal("wrong host\n", r[1].body, r[1].message)
+                assert.are.equal("second address\n", r[2].body, r[2].message)
+            end)
+        end
+    end)
+
+    for _, transport in ipairs({ "cosocket", "resty_http" }) do
+        it(transport .. ": a certificate refused by a handshake that raised (lua-resty-core " ..
+           "0.1.25) is kind certificate, nothing sent, no raise", function()
+            local n = 40
+            local r = note(call(app, "/handshakes", { transport = transport, port = bare.ports[2], n = n }))
+            assert.are.same({}, r.raised)
+            assert.are.same({ ["certificate/false"] = n }, r.kinds, r.message)
+        end)
+    end
+
+    describe("lua-resty-http that cannot be loaded (0.17.2+ without lua-resty-string)", function()
+        it("every call reports the first reason and says what is missing", function()
+            local r = note(call(broken, "/load"))
+            assert.truthy(r.first:find("resty.string", 1, true), r.first)
+            assert.truthy(r.first:find("need lua-resty-string", 1, true), r.first)
+            assert.is_nil(r.first:find("loop or previous error", 1, true), r.first)
+            assert.are.equal(r.first, r.second)
+            assert.is_true(r.new_raised)
+            assert.truthy(r.new_error:find(r.first, 1, true), r.new_error)
+            assert.are.equal(r.first, r.auto_error)
+        end)
+
+        it("auto in a timer sends through cosocket and the error log says why", function()
+            local res = timer_result(broken, "spec61-timer-broken")
+            assert.are.equal("cosocket", res.via)
+            assert.is_number(res.key_id, res.message)
+            assert.truthy(res.resty_error:find("need lua-resty-string", 1, true))
+            local log = broken:log()
+            assert.truthy(log:find("transport auto uses cosocket in timers, not lua-resty-http: " ..
+                                   "lua-resty-http could not be loaded", 1, true), log)
+        end)
+    end)
+
+    for _, transport in ipairs({ "resty_http", "cosocket" }) do
+        it(transport .. ": max_response is enforced while the answer is read (an endless answer, " ..
+           "chunked or until close, stops at 1 MiB)", function()
+            for _, path in ipairs({ "/endless", "/endless-raw" }) do
+                local r = adapter({ url = app:url(path), max = 1048576, timeout = 5, transport = transport })
+                assert.are.same({ "too_large", true }, { r.kind, r.sent }, path .. ": " .. tostring(r.message))
+                assert.truthy(r.elapsed < 5, path .. " took " .. r.elapsed .. " s: the answer was read to its end")
+            end
+            -- control: an answer without a length that ends is read whole
+            local r = adapter({ url = app:url("/short-raw"), max = 1048576, timeout = 5, transport = transport })
+            assert.are.same({ 200, 70000 }, { r.status, #tostring(r.body) }, r.message)
+        end)
+    end
 
     describe("failures, and whether the request may have reached the server", function()
         it("a refused connection: kind connect, sent = false; the client retries it", function()
@@ -395,6 +586,17 @@ describe("laaffic.transport.ngx.resty_http (against a stand-in for lua-resty-htt
             assert.is_true(r.sent)
             assert.truthy(r.message:find("reset", 1, true), r.message)
         end)
+
+        for _, transport in ipairs({ "resty_http", "cosocket" }) do
+            it(transport .. ": an answer that is not HTTP after the whole body: kind connection, sent = true",
+               function()
+                sb:fault({ mode = "not_http", count = 1 })
+                local r = adapter({ name = "spec61-nothttp-" .. transport, transport = transport,
+                                    base = env.LAAFFIC_SANDBOX_HTTP })
+                assert.are.same({ "connection", true }, { r.kind, r.sent }, r.message)
+                assert.are.equal(1, sb:requests().faults.not_http)
+            end)
+        end
 
         it("a connection closed without an answer after the body: kind connection, sent = true", function()
             sb:fault({ mode = "drop", count = 1 })

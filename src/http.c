@@ -272,43 +272,50 @@ static int http_new(lua_State *L)
     return 1;
 }
 
-static const char *kind_of(CURLcode rc, const lf_http *h, int *sent)
+/* Whether any byte of the request may have left: what libcurl observed, never the error
+ * code alone (a non-HTTP answer after the whole body gives CURLE_UNSUPPORTED_PROTOCOL).
+ * libcurl stamps the pretransfer time as it starts writing the request, and counts the
+ * header (REQUEST_SIZE) and body (SIZE_UPLOAD) bytes it wrote; all three stay 0 when DNS,
+ * connect or the TLS handshake failed, or the URL was refused, before any of it. */
+static int observed_sent(const lf_http *h)
 {
     curl_off_t pretransfer = 0, uploaded = 0;
+    long request_size = 0;
     curl_easy_getinfo(h->easy, CURLINFO_PRETRANSFER_TIME_T, &pretransfer);
     curl_easy_getinfo(h->easy, CURLINFO_SIZE_UPLOAD_T, &uploaded);
-    *sent = 1;
+    curl_easy_getinfo(h->easy, CURLINFO_REQUEST_SIZE, &request_size);
+    return pretransfer > 0 || uploaded > 0 || request_size > 0;
+}
+
+/* The kind of a failure, from its code; *sent from what was observed (observed_sent). */
+static const char *kind_of(CURLcode rc, const lf_http *h, int *sent)
+{
+    *sent = observed_sent(h);
     switch (rc) {
     case CURLE_COULDNT_RESOLVE_HOST:
     case CURLE_COULDNT_RESOLVE_PROXY:
-        *sent = 0;
         return "dns";
     case CURLE_COULDNT_CONNECT:
-        *sent = 0;
         return "connect";
     case CURLE_URL_MALFORMAT:
     case CURLE_UNSUPPORTED_PROTOCOL:
-        *sent = 0;
-        return "url";
+        /* before the request: a URL libcurl refuses; after it: an answer that is not
+         * HTTP ("Received HTTP/0.9") */
+        return *sent ? "connection" : "url";
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_CACERT_BADFILE:
     case CURLE_SSL_ISSUER_ERROR:
     case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
     case CURLE_SSL_CRL_BADFILE:
-        /* the server's certificate is not trusted (wrong host, expired, unknown CA): no
-         * request byte was written, and trying again will not change the certificate */
-        *sent = pretransfer > 0;
+        /* the server's certificate is not trusted (wrong host, expired, unknown CA):
+         * trying again will not change the certificate */
         return "certificate";
     case CURLE_SSL_CONNECT_ERROR:
     case CURLE_SSL_CERTPROBLEM:
     case CURLE_SSL_CIPHER:
     case CURLE_USE_SSL_FAILED:
-        /* the handshake failed: no request byte was written */
-        *sent = pretransfer > 0;
         return "tls";
     case CURLE_OPERATION_TIMEDOUT:
-        /* before the request started (connect or handshake), nothing was sent */
-        *sent = pretransfer > 0 || uploaded > 0;
         return "timeout";
     case CURLE_WRITE_ERROR:
         if (h->too_large)
@@ -321,11 +328,11 @@ static const char *kind_of(CURLcode rc, const lf_http *h, int *sent)
     case CURLE_SEND_ERROR:
     case CURLE_RECV_ERROR:
     case CURLE_PARTIAL_FILE:
+    case CURLE_WEIRD_SERVER_REPLY:
     case CURLE_HTTP2:
     case CURLE_HTTP2_STREAM:
         return "connection";
     default:
-        *sent = pretransfer > 0 || uploaded > 0;
         return "transport";
     }
 }

@@ -62,6 +62,9 @@
 --                                                once, like slow_body)
 --                              slow_body         create the task, send the headers, then the
 --                                                body one byte every ms (default 500)
+--                              not_http          create the task, then write `garbage\r\n\r\n`
+--                                                (no status line) on the raw socket and close
+--                                                (HTTP/1.x; over HTTP/2: reset the stream)
 --                              redirect          read the body, answer http_status (301, 302,
 --                                                303, 307 or 308; default 307) with Location:
 --                                                `location` (required, http:// or https://);
@@ -132,11 +135,11 @@ local REASON = {
 local FAULTS = {
     delay = 1000, slow_read = 1000, drop = 0, drop_after_create = 0, status500 = 0,
     garbage = 0, hang = 60000, reset = 0, short_body = 0, cut_json = 0, slow_headers = 500,
-    slow_body = 500, redirect = 0,
+    slow_body = 500, redirect = 0, not_http = 0,
 }
 local FAULT_NAMES = { "delay", "slow_read", "drop", "drop_after_create", "status500", "garbage",
                       "hang", "reset", "short_body", "cut_json", "slow_headers", "slow_body",
-                      "redirect" }
+                      "redirect", "not_http" }
 local FAULT_BYTES = { reset = 64, short_body = 0 }      -- default `bytes` (cut_json: half)
 local REDIRECTS = { [301] = true, [302] = true, [303] = true, [307] = true, [308] = true }
 
@@ -1137,6 +1140,20 @@ local function send_slow_headers(answer, ms)
     return ngx.exit(444)
 end
 
+-- not_http: an answer that is not HTTP at all, after the request was read in full
+local function send_not_http()
+    if ngx.req.http_version() >= 2 then
+        return ngx.exit(444)
+    end
+    local sock, err = ngx.req.socket(true)
+    if not sock then
+        ngx.log(ngx.ERR, "laaffic sandbox: not_http: no raw socket: ", err)
+        return ngx.exit(444)
+    end
+    sock:send("garbage\r\n\r\n")
+    return ngx.exit(444)
+end
+
 function _M.api()
     if ngx.req.get_method() ~= "POST" then
         ngx.header["Allow"] = "POST"
@@ -1206,6 +1223,8 @@ function _M.api()
         return send_slow_headers(answer, ms)
     elseif mode == "slow_body" then
         return send_slow_body(answer, ms)
+    elseif mode == "not_http" then
+        return send_not_http()
     end
     return send_json(200, answer)
 end

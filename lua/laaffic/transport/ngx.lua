@@ -9,7 +9,8 @@
 --   cosocket    a small HTTP/1.1 client on ngx.socket.tcp with a keepalive pool and TLS
 --               verification against lua_ssl_trusted_certificate. Works wherever cosockets
 --               do, timers (ngx.timer.at) included, where subrequests are not allowed.
---   resty_http  lua-resty-http 0.12 or later, when it is installed (not packaged by Debian 12).
+--   resty_http  lua-resty-http 0.16 or later, when it is installed (not packaged by Debian 12;
+--               0.17.2 and later also need lua-resty-string).
 --
 -- auto (the default that laaffic.new picks inside nginx) chooses per call from the phase:
 -- subrequest in rewrite/access/content, resty_http or else cosocket in a timer, and an
@@ -182,11 +183,18 @@ local function read_body(sock, headers, max)
         if len == 0 then return "" end
         return sock:receive(len)
     end
-    -- no length: read until the server closes
-    local data, err, partial = sock:receive("*a")
-    if not data then return nil, err, partial end
-    if #data > max then return nil, "too_large" end
-    return data
+    -- no length: read until the server closes, a piece at a time so that max holds
+    -- while reading
+    local parts, total = {}, 0
+    while true do
+        local data, err, partial = sock:receive(65536)
+        data = data or partial
+        total = total + #data
+        if total > max then return nil, "too_large" end
+        parts[#parts + 1] = data
+        if err == "closed" then return concat(parts) end
+        if err then return nil, err end
+    end
 end
 
 -- cosocket{ connect_timeout = 10, timeout = 60, ssl_verify = true, keepalive = 10,
@@ -214,6 +222,65 @@ local function socket_opts(opts)
     return o
 end
 
+-- The keepalive pool of a connection: everything that decides where it goes and whether
+-- its server was verified, so a connection is reused only by a request that would have made
+-- the same one (an insecure client's unverified connection never serves a verifying one;
+-- a client pinned to one address never gets another's). The CA is nginx's
+-- lua_ssl_trusted_certificate, the same for every client of the worker.
+local function pool_name(scheme, host, port, addr, verify)
+    return concat({ scheme, lower(host), port, addr or "", verify and "verify" or "noverify" }, "|")
+end
+
+-- The kind of a connect (TCP or TLS handshake) failure, from the cosocket's error string:
+-- nothing was sent.
+local function connect_kind(err)
+    if err == "timeout" then return "timeout" end
+    if err:find("resolve", 1, true) then return "dns" end
+    -- "<n>: <OpenSSL's verify error>" or "certificate host mismatch": another try sees the
+    -- same certificate (not retried)
+    if err:find("certificate", 1, true) or err:match("^%d+: ") then return "certificate" end
+    if err:find("handshake", 1, true) or err:find("ssl", 1, true) then return "tls" end
+    return "connect"
+end
+
+-- The kind of a raise from sslhandshake (lua-resty-core 0.1.25's socket.lua:244
+-- "assertion failed!": a handshake that completed at once, then failed verification,
+-- lua-resty-core issue #499), or of any other raise while connecting.
+local function handshake_raise_kind(raised, verify)
+    if verify and tostring(raised):find("assertion failed", 1, true) then
+        return "certificate"
+    end
+    return "tls"
+end
+
+-- Connects a cosocket, TLS included on a new connection (sslhandshake's raise caught).
+-- -> reused (boolean) | nil, message, kind: nothing was sent
+local function cosocket_connect(sock, scheme, host, port, addr, verify)
+    local ok, err = sock:connect(addr or host, port, { pool = pool_name(scheme, host, port, addr, verify) })
+    if not ok then
+        return nil, "connect to " .. host .. ":" .. port .. ": " .. tostring(err), connect_kind(tostring(err))
+    end
+    local reused = sock:getreusedtimes() > 0
+    if scheme == "https" and not reused then
+        local fine
+        fine, ok, err = pcall(sock.sslhandshake, sock, nil, host, verify)
+        if not fine then
+            sock:close()
+            local kind = handshake_raise_kind(ok, verify)
+            return nil, "TLS handshake with " .. host .. ": " .. (kind == "certificate" and
+                   "the certificate was refused" or "failed") .. " (lua-resty-core raised: " ..
+                   tostring(ok):gsub("%c", " ") .. ")", kind
+        end
+        if not ok then
+            sock:close()
+            -- a refused certificate is not retried (another try sees the same one); any
+            -- other handshake failure may be transient
+            return nil, "TLS handshake with " .. host .. ": " .. tostring(err), connect_kind(tostring(err))
+        end
+    end
+    return reused
+end
+
 function _M.cosocket(opts)
     local o = socket_opts(opts or {})
     local connect_ms, io_ms, verify, keepalive_ms = o.connect_ms, o.io_ms, o.verify, o.keepalive_ms
@@ -227,25 +294,12 @@ function _M.cosocket(opts)
             end
             local sock = ngx.socket.tcp()
             sock:settimeouts(connect_ms, io_ms, io_ms)
-            local addr = pinned[lower(host) .. ":" .. port] or host
-            local ok, err = sock:connect(addr, port, { pool = scheme .. "://" .. host .. ":" .. port })
-            if not ok then
-                local kind = err == "timeout" and "timeout" or
-                             (tostring(err):find("resolve", 1, true) and "dns" or "connect")
-                return nil, "connect to " .. host .. ":" .. port .. ": " .. tostring(err), kind, false
+            local reused, cerr, ckind = cosocket_connect(sock, scheme, host, port,
+                                                         pinned[lower(host) .. ":" .. port], verify)
+            if reused == nil then
+                return nil, cerr, ckind, false
             end
-            local reused = sock:getreusedtimes() > 0
-            if scheme == "https" and not reused then
-                ok, err = sock:sslhandshake(nil, host, verify)
-                if not ok then
-                    sock:close()
-                    -- "certificate verify failed": not retried (another try sees the same
-                    -- certificate); any other handshake failure may be transient
-                    local kind = err == "timeout" and "timeout" or
-                                 (tostring(err):find("certificate", 1, true) and "certificate" or "tls")
-                    return nil, "TLS handshake with " .. host .. ": " .. tostring(err), kind, false
-                end
-            end
+            local err
             local body = body_string(req.body)
             local hostport = ((scheme == "https" and port == 443) or (scheme == "http" and port == 80))
                              and host or (host .. ":" .. port)
@@ -322,17 +376,20 @@ end
 
 ---------------------------------------------------------------------------- lua-resty-http
 
--- What lua-resty-http's request_uri reports, read in its releases 0.09, 0.12, 0.16.1 and
--- 0.17.1: on failure nil and the error string of the cosocket call that failed, passed on
--- unchanged ("connection refused", "timeout", "closed", "connection reset by peer",
--- "... could not be resolved ...", "handshake failed", "<n>: <certificate verify
--- error>", "certificate host mismatch"), or one of its own about a malformed answer. The
--- same "timeout" comes from connect, TLS handshake, send and read alike, and "connection
--- reset by peer" from before or after the request went out, so the string cannot say
--- whether the server may have the request. The body therefore goes to request_uri as an
--- iterator (a form its params take in every release, with our own Content-Length):
--- lua-resty-http calls it only once connected, TLS included, and the request line and
--- headers sent, and calls it again only after the piece it returned went out in full.
+-- The adapter uses lua-resty-http's connect / request / body_reader interface (0.16 and
+-- later), read in 0.16.1, 0.17.1, 0.17.2 and its current master:
+--   connect{ scheme, host, port, pool, pool_size, ssl_server_name, ssl_verify } does the
+--     TCP connect and the TLS handshake, so its failures sent nothing; `pool` is ours
+--     (pool_name), with everything that decides trust and destination in it;
+--   request{ method, path, headers, body } sends, then reads the status and headers. Its
+--     errors are the cosocket's own strings ("timeout", "closed", "connection reset by
+--     peer", ...), the same before and after the request went out, so the body goes to it
+--     as an iterator (with our own Content-Length): it is asked for again only after the
+--     piece it returned went out in full;
+--   res.body_reader(size) reads the body a piece at a time, so max_response is enforced
+--     while reading, never after the whole answer sits in memory.
+-- 0.12 to 0.15 named the pool host:port only (an insecure request's unverified connection
+-- could serve a verifying one) and ignored ssl_server_name: refused.
 
 -- "lua-resty-http ..." reasons for the messages: bounded, on one line
 local function resty_reason(err)
@@ -341,58 +398,154 @@ local function resty_reason(err)
     return s
 end
 
--- The kind of a failure before the whole body went out (the server cannot have it).
-local function resty_early_kind(err)
-    if err == "timeout" then return "timeout" end
-    if err:find("resolve", 1, true) then return "dns" end
-    -- "<n>: <OpenSSL's verify error>" or "certificate host mismatch": another try sees the
-    -- same certificate (not retried)
-    if err:find("certificate", 1, true) or err:match("^%d+: ") then return "certificate" end
-    if err:find("handshake", 1, true) or err:find("ssl", 1, true) then return "tls" end
-    return "connect"
-end
-
--- require("resty.http") -> module | nil, reason
+-- require("resty.http") -> module | nil, reason. Kept per worker: after a module fails
+-- to load, a second require only says "loop or previous error loading module", so the
+-- first reason is the one every later call reports.
+local NOT_INSTALLED = "lua-resty-http is not installed"
+local resty_module, resty_error
 local function resty_load()
+    if resty_module or resty_error then
+        return resty_module, resty_error
+    end
     local ok, http = pcall(require, "resty.http")
     if not ok then
-        if tostring(http):find("module 'resty.http' not found", 1, true) then
-            return nil, "lua-resty-http is not installed"
+        local msg = tostring(http)
+        if msg:find("module 'resty.http' not found", 1, true) then
+            resty_error = NOT_INSTALLED
+        else
+            -- installed but broken (a missing dependency, a syntax error): say so
+            resty_error = "lua-resty-http could not be loaded: " .. resty_reason(msg:match("^[^\n]*"))
+            if msg:find("'resty.string'", 1, true) then
+                resty_error = resty_error .. " (lua-resty-http 0.17.2 and later need lua-resty-string)"
+            end
         end
-        -- installed but broken (a missing resty.http_headers, a syntax error): say so
-        return nil, "lua-resty-http could not be loaded: " .. resty_reason(tostring(http):match("^[^\n]*"))
+    elseif type(http) ~= "table" or type(http.new) ~= "function" or type(http.connect) ~= "function" or
+           type(http.request) ~= "function" then
+        resty_error = "resty.http is not lua-resty-http (no new, connect or request)"
+    else
+        local major, minor = tostring(http._VERSION):match("^(%d+)%.(%d+)")
+        major, minor = tonumber(major), tonumber(minor)
+        if not major or (major == 0 and minor < 16) then
+            resty_error = "lua-resty-http " .. tostring(http._VERSION) .. " is too old: 0.16 or " ..
+                          "later is needed (the TLS name and verify flag in connect)"
+        else
+            resty_module = http
+        end
     end
-    if type(http) ~= "table" or type(http.new) ~= "function" or type(http.request_uri) ~= "function" then
-        return nil, "resty.http is not lua-resty-http (no new or request_uri)"
+    return resty_module, resty_error
+end
+
+-- Reads a response's body through its body_reader, at most max bytes.
+-- -> body | nil, err ("too_large" or the cosocket's error)
+local function resty_read_body(res, max)
+    local len = tonumber(res.headers["Content-Length"])
+    if len and len > max then return nil, "too_large" end
+    local reader = res.body_reader
+    if not reader then return "" end
+    local te = res.headers["Transfer-Encoding"]
+    local to_close = not len and not (te and lower(tostring(te)):find("chunked", 1, true))
+    local parts, total = {}, 0
+    while true do
+        local piece, err = reader(65536)
+        if piece then
+            total = total + #piece
+            if total > max then return nil, "too_large" end
+            parts[#parts + 1] = piece
+        end
+        if err then
+            -- an answer without a length ends when the server closes
+            if err == "closed" and to_close then return concat(parts) end
+            return nil, err
+        end
+        if not piece then return concat(parts) end
     end
-    if type(http.set_timeouts) ~= "function" then
-        -- 0.09 has set_timeout only: one value for connect, send and read
-        return nil, "lua-resty-http " .. tostring(http._VERSION) .. " is too old: it has no " ..
-               "set_timeouts (0.12 has)"
+end
+
+-- connect, with the handshake's raise caught -> true | nil, message, kind
+local function resty_connect(httpc, scheme, host, port, addr, o)
+    local where = host .. ":" .. port
+    local ok, res, err = pcall(httpc.connect, httpc, {
+        scheme = scheme, host = addr or host, port = port, ssl_server_name = host,
+        ssl_verify = o.verify, pool = pool_name(scheme, host, port, addr, o.verify),
+        pool_size = o.pool_size })
+    if not ok then
+        return nil, "lua-resty-http raised while connecting to " .. where .. ": " .. resty_reason(res),
+               handshake_raise_kind(res, o.verify)
     end
-    return http
+    if not res then
+        err = resty_reason(err)
+        return nil, "lua-resty-http: could not connect to " .. where .. ": " .. err, connect_kind(err)
+    end
+    return true
+end
+
+-- request and body: -> response | nil, message, kind, sent
+local function resty_exchange(httpc, method, path, headers, body, where, o)
+    -- the body, one piece; asked again means that piece went out in full
+    local handed, whole, again = false, false, false
+    local function source()
+        if again then
+            again = false
+            whole = true
+            return nil
+        end
+        again = true
+        handed = true
+        return body
+    end
+    local ok, res, err = pcall(httpc.request, httpc, { method = method, path = path,
+                                                        headers = headers, body = source })
+    if ok and res then
+        ok, res, err = pcall(function()
+            local data, rerr = resty_read_body(res, o.max)
+            if not data then return nil, rerr end
+            res.body = data
+            return res
+        end)
+        if ok and not res and err == "too_large" then
+            pcall(httpc.close, httpc)
+            return nil, "the response was larger than " .. o.max .. " bytes", "too_large", true
+        end
+    end
+    if not ok then
+        pcall(httpc.close, httpc)
+        return nil, "lua-resty-http raised while sending to " .. where .. ": " .. resty_reason(res),
+               "transport", handed
+    end
+    if not res then
+        pcall(httpc.close, httpc)
+        err = resty_reason(err)
+        local kind = err == "timeout" and "timeout" or "connection"
+        if whole then
+            -- the whole request went out: the server may have the task
+            return nil, "lua-resty-http: the request went to " .. where .. ", then: " .. err, kind, true
+        end
+        return nil, "lua-resty-http: could not send the request to " .. where .. ": " .. err, kind, false
+    end
+    pcall(httpc.set_keepalive, httpc, o.keepalive_ms, o.pool_size)
+    -- the request was HTTP/1.1; lua-resty-http's headers are found in any case
+    return { status = res.status, headers = lower_headers(res.headers), body = res.body,
+             http_version = "1.1" }
 end
 
 -- resty_http{ connect_timeout = 10, timeout = 60, ssl_verify = true, keepalive = 10,
 --             pool_size = 16, max_response = 1 MiB, user_agent =, resolve = }
---   -> transport, or nil, err when lua-resty-http is missing, broken or too old.
+--   -> transport, or nil, err when lua-resty-http is missing, broken or older than 0.16.
 -- As cosocket: timeout applies to each send and each read (set_timeouts takes ms);
--- keepalive is how long (s) an idle connection stays in the pool (keepalive_timeout);
--- resolve = { "host:port:address" } connects to the address while the Host header and
--- the TLS name stay the URL's (ssl_server_name: lua-resty-http 0.16 and later; an older
--- one checks the certificate against the address and fails). TLS verification uses
--- lua_ssl_trusted_certificate. Failures: kind "url", "dns", "connect", "tls",
--- "certificate", "timeout" with sent = false while the body had not gone out in full;
--- "timeout", "connection" or "too_large" with sent = true after it had ("transport" if
--- lua-resty-http raised: sent = true once it had asked for the body).
+-- keepalive is how long (s) an idle connection stays in the pool; resolve = {
+-- "host:port:address" } connects to the address while the Host header and the TLS name
+-- stay the URL's. TLS verification uses lua_ssl_trusted_certificate. Failures: kind
+-- "url", "dns", "connect", "tls", "certificate", "timeout", "connection" with sent = false
+-- while the body had not gone out in full; "timeout", "connection" or "too_large" with
+-- sent = true after it had ("transport" if lua-resty-http raised: sent = true once it had
+-- asked for the body).
 function _M.resty_http(opts)
     local http, lerr = resty_load()
     if not http then
         return nil, lerr
     end
     local o = socket_opts(opts or {})
-    local connect_ms, io_ms, verify, keepalive_ms = o.connect_ms, o.io_ms, o.verify, o.keepalive_ms
-    local pool_size, max, user_agent, pinned = o.pool_size, o.max, o.user_agent, o.pinned
+    local pinned, user_agent = o.pinned, o.user_agent
     return setmetatable({ name = "resty_http" }, {
         __tostring = function() return "laaffic.transport.ngx.resty_http" end,
         __call = function(_, req)
@@ -418,57 +571,17 @@ function _M.resty_http(opts)
                     headers[k] = v
                 end
             end
-            local addr = pinned[lower(host) .. ":" .. port]
-            if addr and addr:find(":", 1, true) then addr = "[" .. addr .. "]" end
-            local uri = scheme .. "://" .. (addr or host) .. ":" .. port .. path
-
-            -- the body, one piece; asked again means that piece went out in full. A second
-            -- round (a library that re-sends) gets the body again.
-            local handed, whole, again = false, false, false
-            local function source()
-                if again then
-                    again = false
-                    whole = true
-                    return nil
-                end
-                again = true
-                handed = true
-                return body
-            end
-
             local httpc, nerr = http.new()
             if not httpc then
                 return nil, "lua-resty-http: " .. resty_reason(nerr), "transport", false
             end
-            httpc:set_timeouts(connect_ms, io_ms, io_ms)
-            local where = host .. ":" .. port
-            local ok, res, err = pcall(httpc.request_uri, httpc, uri, {
-                method = req.method or "POST", headers = headers, body = source,
-                ssl_verify = verify, ssl_server_name = host, pool_size = pool_size,
-                keepalive_timeout = keepalive_ms, keepalive_pool = pool_size,
-            })
+            httpc:set_timeouts(o.connect_ms, o.io_ms, o.io_ms)
+            local ok, msg, kind = resty_connect(httpc, scheme, host, port, pinned[lower(host) .. ":" .. port], o)
             if not ok then
                 pcall(httpc.close, httpc)
-                return nil, "lua-resty-http raised while sending to " .. where .. ": " ..
-                       resty_reason(res), "transport", handed
+                return nil, msg, kind, false
             end
-            if not res then
-                err = resty_reason(err)
-                if whole then
-                    -- the whole request went out: the server may have the task
-                    return nil, "lua-resty-http: the request went to " .. where ..
-                           ", then: " .. err, err == "timeout" and "timeout" or "connection", true
-                end
-                return nil, "lua-resty-http: could not send the request to " .. where .. ": " .. err,
-                       resty_early_kind(err), false
-            end
-            local data = res.body or ""
-            if #data > max then
-                return nil, "the response was larger than " .. max .. " bytes", "too_large", true
-            end
-            -- request_uri's result has no HTTP version; the request was HTTP/1.1
-            return { status = res.status, headers = lower_headers(res.headers), body = data,
-                     http_version = "1.1" }
+            return resty_exchange(httpc, req.method or "POST", path, headers, body, host .. ":" .. port, o)
         end,
     })
 end
@@ -476,14 +589,20 @@ end
 ---------------------------------------------------------------------------- auto
 
 local REQUEST_PHASES = { rewrite = true, access = true, content = true }
+local warned_fallback = false   -- once per worker
 
 -- auto(opts) -> transport that picks subrequest / resty_http / cosocket per call.
 function _M.auto(opts)
     opts = opts or {}
     local sub = _M.subrequest(opts)
     local cos = _M.cosocket(opts)
-    local resty = _M.resty_http(opts)
-    return setmetatable({ name = "auto" }, {
+    local resty, rerr = _M.resty_http(opts)
+    if not resty and rerr ~= NOT_INSTALLED and not warned_fallback then
+        -- lua-resty-http is there but unusable: timers still send (cosocket), and say why
+        warned_fallback = true
+        ngx.log(ngx.WARN, "laaffic: transport auto uses cosocket in timers, not lua-resty-http: ", rerr)
+    end
+    return setmetatable({ name = "auto", resty_error = rerr }, {
         __tostring = function() return "laaffic.transport.ngx.auto" end,
         __call = function(self, req)
             local phase = ngx.get_phase()
