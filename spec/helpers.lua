@@ -332,6 +332,29 @@ function H.fail(core, task, opts, field, code)
   return results[1][1], results[1][2], results[1][3]
 end
 
+-- Checks a rule the vendor's pages do not state (a warning): the task is written as
+-- given, info.warnings names `field` once with `code`; with opts.strict it fails there
+-- like a stated rule. Returns the JSON, the warning and the decoded body.
+function H.warns(core, task, opts, field, code)
+  local json, info, decoded = H.encode_ok(core, task, opts)
+  local hit
+  for _, w in ipairs(info.warnings) do
+    if w.field == field then
+      luassert(hit == nil, "two warnings at " .. field)
+      hit = w
+    end
+  end
+  luassert(hit, ("no warning at %s (warnings: %d)"):format(field, #info.warnings))
+  luassert.are.equal("string", type(hit.message))
+  luassert.are.equal(code, hit.code)
+  local strict = {}
+  for k, v in pairs(opts or {}) do strict[k] = v end
+  strict.strict = true
+  local msg = H.fail(core, task, strict, field, code)
+  luassert.are.equal(field .. ": " .. hit.message, msg)
+  return json, hit, decoded
+end
+
 -- Raw-JSON check that `key` is written as exactly `text` (e.g. "41" or "null").
 function H.assert_raw(json, key, text)
   local needle = '"' .. key .. '":' .. text
