@@ -274,10 +274,27 @@ function H.assert_healthy(core)
     .. '"numberInfoList":[{"calleeNumber":"463200000007"}]}', json)
 end
 
+-- LAAFFIC_CONTRACT_LOG=file: every encode the helpers check is recorded for the
+-- differential run against doc/openapi.yaml (scripts/contract.sh).
+local contract_log
+do
+  local file = os.getenv("LAAFFIC_CONTRACT_LOG")
+  if file and file ~= "" then
+    local C = dofile(H.spec_dir .. "/contract.lua")
+    local out = assert(io.open(file, "a"))
+    contract_log = function(task, opts, json, msg, field)
+      local src = debug.getinfo(3, "Sl")
+      C.record(out, src.short_src .. ":" .. src.currentline, task, opts, json, msg, field)
+      out:flush()
+    end
+  end
+end
+
 -- Encodes `task` with core.encode and core.encode_body; both must succeed with the same
 -- bytes. Returns json, info, decoded (cjson).
 function H.encode_ok(core, task, opts)
   local json, info, field, code = core.encode(task, opts)
+  if contract_log then contract_log(task, opts, json, info, field) end
   luassert(type(json) == "string", ("expected success, got nil, %s, %s, %s")
     :format(tostring(info), tostring(field), tostring(code)))
   luassert.are.equal("table", type(info))
@@ -303,6 +320,7 @@ function H.fail(core, task, opts, field, code)
   local results = {}
   for _, fname in ipairs({ "encode", "encode_body" }) do
     local r1, msg, got_field, got_code = core[fname](task, opts)
+    if contract_log and fname == "encode" then contract_log(task, opts, r1, msg, got_field) end
     luassert(r1 == nil, ("%s: expected failure at %s, got success"):format(fname,
       type(field) == "table" and (field.prefix .. "...") or tostring(field)))
     luassert.are.equal("string", type(msg))

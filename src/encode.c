@@ -1023,7 +1023,7 @@ static const field RECALL[] = {
     {"recallType", put_recall_type, 1, 0, 0, NULL, 0},
     {"recallInterval", put_count, 1, 1, 2147483647, NULL, 0},
     {"recallNum", put_recall_num, 1, 1, 2147483647, NULL, 0},
-    {"nodeList", put_nodes, 1, 0, 2147483647, NULL, 0},
+    {"nodeList", put_nodes, 0, 0, 2147483647, NULL, 0}, /* absent: 0 nodes, see put_recall */
     {"recallIntent", put_intents, 0, 0, 0, NULL, 0},
 };
 
@@ -1034,6 +1034,7 @@ static int put_recall(enc *e, int idx, const field *f)
         return fail(e, CODE_PARAM, "must be an object (see laaffic.recall), got %s",
                     type_name(e->L, idx));
     e->have_type = e->have_num = e->have_nodes = e->have_intents = 0;
+    e->node_count = 0;
     lua_pushnil(e->L);
     if (!lua_next(e->L, idx)) /* {}: page B says "leave it empty to disable recall" */
         return put_chars(e, "{}", 2) ? -1 :
