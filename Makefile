@@ -38,7 +38,7 @@ ALL_CFLAGS := $(CFLAGS) $(WARN) -std=c99 -D_POSIX_C_SOURCE=200809L -fPIC -fvisib
               -DLAAFFIC_VERSION='"$(VERSION)"'
 LIBS       := $(shell $(PKG_CONFIG) --libs libcurl libcrypto)
 
-.PHONY: all clean check test bench deps install demo check-resty-http
+.PHONY: all clean check test bench deps install demo check-resty-http docs contract
 
 all: $(BUILD)/laaffic/core.so
 
@@ -93,6 +93,18 @@ bench: deps
 $(BUILD)/floor.so: bench/floor.c
 	@mkdir -p $(@D)
 	$(CC) -O2 -shared -fPIC $(shell $(PKG_CONFIG) --cflags $(LUA_PC)) $< -o $@
+
+# doc/openapi.yaml rendered to one HTML page (Redoc, inlined: it opens offline)
+docs: deps
+	@REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true node_modules/.bin/redocly \
+	  build-docs doc/openapi.yaml --inlineBundle --title "LAAFFIC AI Agent group call" \
+	  -o build/docs/api.html 2>&1 | grep -v '[║╔╚]' | grep -v '^ *$$'
+	@echo "make docs: build/docs/api.html"
+
+# the contract's checks alone: Redocly lint and the ajv differential run (CONTRACT_N tasks)
+CONTRACT_N ?= 10000
+contract: deps all
+	@scripts/contract.sh $(CONTRACT_N)
 
 install: deps
 	luarocks make --deps-mode=none $(ROCKSPEC)

@@ -4,7 +4,8 @@
 #   2. every spec under Lua 5.4 and under LuaJIT
 #   3. the spec suite under valgrind (memory errors and definite/indirect leaks fail)
 #   4. `luarocks make` into a temporary tree, then require laaffic from that tree only
-#   5. luacheck over lua/, spec/, bench/, examples/, bin/laaffic; cppcheck over src/
+#   5. luacheck over lua/, spec/, bench/, examples/, bin/laaffic; cppcheck over src/;
+#      doc/openapi.yaml: Redocly lint, and ajv on what the encoder writes (scripts/contract.sh)
 #   6. a short run of each libFuzzer harness (make fuzz-short)
 # --quick runs 1 and 2 for Lua 5.4 only (make test).
 set -u
@@ -40,7 +41,8 @@ for lua in lua5.4 luajit; do
   else cat "$LOG/build"; bad "build for $lua"; fi
 done
 
-LUA_PATH="$SPEC_PATH;;" LUA_CPATH="build/lua5.4/?.so;;" run_specs "Lua 5.4" lua5.4 /usr/bin/busted
+LAAFFIC_CONTRACT_LOG="$LOG/contract-specs.jsonl" LUA_PATH="$SPEC_PATH;;" LUA_CPATH="build/lua5.4/?.so;;" \
+  run_specs "Lua 5.4" lua5.4 /usr/bin/busted
 if [ $QUICK = 0 ]; then
   LUA_PATH="$SPEC_PATH;;" LUA_CPATH="build/luajit/?.so;;" run_specs "LuaJIT" luajit /usr/bin/busted
 
@@ -66,6 +68,10 @@ if [ $QUICK = 0 ]; then
 
   echo "== luacheck"
   if luacheck -q lua spec bench examples bin/laaffic; then ok "luacheck lua/ spec/ bench/ examples/ bin/laaffic"; else bad "luacheck"; fi
+
+  echo "== contract (doc/openapi.yaml): Redocly lint, ajv on 10,000 generated tasks and the specs' encodes"
+  if scripts/contract.sh 10000 "$LOG/contract-specs.jsonl"; then ok "contract: lint and ajv differential"
+  else bad "contract (scripts/contract.sh)"; fi
 
   echo "== cppcheck"
   if cppcheck --quiet --enable=warning,performance,portability --std=c99 --error-exitcode=1 \

@@ -11,12 +11,22 @@ for p in $PKGS; do
     missing="$missing $p"
   fi
 done
-[ -z "$missing" ] && exit 0
-echo "laaffic: installing missing Debian packages:$missing" >&2
-SUDO=""
-if [ "$(id -u)" != 0 ]; then
-  command -v sudo >/dev/null || { echo "laaffic: need root (or sudo) to install:$missing" >&2; exit 1; }
-  SUDO=sudo
+# node and npm run the contract's validators (package.json); any Node.js 18+ will do
+command -v node >/dev/null && command -v npm >/dev/null || missing="$missing nodejs npm"
+if [ -n "$missing" ]; then
+  echo "laaffic: installing missing Debian packages:$missing" >&2
+  SUDO=""
+  if [ "$(id -u)" != 0 ]; then
+    command -v sudo >/dev/null || { echo "laaffic: need root (or sudo) to install:$missing" >&2; exit 1; }
+    SUDO=sudo
+  fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
 fi
-$SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
+
+# npm packages pinned by package-lock.json (Redocly CLI, ajv, Prism), into node_modules/
+cd "$(dirname "$0")/.."
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "laaffic: installing npm packages (package-lock.json)" >&2
+  npm ci --no-audit --no-fund --loglevel=error >/dev/null
+fi

@@ -25,6 +25,7 @@ end
 
 local function ok(task, opts) return H.encode_ok(core, task, opts) end
 local function fail(task, field, code, opts) return H.fail(core, task, opts, field, code) end
+local function warns(task, field, code, opts) return H.warns(core, task, opts, field, code) end
 
 describe("rules", function()
   it("the minimal task encodes to the exact compact JSON", function()
@@ -92,7 +93,9 @@ describe("rules", function()
       local _, _, d = ok(with({ appId = "x" }))
       assert.are.equal("x", d.appId)
     end)
-    it("empty string rejected (-21)", function() fail(with({ appId = "" }), "appId", -21) end)
+    it("empty string: a warning (-21 when strict), written as given", function()
+      H.assert_raw((warns(with({ appId = "" }), "appId", -21)), "appId", '""')
+    end)
     it("number rejected (-22)", function() fail(with({ appId = 12345 }), "appId", -22) end)
     it("boolean rejected (-22)", function() fail(with({ appId = true }), "appId", -22) end)
     it("table rejected (-22)", function() fail(with({ appId = {} }), "appId", -22) end)
@@ -201,8 +204,10 @@ describe("rules", function()
       return big
     end
 
-    it("rejects 0 entries (-21)", function()
-      fail(with({ numberInfoList = {} }), "numberInfoList", -21)
+    it("0 entries: a warning (-21 when strict); the pages give only a maximum", function()
+      local json, _, d = warns(with({ numberInfoList = {} }), "numberInfoList", -21)
+      assert.are.same({}, d.numberInfoList)
+      H.assert_raw(json, "numberInfoList", "[]")
     end)
     it("accepts 1 entry", function()
       local _, info = ok(base())
@@ -245,11 +250,13 @@ describe("rules", function()
   end)
 
   -- Integer fields with their inclusive bounds.
+  -- soft: the lower bound is ours (the pages state none): below it is a warning, and the
+  -- 32-bit range of the pages' "Integer" is the hard bound.
   local int_fields = {
-    { "maxCalls", 1, 999 },
+    { "maxCalls", 1, 999, soft = true },
     { "maxRingingTime", 10, 120 },
     { "enableRecording", 0, 1 },
-    { "agentId", 1, 2147483647 },
+    { "agentId", 1, 2147483647, soft = true },
   }
   for _, f in ipairs(int_fields) do
     local name, lo, hi = f[1], f[2], f[3]
@@ -261,9 +268,18 @@ describe("rules", function()
         end)
       end
       for _, v in ipairs({ lo - 1, hi + 1 }) do
-        it("rejects " .. string.format("%d", v) .. " (-21)", function()
-          fail(with({ [name] = v }), name, -21)
-        end)
+        if v < lo and f.soft then
+          it(string.format("%d: a warning (-21 when strict), written as given", v), function()
+            H.assert_raw((warns(with({ [name] = v }), name, -21)), name, string.format("%d", v))
+          end)
+          it(string.format("%d (below 32 bits) rejected (-21)", -2147483649), function()
+            fail(with({ [name] = -2147483649 }), name, -21)
+          end)
+        else
+          it("rejects " .. string.format("%d", v) .. " (-21)", function()
+            fail(with({ [name] = v }), name, -21)
+          end)
+        end
       end
       it("accepts an integral float, written without a fraction", function()
         local json = ok(with({ [name] = hi + 0.0 }))
@@ -281,7 +297,7 @@ describe("rules", function()
 
   describe("agentId specifics", function()
     it("rejects 2147483648 (-21)", function() fail(with({ agentId = 2147483648 }), "agentId", -21) end)
-    it("rejects -1 (-21)", function() fail(with({ agentId = -1 }), "agentId", -21) end)
+    it("-1: a warning (-21 when strict)", function() warns(with({ agentId = -1 }), "agentId", -21) end)
     it("41.0 is accepted and written as 41", function()
       local json = ok(with({ agentId = 41.0 }))
       H.assert_raw(json, "agentId", "41")
@@ -348,11 +364,18 @@ describe("rules", function()
       fail(with({ allowSendTime = { win("08:00", "09:00"), win("10:00", "24:00") } }),
         "allowSendTime[2].endTime", -21)
     end)
-    it("missing strTime -> -22", function()
-      fail(with({ allowSendTime = { { endTime = "09:00" } } }), "allowSendTime[1].strTime", -22)
+    it("missing strTime: a warning (-22 when strict); the pages say No", function()
+      local _, _, d = warns(with({ allowSendTime = { { endTime = "09:00" } } }),
+        "allowSendTime[1].strTime", -22)
+      assert.are.same({ { endTime = "09:00" } }, d.allowSendTime)
     end)
-    it("missing endTime -> -22", function()
-      fail(with({ allowSendTime = { { strTime = "09:00" } } }), "allowSendTime[1].endTime", -22)
+    it("missing endTime: a warning (-22 when strict); the pages say No", function()
+      warns(with({ allowSendTime = { { strTime = "09:00" } } }), "allowSendTime[1].endTime", -22)
+    end)
+    it("a window missing both: two warnings", function()
+      local _, info = ok(with({ allowSendTime = { win("08:00", "09:00"), {} } }))
+      assert.are.same({ "allowSendTime[2].strTime", "allowSendTime[2].endTime" },
+        { info.warnings[1].field, info.warnings[2].field })
     end)
     it("numeric strTime -> -22", function()
       fail(with({ allowSendTime = { win(900, "10:00") } }), "allowSendTime[1].strTime", -22)
@@ -379,7 +402,8 @@ describe("rules", function()
         H.assert_raw(json, "sendTime", '"' .. v .. '"')
       end)
     end
-    local rejected = {
+    -- The pages give the type (LocalDateTime) and one example: another shape is a warning.
+    local other = {
       "2026-02-29 00:00:00", -- 2026 is not a leap year
       "2100-02-29 00:00:00", -- century, not a leap year
       "2026-04-31 00:00:00", "2026-13-01 00:00:00", "2026-00-10 00:00:00",
@@ -388,11 +412,16 @@ describe("rules", function()
       "2026-04-01", "2026-4-1 00:00:00", "2026-04-01 00:00:00 ", " 2026-04-01 00:00:00",
       "2026/04/01 00:00:00", "",
     }
-    for _, v in ipairs(rejected) do
-      it(("rejects %q (-21)"):format(v), function()
-        fail(with({ sendTime = v }), "sendTime", -21)
+    for _, v in ipairs(other) do
+      it(("%q: a warning (-21 when strict), written as given"):format(v), function()
+        local json, w = warns(with({ sendTime = v }), "sendTime", -21)
+        H.assert_raw(json, "sendTime", '"' .. v .. '"')
+        if v:find("T", 1, true) then assert.is_truthy(w.message:find('not "T"', 1, true)) end
       end)
     end
+    it("a string that is not UTF-8 is an error", function()
+      fail(with({ sendTime = "2026-04-01\255" }), "sendTime")
+    end)
     it("rejects a number (-22)", function() fail(with({ sendTime = 1775014268 }), "sendTime", -22) end)
     it("cjson.null is accepted and written as null", function()
       local json = ok(with({ sendTime = cjson.null }))
@@ -438,21 +467,21 @@ describe("rules", function()
       end
     end)
 
-    it("recallInterval 0 rejected (-21), 1 and a large value accepted", function()
+    it("recallInterval 0 a warning (-21 when strict), 1 and a large value accepted", function()
       local t = recall()
       t.recallFlow.recallInterval = 0
-      fail(t, "recallFlow.recallInterval", -21)
+      warns(t, "recallFlow.recallInterval", -21)
       t.recallFlow.recallInterval = 1
       ok(t)
       t.recallFlow.recallInterval = 100000 -- contract: >= 1, no upper bound
       H.assert_raw((ok(t)), "recallInterval", "100000")
     end)
 
-    it("recallNum 0 rejected (-21)", function()
+    it("recallNum 0 with no node: a warning (-21 when strict)", function()
       local t = recall()
       t.recallFlow.recallNum = 0
       t.recallFlow.nodeList = {}
-      fail(t, "recallFlow.recallNum", -21)
+      warns(t, "recallFlow.recallNum", -21)
     end)
 
     it("recallNum 1 with one node, 12 with twelve nodes accepted", function()
@@ -501,11 +530,14 @@ describe("rules", function()
           fail(node2(v), "recallFlow.nodeList[2].agentId", -21)
         end)
       end
-      for _, v in ipairs({ 0, -1, 2147483648 }) do
-        it(string.format("%d", v) .. " rejected (-21)", function()
-          fail(node2(v), "recallFlow.nodeList[2].agentId", -21)
+      for _, v in ipairs({ 0, -1 }) do
+        it(string.format("%d", v) .. ": a warning (-21 when strict)", function()
+          warns(node2(v), "recallFlow.nodeList[2].agentId", -21)
         end)
       end
+      it("2147483648 rejected (-21)", function()
+        fail(node2(2147483648), "recallFlow.nodeList[2].agentId", -21)
+      end)
       it("41.5, NaN, inf rejected", function()
         fail(node2(41.5), "recallFlow.nodeList[2].agentId")
         fail(node2(NAN), "recallFlow.nodeList[2].agentId")
@@ -527,15 +559,17 @@ describe("rules", function()
     end)
 
     describe("recallIntent", function()
-      it("required for type 3 (-22)", function()
+      it("missing for type 3: a warning (-22 when strict); the pages say No", function()
         local t = recall()
         t.recallFlow.recallIntent = nil
-        fail(t, "recallFlow.recallIntent", -22)
+        local json = warns(t, "recallFlow.recallIntent", -22)
+        assert.is_nil(json:find("recallIntent", 1, true))
       end)
-      it("an empty list rejected for type 3", function()
+      it("an empty list for type 3: a warning (-21 when strict)", function()
         local t = recall()
-        t.recallFlow.recallIntent = {}
-        fail(t, "recallFlow.recallIntent")
+        t.recallFlow.recallIntent = setmetatable({}, { __jsontype = "array" })
+        local json = warns(t, "recallFlow.recallIntent", -21)
+        assert.is_truthy(json:find('"recallIntent":[]', 1, true), json)
       end)
       it("numbers rejected (-22)", function()
         local t = recall()
@@ -544,10 +578,11 @@ describe("rules", function()
         t.recallFlow.recallIntent = { "99998", 99999 }
         fail(t, "recallFlow.recallIntent[2]", -22)
       end)
-      it("an empty string rejected", function()
+      it("an empty string: a warning (-21 when strict), written as given", function()
         local t = recall()
         t.recallFlow.recallIntent = { "99999", "" }
-        fail(t, "recallFlow.recallIntent[2]")
+        local json = warns(t, "recallFlow.recallIntent[2]", -21)
+        assert.is_truthy(json:find('"recallIntent":["99999",""]', 1, true), json)
       end)
       it("a string instead of a list rejected (-22)", function()
         local t = recall()
@@ -567,6 +602,15 @@ describe("rules", function()
     end)
     it("recallFlow = cjson.null is written as null", function()
       H.assert_raw((ok(with({ recallFlow = cjson.null }))), "recallFlow", "null")
+    end)
+    it("recallFlow = {}: a warning (-22 when strict), written as {}", function()
+      local json, w = warns(with({ recallFlow = {} }), "recallFlow", -22)
+      H.assert_raw(json, "recallFlow", "{}")
+      assert.is_truthy(w.message:find("leave recallFlow out", 1, true))
+    end)
+    it("no warning for a task that follows the examples", function()
+      local _, info = ok(recall())
+      assert.are.same({}, info.warnings)
     end)
   end)
 

@@ -5,6 +5,7 @@
 -- secret nor the Sign derived from it is ever in a process's argv.
 --
 -- Runs under Lua 5.4 and LuaJIT. The 200,000-number upload is tagged #slow.
+local laaffic = require("laaffic")
 local core = require("laaffic.core")
 local cjson = require("cjson")
 local H = dofile((debug.getinfo(1, "S").source:sub(2):match("^(.*[/\\])") or "./") .. "helpers.lua")
@@ -76,7 +77,8 @@ local function seed_001()
     local text = assert(read(H.shared .. "/seeds/" .. name))
     local url = assert(text:match("%-%-request POST '([^']+)'"), "no URL in seed 001")
     local raw = assert(text:match("%-%-data%-raw '(.-)'"), "no --data-raw in seed 001")
-    return url:match("^https?://[^/]+(/.*)$"), raw
+    -- the same body without its comments (none of its strings holds a "//")
+    return url:match("^https?://[^/]+(/.*)$"), raw, (raw:gsub("//[^\n]*", ""))
 end
 
 ---------------------------------------------------------------------------------------
@@ -217,12 +219,17 @@ describe("laaffic sandbox (nginx + lua/laaffic/sandbox/handler.lua)", function()
                                    curl = "--cacert " .. q(sb.env.LAAFFIC_SANDBOX_CA) }), "-41")
     end)
 
-    it("accepts the vendor's curl example (seed 001, // comments and all) when signed", function()
-        local path, raw = seed_001()
+    it("answers the vendor's curl example (seed 001) -18: its // comments are not JSON", function()
+        local path, raw, plain = seed_001()
         assert.are.equal("/voice/group/call/send/agent", path)
         assert.is_truthy(raw:find("//", 1, true), "the seed body should carry // comments")
-        local f = sb:file("seed001")
+        local f = sb:file("seed001-commented")
         write(f, raw)
+        assert_status(sb:request({ body_file = f, path = path }), "-18",
+                      "// comments are not JSON")
+        assert_status(sb:request({ body = '{"appId":', path = path }), "-18", "it is not JSON")
+        f = sb:file("seed001")
+        write(f, plain)
         local id = assert_key_id(sb:request({ body_file = f, path = path }))
         local rec = sb:task_record(id)
         assert.are.equal("test", rec.taskName)
@@ -330,6 +337,36 @@ describe("laaffic sandbox (nginx + lua/laaffic/sandbox/handler.lua)", function()
         it("refuses an unknown mode", function()
             assert.are.equal(400, (sb:control("/_sandbox/fault", '{"mode":"explode"}')))
         end)
+
+        it("mode status answers any code the pages list, with its text, creating nothing", function()
+            local seed = {
+                ["-2"] = "Restricted IP access", ["-23"] = "Data caps",
+                ["-37"] = "exceeds the maximum concurrent task limit",
+                ["-42"] = "Recall is allowed only when", ["-60"] = "speech template",
+                ["-67"] = "callback intent", ["-68"] = "recall intent",
+            }
+            for code, text in pairs(seed) do
+                local b = body("status " .. code)
+                sb:fault({ mode = "status", status = tonumber(code), count = 2 })
+                assert_status(sb:request({ body = b }), code, text)
+                assert_status(sb:request({ body = b }), code, text)
+                assert_key_id(sb:request({ body = b }))     -- the name was not taken
+            end
+            for _, bad in ipairs({ '{"mode":"status"}', '{"mode":"status","status":0}',
+                                   '{"mode":"status","status":-99}',
+                                   '{"mode":"delay","status":-37}' }) do
+                assert.are.equal(400, (sb:control("/_sandbox/fault", bad)), bad)
+            end
+        end)
+
+        it("mode status: the client maps the answer to its named error", function()
+            sb:fault({ mode = "status", status = "-37" })
+            local c = laaffic.new({ api_key = sb.env.LAAFFIC_SANDBOX_KEY,
+                api_secret = sb.env.LAAFFIC_SANDBOX_SECRET, base_url = sb.env.LAAFFIC_SANDBOX_HTTP })
+            local key_id, err = c:create_task(H.base_task())
+            assert.is_nil(key_id)
+            assert.are.same({ "status", -37 }, { err.kind, err.code })
+        end)
     end)
 
     it("reset forgets tasks, names and counters", function()
@@ -370,16 +407,17 @@ describe("laaffic sandbox (nginx + lua/laaffic/sandbox/handler.lua)", function()
     end)
 end)
 
-describe("laaffic.sandbox.handler.strip_comments", function()
-    local strip = require("laaffic.sandbox.handler").strip_comments
+describe("laaffic.sandbox.handler.has_comment", function()
+    local has = require("laaffic.sandbox.handler").has_comment
 
-    it("drops // comments outside strings and keeps them inside", function()
-        assert.are.equal('{"a":1,\n"b":"http://x"\n}', strip('{"a":1,//one\n"b":"http://x"//two\n}'))
-        assert.are.equal('{"a":"q\\"//x"}', strip('{"a":"q\\"//x"}'))
-        assert.are.equal('{"a":"\\\\"}', strip('{"a":"\\\\"}// tail'))
-        assert.are.equal("{}", strip("{}"))
-        assert.are.equal('{"a":2/', strip('{"a":2/'))
-        assert.are.equal('{"a":"unterminated //', strip('{"a":"unterminated //'))
+    it("finds // outside strings only", function()
+        assert.is_true(has('{"a":1,//one\n"b":"http://x"}'))
+        assert.is_true(has('{"a":"\\\\"}// tail'))
+        assert.is_false(has('{"b":"http://x"}'))
+        assert.is_false(has('{"a":"q\\"//x"}'))
+        assert.is_false(has("{}"))
+        assert.is_false(has('{"a":2/'))
+        assert.is_false(has('{"a":"unterminated //'))
     end)
 end)
 
@@ -408,8 +446,8 @@ describe("laaffic sandbox with its own credentials and a small body buffer", fun
         assert.are.equal("Spec40App", sb.env.LAAFFIC_SANDBOX_APP_IDS)
         assert_key_id(sb:request({ body = body("own creds", { appId = "Spec40App" }) }))
         assert_status(sb:request({ body = body("default app") }), "-1")
-        local _, raw = seed_001()
-        assert_status(sb:request({ body = raw }), "-1")     -- Jgd8oFei not accepted here
+        local _, _, plain = seed_001()
+        assert_status(sb:request({ body = plain }), "-1")   -- Jgd8oFei not accepted here
         assert_status(sb:request({ body = body("old key", { appId = "Spec40App" }),
                                    key = "bDqJFiq9" }), "-1")
     end)

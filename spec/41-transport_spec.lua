@@ -227,7 +227,7 @@ describe("client:create_task against the sandbox", function()
         end)
 
         it("an invalid task never reaches the server", function()
-            local key_id, err = client():create_task(task({ agentId = 0 }))
+            local key_id, err = client():create_task(task({ agentId = 2147483648 }))
             assert.is_nil(key_id)
             assert.are.same({ "invalid", "agentId" }, { err.kind, err.field })
             assert.are.equal(0, #events)

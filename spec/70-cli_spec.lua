@@ -504,7 +504,7 @@ return t
 
         it("names every bad field of the task itself by its path, rows of a JSON list by index", function()
             local f = file("bad.json")
-            write(f, '{"taskName": "x", "agentId": 0, "maxRingingTime": 5, "appId": "a1",\n' ..
+            write(f, '{"taskName": "x", "agentId": 1.5, "maxRingingTime": 5, "appId": "a1",\n' ..
                      ' "numberInfoList": [{"calleeNumber": "919777654321"}, {"calleeNumber": "12"},\n' ..
                      ' {"text1": "no number"}]}\n')
             local r = run("validate --task " .. q(f))

@@ -274,10 +274,27 @@ function H.assert_healthy(core)
     .. '"numberInfoList":[{"calleeNumber":"463200000007"}]}', json)
 end
 
+-- LAAFFIC_CONTRACT_LOG=file: every encode the helpers check is recorded for the
+-- differential run against doc/openapi.yaml (scripts/contract.sh).
+local contract_log
+do
+  local file = os.getenv("LAAFFIC_CONTRACT_LOG")
+  if file and file ~= "" then
+    local C = dofile(H.spec_dir .. "/contract.lua")
+    local out = assert(io.open(file, "a"))
+    contract_log = function(task, opts, json, msg, field)
+      local src = debug.getinfo(3, "Sl")
+      C.record(out, src.short_src .. ":" .. src.currentline, task, opts, json, msg, field)
+      out:flush()
+    end
+  end
+end
+
 -- Encodes `task` with core.encode and core.encode_body; both must succeed with the same
 -- bytes. Returns json, info, decoded (cjson).
 function H.encode_ok(core, task, opts)
   local json, info, field, code = core.encode(task, opts)
+  if contract_log then contract_log(task, opts, json, info, field) end
   luassert(type(json) == "string", ("expected success, got nil, %s, %s, %s")
     :format(tostring(info), tostring(field), tostring(code)))
   luassert.are.equal("table", type(info))
@@ -303,6 +320,7 @@ function H.fail(core, task, opts, field, code)
   local results = {}
   for _, fname in ipairs({ "encode", "encode_body" }) do
     local r1, msg, got_field, got_code = core[fname](task, opts)
+    if contract_log and fname == "encode" then contract_log(task, opts, r1, msg, got_field) end
     luassert(r1 == nil, ("%s: expected failure at %s, got success"):format(fname,
       type(field) == "table" and (field.prefix .. "...") or tostring(field)))
     luassert.are.equal("string", type(msg))
@@ -330,6 +348,29 @@ function H.fail(core, task, opts, field, code)
   luassert.are.same(results[1], results[2])
   H.assert_healthy(core)
   return results[1][1], results[1][2], results[1][3]
+end
+
+-- Checks a rule the vendor's pages do not state (a warning): the task is written as
+-- given, info.warnings names `field` once with `code`; with opts.strict it fails there
+-- like a stated rule. Returns the JSON, the warning and the decoded body.
+function H.warns(core, task, opts, field, code)
+  local json, info, decoded = H.encode_ok(core, task, opts)
+  local hit
+  for _, w in ipairs(info.warnings) do
+    if w.field == field then
+      luassert(hit == nil, "two warnings at " .. field)
+      hit = w
+    end
+  end
+  luassert(hit, ("no warning at %s (warnings: %d)"):format(field, #info.warnings))
+  luassert.are.equal("string", type(hit.message))
+  luassert.are.equal(code, hit.code)
+  local strict = {}
+  for k, v in pairs(opts or {}) do strict[k] = v end
+  strict.strict = true
+  local msg = H.fail(core, task, strict, field, code)
+  luassert.are.equal(field .. ": " .. hit.message, msg)
+  return json, hit, decoded
 end
 
 -- Raw-JSON check that `key` is written as exactly `text` (e.g. "41" or "null").

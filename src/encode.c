@@ -62,6 +62,10 @@ typedef struct enc {
     size_t max_rejects, rejected, duplicates;
     int located; /* e->msg already says file:line:column: field: */
     int fatal;   /* out of memory: no row is to blame, rejects do not apply */
+    /* opts.strict: a warning (a rule the vendor's pages do not state) is an error */
+    int strict;
+    int warnings; /* stack index of the list of warnings, 0 before run() */
+    size_t nwarnings;
     long err_line;
     int err_col;
     const char *err_field;
@@ -109,6 +113,39 @@ static void path_index(enc *e, lua_Integer i)
 }
 
 #define path_pop(e) ((e)->depth--)
+
+static void path_push(lua_State *L, const enc *e);
+
+#define MAX_WARNINGS 100 /* kept in info.warnings; more are counted, not kept */
+
+/* A rule laaffic infers but the vendor's pages do not state: the request is written as
+ * given and { field, message, code } goes to info.warnings; with opts.strict it fails like
+ * a stated rule. Returns 0, or -1 (strict). */
+static int warn(enc *e, int code, const char *fmt, ...)
+{
+    lua_State *L = e->L;
+    char msg[sizeof e->msg];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (e->strict) {
+        memcpy(e->msg, msg, sizeof msg);
+        e->code = code;
+        return -1;
+    }
+    if (!e->warnings || e->nwarnings++ >= MAX_WARNINGS)
+        return 0;
+    lua_createtable(L, 0, 3);
+    path_push(L, e);
+    lua_setfield(L, -2, "field");
+    lua_pushstring(L, msg);
+    lua_setfield(L, -2, "message");
+    lua_pushinteger(L, code);
+    lua_setfield(L, -2, "code");
+    lua_rawseti(L, e->warnings, (lua_Integer)e->nwarnings);
+    return 0;
+}
 
 /* Writes the field path ("numberInfoList[3].calleeNumber") into a luaL_Buffer. Keys are
  * cut at 64 bytes and bytes outside printable ASCII are shown as '?'. */
@@ -700,12 +737,42 @@ static int put_text(enc *e, int idx, const field *f)
     return 0;
 }
 
+/* appId: the pages say only "Yes, String"; an empty one is likely a mistake. */
+static int put_app_id(enc *e, int idx, const field *f)
+{
+    size_t chars;
+    int cut;
+    const char *s;
+    size_t len;
+    (void)f;
+    if (lua_type(e->L, idx) != LUA_TSTRING)
+        return fail(e, CODE_PARAM, "must be a string, got %s", type_name(e->L, idx));
+    s = lua_tolstring(e->L, idx, &len);
+    if (put_string(e, s, len, 0, &chars, &cut))
+        return -1;
+    return chars == 0 ? warn(e, CODE_DATA, "is empty (the application ID from the console)") : 0;
+}
+
 static int put_int(enc *e, int idx, const field *f)
 {
     lua_Integer v;
     if (get_integer(e, idx, f->lo, f->hi, &v) || reserve(e, 24))
         return -1;
     put_integer(e, (long long)v);
+    return 0;
+}
+
+/* An Integer (32 bits, as the pages' type) whose lower bound f->lo is ours: the pages
+ * state none (maxCalls gives only "Max 999"), so a value below it is a warning. */
+static int put_count(enc *e, int idx, const field *f)
+{
+    lua_Integer v;
+    if (get_integer(e, idx, -2147483647 - 1, f->hi, &v) || reserve(e, 24))
+        return -1;
+    put_integer(e, (long long)v);
+    if (v < f->lo)
+        return warn(e, CODE_DATA, "is %lld: the pages state no minimum, but below %lld is "
+                    "likely a mistake", (long long)v, (long long)f->lo);
     return 0;
 }
 
@@ -729,7 +796,7 @@ static int put_recall_type(enc *e, int idx, const field *f)
 
 static int put_recall_num(enc *e, int idx, const field *f)
 {
-    if (put_int(e, idx, f))
+    if (put_count(e, idx, f))
         return -1;
     e->recall_num = (lua_Integer)lua_tonumber(e->L, idx);
     e->have_num = 1;
@@ -749,12 +816,28 @@ static int in_range(const char *s, int a, int b, int lo, int hi)
 
 static int leap(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
 
-/* "YYYY-MM-DD HH:MM:SS", a real calendar date and time; or JSON null. */
-static int put_datetime(enc *e, int idx, const field *f)
+/* "YYYY-MM-DD<sep>HH:MM:SS", a real calendar date and time. */
+static int is_datetime(const char *s, size_t len, char sep)
 {
     static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int y, m;
+    if (!(len == 19 && s[4] == '-' && s[7] == '-' && s[10] == sep && s[13] == ':' &&
+          s[16] == ':' && in_range(s, 0, 4, 1, 9999) && in_range(s, 5, 7, 1, 12) &&
+          in_range(s, 11, 13, 0, 23) && in_range(s, 14, 16, 0, 59) && in_range(s, 17, 19, 0, 59)))
+        return 0;
+    y = atoi(s);
+    m = (s[5] - '0') * 10 + (s[6] - '0');
+    return in_range(s, 8, 10, 1, mdays[m - 1] + (m == 2 && leap(y)));
+}
+
+/* sendTime: the pages give the type (LocalDateTime: a JSON string), null for "call now",
+ * and one example, "2026-04-01 00:00:00". Another shape (the ISO "T", a date that does not
+ * exist) is not forbidden by them: written as given, with a warning. */
+static int put_datetime(enc *e, int idx, const field *f)
+{
     lua_State *L = e->L;
-    size_t len;
+    size_t len, nc;
+    int cut;
     const char *s;
     char shown[40];
     (void)f;
@@ -764,22 +847,16 @@ static int put_datetime(enc *e, int idx, const field *f)
         return fail(e, CODE_PARAM, "must be a string \"YYYY-MM-DD HH:MM:SS\", got %s",
                     type_name(L, idx));
     s = lua_tolstring(L, idx, &len);
-    if (len == 19 && s[4] == '-' && s[7] == '-' && s[10] == ' ' && s[13] == ':' &&
-        s[16] == ':' && in_range(s, 0, 4, 1, 9999) && in_range(s, 5, 7, 1, 12) &&
-        in_range(s, 11, 13, 0, 23) && in_range(s, 14, 16, 0, 59) && in_range(s, 17, 19, 0, 59)) {
-        int y = atoi(s), m = (s[5] - '0') * 10 + (s[6] - '0');
-        int dmax = mdays[m - 1] + (m == 2 && leap(y));
-        if (in_range(s, 8, 10, 1, dmax)) {
-            if (reserve(e, len + 2))
-                return -1;
-            put_lit(e, "\"");
-            put_raw(e, s, len);
-            put_lit(e, "\"");
-            return 0;
-        }
-    }
+    if (put_string(e, s, len, 0, &nc, &cut))
+        return -1;
+    if (is_datetime(s, len, ' '))
+        return 0;
     show(shown, sizeof shown, s, len);
-    return fail(e, CODE_DATA, "must be a date and time \"YYYY-MM-DD HH:MM:SS\", got %s", shown);
+    if (is_datetime(s, len, 'T'))
+        return warn(e, CODE_DATA, "is %s: the pages' example is \"2026-04-01 00:00:00\" (a "
+                    "space, not \"T\")", shown);
+    return warn(e, CODE_DATA, "is %s: the pages' example is a real date and time "
+                "\"YYYY-MM-DD HH:MM:SS\"", shown);
 }
 
 /* "HH:MM" from 00:00 to 23:59. */
@@ -816,7 +893,7 @@ static int put_agent_ref(enc *e, int idx, const field *f)
     if (lua_type(e->L, idx) != LUA_TNUMBER)
         return fail(e, CODE_PARAM, "must be an agent id (integer or string of digits), got %s",
                     type_name(e->L, idx));
-    return put_int(e, idx, f);
+    return put_count(e, idx, f);
 }
 
 /* Checks that t is a proper sequence 1..n and returns n. */
@@ -924,9 +1001,9 @@ static int put_intents(enc *e, int idx, const field *f)
             return fail(e, CODE_PARAM, "must be an intent code string such as \"99999\", got %s",
                         type_name(L, -1));
         s = lua_tolstring(L, -1, &len);
-        if (len == 0)
-            return fail(e, CODE_DATA, "must not be empty");
         if ((i > 1 && put_chars(e, ",", 1)) || put_string(e, s, len, 0, &nc, &cut))
+            return -1;
+        if (len == 0 && warn(e, CODE_DATA, "is empty (an intent code such as \"99999\")"))
             return -1;
         path_pop(e);
         lua_pop(L, 1);
@@ -936,16 +1013,17 @@ static int put_intents(enc *e, int idx, const field *f)
     return put_chars(e, "]", 1);
 }
 
+/* required 2: the pages say "No", but a window without it is likely a mistake (a warning) */
 static const field WINDOW[] = {
-    {"strTime", put_hhmm, 1, 0, 0, NULL, 0},
-    {"endTime", put_hhmm, 1, 0, 0, NULL, 0},
+    {"strTime", put_hhmm, 2, 0, 0, NULL, 0},
+    {"endTime", put_hhmm, 2, 0, 0, NULL, 0},
 };
 
 static const field RECALL[] = {
     {"recallType", put_recall_type, 1, 0, 0, NULL, 0},
-    {"recallInterval", put_int, 1, 1, 2147483647, NULL, 0},
+    {"recallInterval", put_count, 1, 1, 2147483647, NULL, 0},
     {"recallNum", put_recall_num, 1, 1, 2147483647, NULL, 0},
-    {"nodeList", put_nodes, 1, 1, 2147483647, NULL, 0},
+    {"nodeList", put_nodes, 0, 0, 2147483647, NULL, 0}, /* absent: 0 nodes, see put_recall */
     {"recallIntent", put_intents, 0, 0, 0, NULL, 0},
 };
 
@@ -956,6 +1034,13 @@ static int put_recall(enc *e, int idx, const field *f)
         return fail(e, CODE_PARAM, "must be an object (see laaffic.recall), got %s",
                     type_name(e->L, idx));
     e->have_type = e->have_num = e->have_nodes = e->have_intents = 0;
+    e->node_count = 0;
+    lua_pushnil(e->L);
+    if (!lua_next(e->L, idx)) /* {}: page B says "leave it empty to disable recall" */
+        return put_chars(e, "{}", 2) ? -1 :
+               warn(e, CODE_PARAM, "is empty: leave recallFlow out (or null) to disable recall; "
+                    "whether the server reads {} so is not stated");
+    lua_pop(e->L, 2);
     if (put_object(e, idx, RECALL, (int)(sizeof RECALL / sizeof RECALL[0])))
         return -1;
     if (e->node_count != (size_t)e->recall_num) {
@@ -965,9 +1050,14 @@ static int put_recall(enc *e, int idx, const field *f)
                     (unsigned long)e->node_count, (long long)e->recall_num);
     }
     if (e->recall_type == 3 && (!e->have_intents || e->intent_count == 0)) {
+        int r;
         path_key(e, "recallIntent", 12);
-        return fail(e, e->have_intents ? CODE_DATA : CODE_PARAM,
-                    "must list at least one intent code when recallType is 3 (recall by intent)");
+        r = warn(e, e->have_intents ? CODE_DATA : CODE_PARAM,
+                 "lists no intent code although recallType is 3 (recall by intent): the pages "
+                 "do not require it, but the recall may then never happen");
+        if (r)
+            return r; /* strict: the error names recallIntent */
+        path_pop(e);
     }
     return 0;
 }
@@ -976,12 +1066,12 @@ static int put_numbers(enc *e, int idx, const field *f);
 static int put_task_name(enc *e, int t, int first);
 
 static const field TOP[] = {
-    {"appId", put_text, 1, 1, 0x7fffffff, NULL, 0},
+    {"appId", put_app_id, 1, 0, 0, NULL, 0},
     {"taskName", put_text, 1, 2, 64, NULL, 0},
     {"displayNum", put_digits, 0, 0, 20, NULL, 0},
-    {"maxCalls", put_int, 0, 1, 999, NULL, 0},
+    {"maxCalls", put_count, 0, 1, 999, NULL, 0},
     {"maxRingingTime", put_int, 0, 10, 120, NULL, 0},
-    {"agentId", put_int, 1, 1, 2147483647, NULL, 0},
+    {"agentId", put_count, 1, 1, 2147483647, NULL, 0},
     {"enableRecording", put_int, 0, 0, 1, NULL, 0},
     {"sendTime", put_datetime, 0, 0, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0}, /* unknown fields go here */
@@ -1061,9 +1151,13 @@ static int put_object(enc *e, int t, const field *fields, int nfields)
         lua_pushstring(L, fields[j].name);
         lua_rawget(L, t);
         path_key(e, fields[j].name, strlen(fields[j].name));
-        if (lua_isnil(L, -1) || (fields[j].required && is_null(L, -1))) {
-            if (fields[j].required)
+        if (lua_isnil(L, -1) || (fields[j].required == 1 && is_null(L, -1))) {
+            if (fields[j].required == 1)
                 return fail(e, CODE_PARAM, "is required");
+            if (fields[j].required == 2 && lua_isnil(L, -1) &&
+                warn(e, CODE_PARAM, "is missing: the pages do not require it, but a window "
+                     "needs both ends"))
+                return -1;
         } else {
             size_t nlen = strlen(fields[j].name);
             if (reserve(e, nlen + 4))
@@ -1633,15 +1727,13 @@ static int put_numbers(enc *e, int idx, const field *f)
         last = n - first + 1 > max ? first + max - 1 : n;
         e->more = last < n;
     } else {
-        if (n < 1 || n > max) {
-            if (n > max)
-                return fail(e, CODE_DATA,
-                            "must have 1 to %lu entries, got %lu: split the list into several "
-                            "tasks (client:create_tasks does)",
-                            (unsigned long)max, (unsigned long)n);
-            return fail(e, CODE_DATA, "must have 1 to %lu entries, got %lu", (unsigned long)max,
-                        (unsigned long)n);
-        }
+        if (n > max)
+            return fail(e, CODE_DATA,
+                        "must have 1 to %lu entries, got %lu: split the list into several "
+                        "tasks (client:create_tasks does)",
+                        (unsigned long)max, (unsigned long)n);
+        if (n == 0) /* the pages give a maximum only */
+            return put_chars(e, "[]", 2) ? -1 : warn(e, CODE_DATA, "is empty: no number to call");
         last = n;
     }
     /* intern the row keys once; they stay on the stack, so their addresses stay valid */
@@ -1936,6 +2028,12 @@ static void read_opts(lua_State *L, int idx, enc *e)
         e->truncate = lua_toboolean(L, -1);
     }
     lua_pop(L, 1);
+    raw_field(L, idx, "strict");
+    if (!lua_isnil(L, -1)) {
+        luaL_argcheck(L, lua_type(L, -1) == LUA_TBOOLEAN, idx, "opts.strict must be a boolean");
+        e->strict = lua_toboolean(L, -1);
+    }
+    lua_pop(L, 1);
     raw_field(L, idx, "rejects");
     if (!lua_isnil(L, -1))
         luaL_argcheck(L, lua_type(L, -1) == LUA_TTABLE, idx,
@@ -1955,6 +2053,8 @@ static int run(lua_State *L, enc *e, int bodyidx)
     else
         lua_pushnil(L);
     e->rejects = lua_istable(L, -1) ? lua_gettop(L) : 0;
+    lua_newtable(L);
+    e->warnings = lua_gettop(L);
     /* the list comes from a CSV source, or is one part of a longer list: taskName is
      * written last, once we know whether another part follows */
     raw_field(L, 1, "numberInfoList");
@@ -1995,7 +2095,9 @@ static int run(lua_State *L, enc *e, int bodyidx)
 
 static void push_info(lua_State *L, const enc *e)
 {
-    lua_createtable(L, 0, 9);
+    lua_createtable(L, 0, 10);
+    lua_pushvalue(L, e->warnings);
+    lua_setfield(L, -2, "warnings");
     lua_pushinteger(L, (lua_Integer)e->rows_total);
     lua_setfield(L, -2, "rows");
     lua_pushinteger(L, (lua_Integer)e->truncated);

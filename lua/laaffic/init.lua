@@ -130,7 +130,7 @@ end
 
 local options = {
     api_key = true, api_secret = true, app_id = true, base_url = true, path = true,
-    clock = true,
+    clock = true, strict = true,
     -- create_task
     transport = true, retries = true, backoff = true, max_backoff = true, logger = true,
     sleep = true,
@@ -246,7 +246,12 @@ function _M.new(o)
         http_opts.pool_size = o.pool_size
     end
 
+    if o.strict ~= nil and type(o.strict) ~= "boolean" then
+        error("laaffic.new: option 'strict' must be a boolean, got " .. type(o.strict), 2)
+    end
+
     local self = setmetatable({
+        strict = o.strict,  -- true: a rule the pages do not state is an error, not a warning
         app_id = app_id,
         base_url = base_url,
         path = path,
@@ -355,6 +360,13 @@ function client:build_task(task, opts)
         t.appId = self.app_id
     end
 
+    if self.strict and (opts == nil or opts.strict == nil) then
+        local o = { strict = true }
+        for k, v in pairs(opts or {}) do
+            o[k] = v
+        end
+        opts = o
+    end
     local body, info, field, code, where = core.encode_body(t, opts)
     if not body then
         return nil, lerror.new{
@@ -574,7 +586,7 @@ local function send(self, req, task_name, transport, sleep)
                 end
                 return key_id, {
                     attempts = attempt, http_status = res.status, rows = info.rows,
-                    truncated = info.truncated, bytes = info.bytes,
+                    truncated = info.truncated, bytes = info.bytes, warnings = info.warnings,
                     time = clock_now() - started,
                 }
             end
@@ -615,7 +627,7 @@ end
 
 local DEFAULT_CONCURRENCY = 4
 local ENCODE_OPTS = { require_texts = true, truncate = true, max_rows = true, rejects = true,
-                      max_rejects = true }
+                      max_rejects = true, strict = true }
 local TASKS_OPTS = { concurrency = true, on_progress = true }
 for k in pairs(ENCODE_OPTS) do
     TASKS_OPTS[k] = true
@@ -689,7 +701,7 @@ function client:create_tasks(task, opts)
     local src = csv.is(list) and list or nil
     local started = clock_now()
     local result = { parts = {}, created = 0, existing = 0, failed = 0, rows = 0,
-                     rejected = 0, duplicates = 0 }
+                     rejected = 0, duplicates = 0, warnings = {} }
     local first_err
     local in_flight = 0     -- parts being sent
     local progress = { parts = 0, done = 0, created = 0, failed = 0, rows = 0 }
@@ -742,6 +754,9 @@ function client:create_tasks(task, opts)
             return nil
         end
         local info = req.info
+        if k == 1 then          -- the task's fields, the same in every part
+            result.warnings = info.warnings
+        end
         more = info.more and true or false
         entry.task_name, entry.rows = info.task_name or task.taskName, info.rows
         result.rows = result.rows + info.rows

@@ -11,10 +11,11 @@
 --
 -- The API endpoint checks what the vendor's pages say the server checks, in this order:
 -- the Api-Key, Timestamp and Sign headers (-1; a Timestamp that is not 1-20 digits or lies
--- outside the window: -16), that the body is a JSON object (-18; `//` line comments
--- outside strings are removed first, as the vendor's own curl example carries them), the
--- appId (-1), every field rule (-21/-22: laaffic.core.encode_body, the same C rule table
--- the client validates with), and the unique taskName (-41). Success answers
+-- outside the window: -16), that the body is a JSON object (-18, also for the `//`
+-- comments of the vendor's own curl example: JSON has none), the appId (-1), every field
+-- rule the pages state (-21/-22: laaffic.core.encode_body, the same C rule table the
+-- client validates with; what laaffic only warns about is accepted), and the unique
+-- taskName (-41). Success answers
 -- {"status":"0","reason":"success","data":<keyId>}. Every API answer is HTTP 200 with a
 -- JSON body; `reason` is the vendor's text for the code (the core's message, which names
 -- the field, for -21/-22), and the sandbox's own detail goes to the
@@ -65,6 +66,9 @@
 --                              not_http          create the task, then write `garbage\r\n\r\n`
 --                                                (no status line) on the raw socket and close
 --                                                (HTTP/1.x; over HTTP/2: reset the stream)
+--                              status            read the body, answer {"status":S,"reason":
+--                                                the vendor's text} for `status` S, any code
+--                                                the pages list but 0; no task is created
 --                              redirect          read the body, answer http_status (301, 302,
 --                                                303, 307 or 308; default 307) with Location:
 --                                                `location` (required, http:// or https://);
@@ -122,24 +126,42 @@ local DICT_NAME = "laaffic_sandbox"
 local CONTENT_TYPE = "application/json;charset=UTF-8"
 local KEYS_FROM = 100001
 
--- The vendor's reason texts (the status table of seed 000) for the codes this server sends.
+-- The vendor's reason texts: the status table of page A, and -67 from page B's table
+-- (the same error as -68 under another number). Fault mode "status" answers any of them.
 local REASON = {
     ["0"] = "success",
     ["-1"] = "Authentication error",
+    ["-2"] = "Restricted IP access",
     ["-16"] = "Timestamp expires",
     ["-18"] = "Port program unusual",
+    ["-20"] = "Data existing",
+    ["-21"] = "Data validation exception",
+    ["-22"] = "Parameter exception",
+    ["-23"] = "Data caps",
+    ["-24"] = "Data unexisting",
+    ["-26"] = "Getting fee faily",
+    ["-34"] = "There is no callable number when the task was ended last time. Please start " ..
+              "the group call task again.",
+    ["-37"] = "The group call task you submitted exceeds the maximum concurrent task limit. " ..
+              "Please complete the task before submitting again!",
+    ["-38"] = "Conversion text and language type are required",
+    ["-39"] = "Failed to obtain the text language type",
     ["-41"] = "Task name already exists",
+    ["-42"] = "Recall is allowed only when the task is canceled or completed",
+    ["-60"] = "The AI speech template does not exist",
+    ["-67"] = "The AI agent industry's intent does not match the callback intent",
+    ["-68"] = "AI Agent industry intent does not match recall intent",
 }
 
 -- mode -> default ms; FAULT_NAMES: the modes in the order the error message lists them
 local FAULTS = {
     delay = 1000, slow_read = 1000, drop = 0, drop_after_create = 0, status500 = 0,
     garbage = 0, hang = 60000, reset = 0, short_body = 0, cut_json = 0, slow_headers = 500,
-    slow_body = 500, redirect = 0, not_http = 0,
+    slow_body = 500, redirect = 0, not_http = 0, status = 0,
 }
 local FAULT_NAMES = { "delay", "slow_read", "drop", "drop_after_create", "status500", "garbage",
                       "hang", "reset", "short_body", "cut_json", "slow_headers", "slow_body",
-                      "redirect", "not_http" }
+                      "redirect", "not_http", "status" }
 local FAULT_BYTES = { reset = 64, short_body = 0 }      -- default `bytes` (cut_json: half)
 local REDIRECTS = { [301] = true, [302] = true, [303] = true, [307] = true, [308] = true }
 
@@ -839,47 +861,32 @@ local function read_body()
     return body, nil, true
 end
 
--- s without `//` comments (to the end of the line) outside JSON strings.
-local function strip_comments(s)
-    if not s:find("//", 1, true) then
-        return s
-    end
-    local out, pos, n = {}, 1, #s
-    while pos <= n do
+-- True when s has a `//` outside JSON strings (a comment, which JSON does not allow).
+local function has_comment(s)
+    local pos = 1
+    while true do
         local i = s:find('["/]', pos)
         if not i then
-            out[#out + 1] = s:sub(pos)
-            break
+            return false
         end
-        if s:byte(i) == 34 then                   -- '"': copy the whole string
+        if s:byte(i) == 34 then                   -- '"': skip the whole string
             local j = i + 1
-            while true do
+            repeat
                 local k = s:find('["\\]', j)
                 if not k then
-                    j = n
-                    break
+                    return false
                 end
-                if s:byte(k) == 92 then           -- backslash: skip the escaped byte
-                    j = k + 2
-                else
-                    j = k
-                    break
-                end
-            end
-            out[#out + 1] = s:sub(pos, j)
+                j = k + (s:byte(k) == 92 and 2 or 0)
+            until s:byte(k) == 34
             pos = j + 1
-        elseif s:byte(i + 1) == 47 then           -- "//": drop up to the newline
-            out[#out + 1] = s:sub(pos, i - 1)
-            local nl = s:find("\n", i, true)
-            pos = nl or (n + 1)
+        elseif s:byte(i + 1) == 47 then
+            return true
         else
-            out[#out + 1] = s:sub(pos, i)
             pos = i + 1
         end
     end
-    return concat(out)
 end
-_M.strip_comments = strip_comments
+_M.has_comment = has_comment
 
 ---------------------------------------------------------------------------------------
 -- The API endpoint
@@ -917,16 +924,20 @@ local function process(body, spooled)
                format("Timestamp is %d s off the server clock (window %d s)", skew, conf.window)
     end
 
+    -- Page B: -18 "Check whether the request body is in json format." Its own curl
+    -- example carries // comments: JSON has none, so that body is answered -18 too.
+    local not_json = REASON["-18"] .. ": check whether the request body is in json format ("
     if body == "" then
-        return "-18", REASON["-18"], nil, "empty body"
+        return "-18", not_json .. "it is empty)", nil, "empty body"
     end
-    local text = strip_comments(body)
-    if not text:match("^%s*{") then
-        return "-18", REASON["-18"], nil, "the body is not a JSON object"
+    if not body:match("^%s*{") then
+        return "-18", not_json .. "it is not a JSON object)", nil, "the body is not a JSON object"
     end
-    local task, jerr = cjson.decode(text)
+    local task, jerr = cjson.decode(body)
     if type(task) ~= "table" then
-        return "-18", REASON["-18"], nil, "the body is not JSON: " .. tostring(jerr)
+        local comment = has_comment(body)
+        return "-18", not_json .. (comment and "// comments are not JSON)" or "it is not JSON)"),
+               nil, "the body is not JSON: " .. tostring(jerr)
     end
 
     if type(task.appId) == "string" and not conf.app_ids[task.appId] then
@@ -991,7 +1002,7 @@ local function take_fault()
     end
     local ms = d:get("fault:ms") or FAULTS[mode] or 0
     local extra = { bytes = d:get("fault:bytes"), location = d:get("fault:location"),
-                    http_status = d:get("fault:http_status") }
+                    http_status = d:get("fault:http_status"), status = d:get("fault:status") }
     if left == 0 then
         d:delete("fault:mode")
         d:delete("fault:count")
@@ -1200,6 +1211,8 @@ function _M.api()
     local status, reason, key_id, detail
     if not body then
         status, reason, detail = "-18", REASON["-18"], berr
+    elseif mode == "status" then        -- the answer asked for; no task is created
+        status, reason, detail = extra.status, REASON[extra.status], "fault mode status"
     else
         status, reason, key_id, detail = process(body, spooled)
     end
@@ -1283,10 +1296,11 @@ local function fault_json()
     end
     return cjson.encode({ mode = mode, count = d:get("fault:count"), ms = d:get("fault:ms"),
                           bytes = d:get("fault:bytes"), location = d:get("fault:location"),
-                          http_status = d:get("fault:http_status") })
+                          http_status = d:get("fault:http_status"),
+                          status = d:get("fault:status") })
 end
 
-local FAULT_EXTRAS = { "fault:bytes", "fault:location", "fault:http_status" }
+local FAULT_EXTRAS = { "fault:bytes", "fault:location", "fault:http_status", "fault:status" }
 
 local function arm_fault()
     ngx.req.read_body()
@@ -1327,6 +1341,15 @@ local function arm_fault()
     elseif location ~= nil or http_status ~= nil then
         return send_json(400, '{"error":"location and http_status are for mode redirect only"}')
     end
+    local status = f.status ~= nil and tostring(f.status) or nil
+    if mode == "status" then
+        if not REASON[status] or status == "0" then
+            return send_json(400, '{"error":"mode status needs a status the vendor\'s pages ' ..
+                                  'list (-1, -2, -16, ... -68), not 0"}')
+        end
+    elseif status ~= nil then
+        return send_json(400, '{"error":"status is for mode status only"}')
+    end
     local n = f.count == nil and 1 or f.count
     local ms = f.ms == nil and FAULTS[mode] or f.ms
     if type(n) ~= "number" or n < 1 or n ~= floor(n) then
@@ -1341,6 +1364,7 @@ local function arm_fault()
     if bytes ~= nil then d:set("fault:bytes", bytes) end
     if location ~= nil then d:set("fault:location", location) end
     if http_status ~= nil then d:set("fault:http_status", http_status) end
+    if status ~= nil then d:set("fault:status", status) end
     d:set("fault:mode", mode)
     d:set("fault:count", n)
     d:set("fault:ms", ms)
