@@ -732,6 +732,32 @@ return t
             assert.truthy(r.out:find("already exists", 1, true), redact(r.out))
         end)
 
+        it("1: a -20 \"Data existing\" answer is not \"already exists\", even with --existing-ok", function()
+            local tn = name("spec70-data-exists")
+            sb:fault({ mode = "data_exists" })
+            local r = run("send --existing-ok --json --task " .. q(task_json(tn)), { env = creds() })
+            assert.equals(1, r.code, redact(r.out .. r.err))
+            local doc = decode(r.out)
+            assert.is_false(doc.ok)
+            assert.equals(0, doc.created)
+            assert.equals(0, doc.existing)
+            assert.equals(1, doc.failed)
+            local p = doc.parts[1]
+            assert.equals("failed", p.status)
+            assert.equals("status", p.error.kind)
+            assert.equals(-20, p.error.code)
+            -- says the task may exist and how to find out, never that it does
+            assert.truthy(p.error.message:find("may already exist", 1, true), p.error.message)
+            assert.truthy(p.error.message:find(tn, 1, true), p.error.message)
+            sb:fault({ mode = "data_exists" })
+            r = run("send --existing-ok --task " .. q(task_json(tn)), { env = creds() })
+            assert.equals(1, r.code)
+            assert.falsy(r.out:find("already exists (", 1, true), redact(r.out))
+            assert.truthy(r.out:find("FAILED", 1, true), redact(r.out))
+            local _, count = created(tn)
+            assert.equals(0, count)
+        end)
+
         it("3: an unreadable task or number list", function()
             assert.equals(3, run("send --task " .. q(tmp .. "/missing.json"), { env = creds() }).code)
             local r = run("send --task " .. q(task_json(name())) .. " --numbers " .. q(tmp .. "/missing.csv"),

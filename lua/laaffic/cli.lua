@@ -61,9 +61,10 @@ local VALIDATE_MAX_REJECTS = 10000000
 local EXIT_HELP = [=[
 exit codes:
   0  done: every part was created (send), the input is valid (validate)
-  1  the API refused a part: a status such as -1 (authentication) or -41/-20 (the task
-     name already exists; with --existing-ok an existing part counts as done), or an
-     answer that is not the API's; also "sandbox status" when it is not running
+  1  the API refused a part: a status such as -1 (authentication), -20 (data exists:
+     the task may exist, check before re-sending) or -41 (the task name already exists;
+     with --existing-ok an existing part counts as done), or an answer that is not the
+     API's; also "sandbox status" when it is not running
   2  usage error (unknown option, missing argument, a credential given as an option,
      sign refusing to write to a terminal)
   3  invalid input: the task or the number list cannot be read or does not validate;

@@ -397,7 +397,7 @@ if not cjson_ok then
 end
 
 local MAX_QUOTE = 200
-local MAY_EXIST = "Do not re-send blindly: re-send with the same taskName and a -41/-20 " ..
+local MAY_EXIST = "Do not re-send blindly: re-send with the same taskName and a -41 " ..
                   "answer (kind already_exists) means it was created"
 
 -- failures that sent nothing but that another attempt cannot mend
@@ -462,7 +462,14 @@ local function api_result(self, res, decoded, task_name)
     local reason = decoded.reason
     if type(reason) ~= "string" then reason = nil end
     local err = lerror.from_status(st, reason, res.status)
-    if code == -41 or code == -20 then
+    if code == -20 then
+        -- "Data existing" names no task: it may or may not be this one, so it is a
+        -- status error (never counted as created) that says how to find out
+        err.message = format("the server answered -20 \"data existing\" without saying " ..
+            "what exists: a task named %s may already exist (if a request for it whose " ..
+            "answer was lost did land). Check the task list in the LAAFFIC console for it; " ..
+            "if it is not there, send again", format("%q", tostring(task_name)))
+    elseif code == -41 then
         local earlier = task_name and self.ambiguous[task_name]
         if task_name then
             self.ambiguous[task_name] = nil
@@ -482,7 +489,7 @@ end
 -- create_task (below). transport(req) and sleep(seconds) are parameters, so that
 -- create_tasks can run several of these at once as coroutines.
 local function send(self, req, task_name, transport, sleep)
-    -- the outcome of this taskName is unknown: a later -41/-20 for it is our own task
+    -- the outcome of this taskName is unknown: a later -41 for it is our own task
     local function mark_ambiguous()
         if task_name then
             self.ambiguous[task_name] = true
@@ -591,8 +598,8 @@ end
 -- can have reached the server (DNS, connection refused, TLS handshake, connect timeout)
 -- or when the server answered -16 (stale timestamp: re-signed with the clock corrected
 -- by the answer's Date header). After a failure that may have sent the body the error
--- has kind "ambiguous": the task may exist; a later -41 or -20 for the same taskName
--- comes back with kind "already_exists".
+-- has kind "ambiguous": the task may exist; a later -41 for the same taskName comes back
+-- with kind "already_exists" (-20 "Data existing" names no task: kind "status").
 --
 -- A list longer than one task (over 200,000 numbers, or a CSV source that does not fit
 -- in one part) is refused before anything is sent: client:create_tasks splits it.

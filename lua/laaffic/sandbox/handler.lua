@@ -62,6 +62,8 @@
 --                                                once, like slow_body)
 --                              slow_body         create the task, send the headers, then the
 --                                                body one byte every ms (default 500)
+--                              data_exists       read the body, answer the API's -20 "Data
+--                                                existing" (HTTP 200); the task is not created
 --                              redirect          read the body, answer http_status (301, 302,
 --                                                303, 307 or 308; default 307) with Location:
 --                                                `location` (required, http:// or https://);
@@ -125,6 +127,7 @@ local REASON = {
     ["-1"] = "Authentication error",
     ["-16"] = "Timestamp expires",
     ["-18"] = "Port program unusual",
+    ["-20"] = "Data existing",
     ["-41"] = "Task name already exists",
 }
 
@@ -132,11 +135,11 @@ local REASON = {
 local FAULTS = {
     delay = 1000, slow_read = 1000, drop = 0, drop_after_create = 0, status500 = 0,
     garbage = 0, hang = 60000, reset = 0, short_body = 0, cut_json = 0, slow_headers = 500,
-    slow_body = 500, redirect = 0,
+    slow_body = 500, redirect = 0, data_exists = 0,
 }
 local FAULT_NAMES = { "delay", "slow_read", "drop", "drop_after_create", "status500", "garbage",
                       "hang", "reset", "short_body", "cut_json", "slow_headers", "slow_body",
-                      "redirect" }
+                      "redirect", "data_exists" }
 local FAULT_BYTES = { reset = 64, short_body = 0 }      -- default `bytes` (cut_json: half)
 local REDIRECTS = { [301] = true, [302] = true, [303] = true, [307] = true, [308] = true }
 
@@ -1178,6 +1181,9 @@ function _M.api()
     elseif mode == "redirect" then
         ngx.header["Location"] = extra.location
         return send_json(extra.http_status or 307, '{"error":"moved"}')
+    elseif mode == "data_exists" then
+        count("status:-20")
+        return send_json(200, api_body("-20", REASON["-20"]))
     end
 
     local status, reason, key_id, detail
