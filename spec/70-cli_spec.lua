@@ -795,6 +795,84 @@ return t
     end)
 
     ---------------------------------------------------------------------------------------
+    describe("a number list that changes during a send", function()
+        -- Sends a 5-row list as 3 parts, one at a time, part 1 answered 1.5 s late; while
+        -- it waits, change(list) alters the file. Returns { code, out, err }, the doc of
+        -- --json and the task name.
+        local function send_changing(change)
+            local tn = name("spec70-changes")
+            local rows = { "calleeNumber,text1" }
+            for i = 1, 5 do rows[#rows + 1] = ("91900000070%d,n%d"):format(i, i) end
+            local list = csv_file(rows)
+            local before = sb:requests().total
+            sb:fault({ mode = "delay", ms = 1500 })
+            local out, err, rcf = file("out"), file("err"), file("rc")
+            sh("( { " .. command("send --json --task " .. q(task_json(tn)) .. " --numbers " ..
+               q(list) .. " --max-rows 2 --concurrency 1", { env = creds() }) .. "\n} >" ..
+               q(out) .. " 2>" .. q(err) .. " </dev/null; echo $? >" .. q(rcf) .. ".tmp; mv " ..
+               q(rcf) .. ".tmp " .. q(rcf) .. " ) >/dev/null 2>&1 &")
+            local deadline = os.time() + 20
+            while sb:requests().total <= before do
+                assert(os.time() < deadline, "part 1 never reached the sandbox")
+                sh("sleep 0.05")
+            end
+            change(list)
+            while not read(rcf) do
+                assert(os.time() < deadline + 20, "laaffic send did not end")
+                sh("sleep 0.05")
+            end
+            local r = { code = tonumber(read(rcf):match("%d+")), out = read(out) or "",
+                        err = read(err) or "" }
+            return r, decode(r.out), tn
+        end
+
+        -- what every change must give: part 1 sent, parts 2 and 3 not, and the counts of
+        -- the check (3 parts, 5 rows)
+        local function assert_stopped(r, doc, tn)
+            assert.equals(1, r.code, redact(r.out .. r.err))
+            assert.is_false(doc.ok)
+            assert.equals(3, #doc.parts, redact(r.out))
+            assert.equals(5, doc.rows)
+            assert.equals(1, doc.created)
+            assert.equals("created", doc.parts[1].status)
+            assert.equals("failed", doc.parts[2].status)
+            assert.equals("io", doc.parts[2].error.kind)
+            assert.truthy(doc.parts[2].error.message:find("changed", 1, true),
+                          doc.parts[2].error.message)
+            assert.equals("not_sent", doc.parts[3].status)
+            assert.equals(tn .. "-part-3", doc.parts[3].task_name)
+            assert.equals(2, doc.not_sent)
+            assert.truthy(doc.error.message:find("part 1 was sent", 1, true), doc.error.message)
+            assert.truthy(doc.error.message:find("parts 2 to 3 were not", 1, true), doc.error.message)
+            local tasks, count = created(tn)
+            assert.equals(1, count)
+            assert.equals(2, tasks[tn .. "-part-1"].rows)
+        end
+
+        it("truncated after part 1: stops, says which parts were sent", function()
+            assert_stopped(send_changing(function(list)
+                sh("head -n 2 " .. q(list) .. " >" .. q(list .. ".x") .. " && cat " ..
+                   q(list .. ".x") .. " >" .. q(list))
+            end))
+        end)
+
+        it("replaced (renamed over) after part 1: stops", function()
+            assert_stopped(send_changing(function(list)
+                sh("sed 's/n/m/' " .. q(list) .. " >" .. q(list .. ".new") .. " && mv " ..
+                   q(list .. ".new") .. " " .. q(list))
+            end))
+        end)
+
+        it("rewritten at the same size after part 1: stops", function()
+            assert_stopped(send_changing(function(list)
+                local text = read(list)
+                write(list, (text:gsub("n(%d)", "m%1")))
+                assert.equals(#text, #read(list))
+            end))
+        end)
+    end)
+
+    ---------------------------------------------------------------------------------------
     describe("progress bar", function()
         local function slow_send(tn, pty)
             local rows = { "calleeNumber" }

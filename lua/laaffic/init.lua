@@ -665,6 +665,9 @@ end
 -- first failure, with err.part and err.task_name. An invalid row stops the reading (no
 -- more parts are built; those under way finish), unless opts.rejects collects bad rows;
 -- so does any failed part: a re-run with the same list picks up where this one stopped.
+-- A CSV file is checked after each part is read (src:check()): a file that was changed,
+-- truncated or replaced since it was opened stops the send with kind "io" before that
+-- part goes out.
 function client:create_tasks(task, opts)
     check_self(self, "create_tasks")
     if type(task) ~= "table" then
@@ -730,14 +733,29 @@ function client:create_tasks(task, opts)
         report()
     end
 
-    -- builds part k, or nil when the list is done (or reading it failed)
     local more, k = true, 0
+    -- A CSV file that changes while it is read would mix two versions or lose rows:
+    -- after reading each part, before sending it, the file must still be the one opened.
+    local function changed(req)
+        local ok, why = src:check()
+        if ok then return nil end
+        if req then req.body:close() end
+        return lerror.new{ kind = "io", file = src:info().name, part = k,
+            message = format("%s changed while it was being sent (%s): part %d and the " ..
+                "parts after it were not sent%s", src:info().name, tostring(why), k,
+                k > 1 and format("; parts 1 to %d went out before it (see their results)", k - 1)
+                or "") }
+    end
+
+    -- builds part k, or nil when the list is done (or reading it failed)
     local function build()
         if not more or first_err then
             return nil
         end
         k = k + 1
         local req, err = next_part(self, task, enc, k)
+        local cerr = src and changed(req)
+        if cerr then req, err = nil, cerr end
         local entry = { part = k }
         result.parts[k] = entry
         if not req then
