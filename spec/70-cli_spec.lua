@@ -417,6 +417,62 @@ return t
             assert.truthy(lines[3]:find("^5,1,calleeNumber,"), lines[3])
         end)
 
+        it("--rejects refuses the number list, the task or the config itself, by any spelling or link", function()
+            local tn = name("spec70-rejself")
+            local list = csv_file({ "calleeNumber,text1", "919000000111,a", "12,b" })
+            local text = read(list)
+            local task = task_json(tn)
+            local link = list .. ".link"
+            sh("ln -s " .. q(list) .. " " .. q(link))
+            local dir, base = list:match("^(.*)/([^/]+)$")
+            for _, rej in ipairs({ list, dir .. "/./" .. base, dir .. "/../" .. dir:match("[^/]+$") ..
+                                   "/" .. base, link, task }) do
+                for _, cmd in ipairs({ "send", "validate" }) do
+                    local r = run(cmd .. " --task " .. q(task) .. " --numbers " .. q(list) ..
+                                  " --rejects " .. q(rej), { env = creds() })
+                    assert.equals(2, r.code, cmd .. " --rejects " .. rej .. ": " .. redact(r.out .. r.err))
+                    assert.truthy(r.err:find("--rejects", 1, true), redact(r.err))
+                    assert.equals(text, read(list))
+                end
+            end
+            assert.truthy(read(task):find(tn, 1, true))
+            local _, count = created(tn)
+            assert.equals(0, count)
+        end)
+
+        it("--rejects FILE is written whole at the end: an existing one keeps its content until then", function()
+            local tn = name("spec70-rejtmp")
+            local dir = tmp .. "/rejdir-" .. tn
+            sh("mkdir -p " .. q(dir))
+            local rej = dir .. "/rejects.csv"
+            write(rej, "old\n")
+            local list = csv_file({ "calleeNumber", "919000000121", "12" })
+            sb:fault({ mode = "delay", ms = 1500 })
+            local before = sb:requests().total
+            local rcf = file("rc")
+            sh("( " .. command("send -q --task " .. q(task_json(tn)) .. " --numbers " .. q(list) ..
+               " --rejects " .. q(rej), { env = creds() }) .. " >/dev/null 2>&1 </dev/null; echo $? >" ..
+               q(rcf) .. ".tmp; mv " .. q(rcf) .. ".tmp " .. q(rcf) .. " ) >/dev/null 2>&1 &")
+            local deadline = os.time() + 20
+            while sb:requests().total <= before do
+                assert(os.time() < deadline, "the send never reached the sandbox")
+                sh("sleep 0.05")
+            end
+            assert.equals("old\n", read(rej))         -- not truncated first
+            while not read(rcf) do
+                assert(os.time() < deadline + 20, "laaffic send did not end")
+                sh("sleep 0.05")
+            end
+            assert.equals("0", read(rcf):match("%d+"))
+            assert.truthy(read(rej):find("^line,column,field,message\n3,1,calleeNumber,"), read(rej))
+            assert.equals("rejects.csv\n", (sh("ls -A " .. q(dir))))   -- no temporary file left
+            -- a send that stops before the end leaves no rejects file behind, not even empty
+            local r = run("send --task " .. q(task_json(tn, { maxCalls = 5000 })) .. " --numbers " ..
+                          q(list) .. " --rejects " .. q(dir .. "/new.csv"), { env = creds() })
+            assert.equals(3, r.code, redact(r.out .. r.err))
+            assert.equals("rejects.csv\n", (sh("ls -A " .. q(dir))))
+        end)
+
         it("-v logs each request and answer on stderr, never the secret or a Sign", function()
             local tn = name("spec70-verbose")
             local r = run("send -v --task " .. q(task_json(tn)), { env = creds() })

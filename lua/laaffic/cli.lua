@@ -1197,15 +1197,64 @@ local function csv_field(v)
     return v
 end
 
-local function write_rejects(path, rejects)
-    local f, err = io.open(path, "wb")
-    if not f then return nil, err end
-    f:write("line,column,field,message\n")
-    for _, r in ipairs(rejects) do
-        f:write(csv_field(r.line and int(r.line)), ",", csv_field(r.column and int(r.column)),
-                ",", csv_field(r.field), ",", csv_field(r.message), "\n")
+-- A name for a temporary file beside path (same directory: the rename is atomic).
+local function temp_beside(path)
+    local f = io.open("/dev/urandom", "rb")
+    local r = f and f:read(6)
+    if f then f:close() end
+    local hex = r and r:gsub(".", function(c) return format("%02x", c:byte()) end) or
+                format("%x%x", os.time(), floor(core.now() * 1e6) % 0x1000000)
+    local dir, base = path:match("^(.*/)([^/]*)$")
+    return (dir or "") .. "." .. (base or path) .. ".laaffic-" .. hex
+end
+
+-- --rejects FILE must never be a file the command reads: it is replaced at the end.
+-- Compared by device and inode, so another spelling or a link is caught too.
+local function check_rejects_path(opts, cfg)
+    if not opts.rejects then return end
+    local id = core.file_id(opts.rejects)
+    if id then
+        for _, input in ipairs({ { opts.numbers, "number list" },
+                                 { opts.task ~= "-" and opts.task, "task file" },
+                                 { cfg.config_path, "config file" } }) do
+            if type(input[1]) == "string" and core.file_id(input[1]) == id then
+                die(EXIT.USAGE, format("--rejects %s is the %s (%s): it would be overwritten; " ..
+                    "give another file", opts.rejects, input[2], input[1]))
+            end
+        end
     end
+    -- fail now, not after the send, when the directory cannot take the file
+    local tmp = temp_beside(opts.rejects)
+    local f, err = io.open(tmp, "wb")
+    if not f then die(EXIT.USAGE, "--rejects: cannot write beside " .. opts.rejects .. ": " ..
+                      tostring(err)) end
     f:close()
+    os.remove(tmp)
+end
+
+-- Writes the rejects to a temporary file renamed over path at the end: path is never
+-- truncated first, and holds either its old content or the whole new list.
+local function write_rejects(path, rejects)
+    local tmp = temp_beside(path)
+    local f, err = io.open(tmp, "wb")
+    if not f then return nil, err end
+    local ok, werr = f:write("line,column,field,message\n")
+    for _, r in ipairs(rejects) do
+        if not ok then break end
+        ok, werr = f:write(csv_field(r.line and int(r.line)), ",",
+            csv_field(r.column and int(r.column)), ",", csv_field(r.field), ",",
+            csv_field(r.message), "\n")
+    end
+    local closed, cerr = f:close()
+    if ok and closed then
+        ok, werr = os.rename(tmp, path)
+    else
+        ok, werr = nil, werr or cerr
+    end
+    if not ok then
+        os.remove(tmp)
+        return nil, werr
+    end
     return true
 end
 
@@ -1236,6 +1285,7 @@ local function cmd_validate(ctx, opts)
     cfg = apply_sandbox(cfg, opts, ctx.env)
     local task, taskname = load_task(opts)
     local make_list, listname = number_source(opts, task, taskname)
+    check_rejects_path(opts, cfg)
     local bar = progress_bar(ctx.stderr, ctx.progress, "validating")
     local report = check(task, taskname, make_list, listname, enc, cfg.app_id,
                          opts.numbers ~= nil, bar)
@@ -1403,11 +1453,7 @@ local function cmd_send(ctx, opts)
     require_credentials(cfg)
     local task, taskname = load_task(opts)
     local make_list, listname = number_source(opts, task, taskname)
-    if opts.rejects then
-        local f, err = io.open(opts.rejects, "ab")
-        if not f then die(EXIT.USAGE, "--rejects: " .. tostring(err)) end
-        f:close()
-    end
+    check_rejects_path(opts, cfg)
 
     -- check the whole list first: an invalid task sends nothing
     local bar = progress_bar(ctx.stderr, ctx.progress, "checking")
