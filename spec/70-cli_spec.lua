@@ -772,9 +772,131 @@ return t
             cfg = config("api_token = x\n", "600")
             assert.equals(4, run("sign --config " .. q(cfg)).code)
             -- a key but no secret
-            r = run("send --task x.json", { env = { LAAFFIC_API_KEY = KEY } })
+            r = run("send --task " .. q(task_json(name())), { env = { LAAFFIC_API_KEY = KEY } })
             assert.equals(4, r.code)
             assert.truthy(r.err:find("LAAFFIC_API_SECRET", 1, true), redact(r.err))
+        end)
+
+        it("the format: an inline # comment, a quote left open, an empty or repeated key is " ..
+           "refused with its line, never read as another credential", function()
+            local ts = 1630468800
+            for _, case in ipairs({
+                { "api_key = " .. KEY .. "\napi_secret = " .. SECRET .. "   # prod secret\n", 2 },
+                { "api_key = " .. KEY .. "\napi_secret = " .. SECRET .. "\t#prod\n", 2 },
+                { "api_key = " .. KEY .. '\n\napi_secret = "' .. SECRET .. '" # prod\n', 3 },
+                { "api_key = " .. KEY .. '\napi_secret = "' .. SECRET .. "\n", 2 },
+                { "api_key = " .. KEY .. "\napi_secret = " .. SECRET .. "'\n", 2 },
+                { "api_key = " .. KEY .. "\napi_secret =\n", 2 },
+                { "api_secret = " .. SECRET .. "\napi_key = " .. KEY .. "\napi_secret = x\n", 3 },
+            }) do
+                local cfg = config(case[1], "600")
+                local r = run("sign --timestamp " .. ts .. " --config " .. q(cfg))
+                assert.equals(4, r.code, redact(case[1]) .. " => " .. redact(r.out .. r.err))
+                assert.truthy(r.err:find(cfg .. ":" .. case[2] .. ": ", 1, true), redact(r.err))
+                assert_no_credentials({ stdout = r.out, stderr = r.err }, "config case")
+            end
+            -- what the format allows: comment lines, blanks around "=", a quoted value
+            -- taken whole (spaces and # inside)
+            local odd = "s3cr #et x"
+            local cfg = config("# a comment\n  api_key=" .. KEY .. "  \n\n  # another\n" ..
+                               "api_secret = '" .. odd .. "'\n", "600")
+            local r = run("sign --timestamp " .. ts .. " --config " .. q(cfg))
+            assert.equals(0, r.code, r.err)
+            assert.truthy(r.out:find("Sign: " .. core.sign(KEY, odd, ts), 1, true))
+        end)
+    end)
+
+    ---------------------------------------------------------------------------------------
+    describe("bad input: a clear error, never a hang or an echo", function()
+        local function lua_task(body)
+            local f = file("task.lua")
+            write(f, body)
+            return f
+        end
+
+        it("a .lua task file that never ends is stopped, with a clear error", function()
+            for _, body in ipairs({ "while true do end",
+                                    "while true do pcall(function() while true do end end) end",
+                                    "local function f() return f() end return f()" }) do
+                local started = os.time()
+                local r = run("validate --task " .. q(lua_task(body)), { lua = "timeout 60 " .. LUA })
+                assert.equals(3, r.code, body .. ": " .. r.err)
+                assert.truthy(r.err:find("instructions", 1, true), body .. ": " .. r.err)
+                assert.truthy(os.time() - started < 30, body .. " took too long")
+            end
+        end)
+
+        it("a task file raising a table or nothing says so, not table: 0x...", function()
+            local r = run("validate --task " .. q(lua_task('error({ code = 5, message = "bad agent" })')))
+            assert.equals(3, r.code)
+            assert.falsy(r.err:find("table: 0x", 1, true), r.err)
+            assert.truthy(r.err:find("bad agent", 1, true), r.err)
+            r = run("validate --task " .. q(lua_task("error({ 1, 2 })")))
+            assert.equals(3, r.code)
+            assert.falsy(r.err:find("table: 0x", 1, true), r.err)
+            assert.truthy(r.err:find("raised a table", 1, true), r.err)
+            r = run("validate --task " .. q(lua_task("error()")))
+            assert.equals(3, r.code)
+            assert.truthy(r.err:find("raised an error without a message", 1, true), r.err)
+        end)
+
+        it("never echoes a stray argument (it may be a credential)", function()
+            local stray = "bDqJFiq9"
+            local task = q(task_json(name()))
+            for _, args in ipairs({ "send --task " .. task .. " " .. stray,
+                                    "validate --task " .. task .. " -- " .. stray,
+                                    stray .. " send --task " .. task,
+                                    "sandbox " .. stray, "sandbox status " .. stray }) do
+                local r = run(args, { env = creds() })
+                assert.equals(2, r.code, args)
+                assert.falsy((r.out .. r.err):find(stray, 1, true), args .. ": " .. r.out .. r.err)
+            end
+        end)
+
+        it("says the task file is missing before asking for credentials", function()
+            local r = run("send --task " .. q(tmp .. "/nosuch.json"))
+            assert.equals(3, r.code, r.err)
+            assert.truthy(r.err:find("nosuch.json", 1, true), r.err)
+            assert.falsy(r.err:find("API key", 1, true), r.err)
+        end)
+
+        it("a task file must be .json or .lua (or JSON without either)", function()
+            local list = csv_file({ "calleeNumber", "919000000001" })
+            local r = run("validate --task " .. q(list))
+            assert.equals(2, r.code, r.err)
+            assert.truthy(r.err:find("must be a .json or .lua file", 1, true), r.err)
+            local f = file("task")
+            write(f, read(task_json(name())))
+            assert.equals(0, run("validate --task " .. q(f)).code)
+        end)
+
+        it("names a missing or bad number list once", function()
+            local missing = tmp .. "/nosuch-list.csv"
+            local r = run("validate --task " .. q(task_json(name())) .. " --numbers " .. q(missing))
+            assert.equals(3, r.code)
+            local _, times = r.err:gsub(missing:gsub("%p", "%%%0"), "")
+            assert.equals(1, times, r.err)
+            local bad = csv_file({ "phone", "919000000001" })
+            r = run("validate --task " .. q(task_json(name())) .. " --numbers " .. q(bad))
+            assert.equals(3, r.code)
+            _, times = (r.out .. r.err):gsub(bad:gsub("%p", "%%%0"), "")
+            assert.equals(1, times, r.out .. r.err)
+        end)
+
+        it("shows bytes outside printable ASCII escaped, not as ?", function()
+            local f = file("bom.csv")
+            write(f, "\239\187\191\239\187\191calleeNumber\n919000000001\n")
+            local r = run("validate --task " .. q(task_json(name())) .. " --numbers " .. q(f))
+            assert.equals(3, r.code)
+            assert.truthy(r.err:find("\\xEF\\xBB\\xBFcalleeNumber", 1, false) or
+                          r.err:find("\\xEF\\xBB\\xBFcalleeNumber", 1, true), r.err)
+            assert.falsy(r.err:find("?calleeNumber", 1, true), r.err)
+            local t = file("t.json")
+            write(t, '{"taskName":"ok-name","agentId":1,"appId":"a","numberInfoList":' ..
+                     '[{"calleeNumber":"91\195\169\255"}]}')
+            r = run("validate --task " .. q(t))
+            assert.equals(3, r.code)
+            assert.truthy((r.out .. r.err):find('"91\\xC3\\xA9\\xFF"', 1, true), r.out .. r.err)
         end)
     end)
 
@@ -991,6 +1113,20 @@ return t
             r = run("sandbox status --dir " .. q(dir))
             assert.equals(1, r.code)
             assert.truthy(r.out:find("not running", 1, true))
+        end)
+
+        it("--ttl: when the time runs out, its directory (the env file with credentials) goes too", function()
+            local dir = tmp .. "/ttl-sandbox"
+            local r = run("sandbox start --dir " .. q(dir) .. " --ttl 2")
+            assert.equals(0, r.code, redact(r.err))
+            assert.truthy(read(dir .. "/env"))
+            local deadline = os.time() + 30
+            while read(dir .. "/env") or sh("test -d " .. q(dir) .. " && echo yes") ~= "" do
+                assert(os.time() < deadline, "the sandbox's directory is still there 30 s later")
+                sh("sleep 0.2")
+            end
+            r = run("sandbox status --dir " .. q(dir))
+            assert.equals(1, r.code)
         end)
 
         it("says what is missing when the sandbox's files are not beside the script", function()

@@ -103,9 +103,11 @@ options of every command:
 credentials (never on the command line: other users can read it with ps):
   environment  LAAFFIC_API_KEY, LAAFFIC_API_SECRET, LAAFFIC_APP_ID, LAAFFIC_BASE_URL,
                LAAFFIC_CAFILE; these win over the config file
-  config file  `key = value` lines, # comments: api_key, api_secret, app_id, base_url,
-               path, cafile, timeout. A file holding api_secret must not be readable by
-               group or others (chmod 600), or laaffic refuses it.
+  config file  `key = value` lines: api_key, api_secret, app_id, base_url, path,
+               cafile, timeout. # starts a comment line only, never a comment after a
+               value; "..." or '...' quote a value whole (no escapes). A line that could
+               be read two ways (`x = v  # note`) is refused with its line number. A file
+               holding api_secret must not be readable by group or others (chmod 600).
 
 ]=] .. EXIT_HELP
 
@@ -257,15 +259,18 @@ local function isatty(fd)
     return shell_ok("test -t " .. fd)
 end
 
--- An option value or argument safe to echo in a message: a plain short word only (a
--- mistyped credential must not end up in a terminal log).
+-- A name safe to echo in a message (a config key, an option's name): lowercase words
+-- only. An argument's value is never echoed: a stray word on the command line may be a
+-- credential pasted in the wrong place.
 local function echo(s)
     s = tostring(s)
-    if #s <= 24 and s:match("^[%a][%w%-_%.]*$") and not s:match("%d%d") then
+    if #s <= 24 and s:match("^%l[%l_%-]*$") then
         return "'" .. s .. "'"
     end
-    return "(value not shown)"
+    return "(not shown)"
 end
+
+local NOT_SHOWN = " (not shown: it could be a credential)"
 
 ---------------------------------------------------------------------------------------
 -- JSON output (own encoder: arrays stay arrays when empty, keys are sorted, "/" is not
@@ -430,8 +435,8 @@ local function parse_args(argv)
             end
             local kind = spec_of(name)
             if not kind then
-                die(EXIT.USAGE, "unknown option --" .. (name:match("^[%w%-_]+$") and name
-                    or "(not shown)") .. (command and (" for " .. command) or "") ..
+                die(EXIT.USAGE, "unknown option --" .. echo(name):gsub("^'(.*)'$", "%1") ..
+                    (command and (" for " .. command) or "") ..
                     " (try laaffic " .. (command and (command .. " ") or "") .. "--help)")
             end
             if kind == "flag" or kind == "count" then
@@ -499,9 +504,44 @@ local function file_mode(path)
     return out and out:match("^(%d+)%s*$")
 end
 
+-- The config file format (README "Command-line tool"): one `key = value` per line;
+-- blank lines and lines whose first non-blank character is # are skipped; spaces around
+-- the key, "=" and the value are dropped; a value in "..." or '...' is taken whole, with
+-- no escapes (spaces and # inside kept). There are no comments after a value: a line
+-- that could be read two ways (an unquoted value with " #" in it, a quote not closed
+-- or followed by more text), an empty value or a key given twice is refused with its
+-- line number, so that a credential is never silently read as something else.
+-- Messages never quote the line (it may hold a secret).
+local function config_value(path, n, key, value)
+    local function bad(why)
+        die(EXIT.CONFIG, format("%s:%d: %s: %s", path, n, key, why))
+    end
+    local q1 = value:sub(1, 1)
+    if q1 == '"' or q1 == "'" then
+        local inner, rest = value:match("^" .. q1 .. "([^" .. q1 .. "]*)" .. q1 .. "(.*)$")
+        if not inner then bad("the quote is not closed on this line") end
+        if rest ~= "" then
+            bad("text after the closing quote (no comments after a value: put a # comment " ..
+                "on a line of its own)")
+        end
+        if inner == "" then bad("the value is empty") end
+        return inner
+    end
+    if value == "" then bad("the value is empty") end
+    if value:find("%s#") then
+        bad("an unquoted value with \" #\" in it (no comments after a value: put a # " ..
+            "comment on a line of its own, or quote the value)")
+    end
+    if value:find("[\"']") then
+        bad("a quote inside an unquoted value (quote the whole value, or not at all)")
+    end
+    return value
+end
+
 local function parse_config(path, text)
     local cfg = {}
     local n = 0
+    text = text:gsub("^\239\187\191", "")
     for line in (text .. "\n"):gmatch("([^\n]*)\n") do
         n = n + 1
         line = line:gsub("\r$", "")
@@ -515,8 +555,11 @@ local function parse_config(path, text)
                 die(EXIT.CONFIG, format("%s:%d: unknown key %s (known: api_key, api_secret, " ..
                     "app_id, base_url, path, cafile, timeout)", path, n, echo(key)))
             end
-            local inner = value:match('^"(.*)"$') or value:match("^'(.*)'$")
-            cfg[key] = inner or value
+            if cfg["line:" .. key] then
+                die(EXIT.CONFIG, format("%s:%d: %s is given again (first on line %d)", path, n,
+                    key, cfg["line:" .. key]))
+            end
+            cfg[key] = config_value(path, n, key, value)
             cfg["line:" .. key] = n
         end
     end
@@ -1450,10 +1493,12 @@ local function cmd_send(ctx, opts)
     local enc = encoder_opts(opts, "send")
     local cfg = load_settings(opts, ctx.env)
     cfg = apply_sandbox(cfg, opts, ctx.env)
-    require_credentials(cfg)
+    -- the input first (a missing task file is the first thing to say), then the
+    -- credentials, before the check of a long list
     local task, taskname = load_task(opts)
     local make_list, listname = number_source(opts, task, taskname)
     check_rejects_path(opts, cfg)
+    require_credentials(cfg)
 
     -- check the whole list first: an invalid task sends nothing
     local bar = progress_bar(ctx.stderr, ctx.progress, "checking")
@@ -1576,9 +1621,9 @@ local function cmd_sandbox(ctx, opts, pos)
     local action = pos[1]
     if action ~= "start" and action ~= "stop" and action ~= "status" then
         die(EXIT.USAGE, "sandbox: say start, stop or status" ..
-            (action and (", not " .. echo(action)) or ""))
+            (action and (", not the word given" .. NOT_SHOWN) or ""))
     end
-    if pos[2] then die(EXIT.USAGE, "sandbox " .. action .. ": unexpected argument " .. echo(pos[2])) end
+    if pos[2] then die(EXIT.USAGE, "sandbox " .. action .. ": unexpected argument" .. NOT_SHOWN) end
     if opts.ttl and action ~= "start" then die(EXIT.USAGE, "--ttl is for sandbox start") end
     local ttl = int_option(opts, "ttl", 0, 10 * 365 * 86400, nil)
     local bin = find_sandbox(ctx)
@@ -1678,14 +1723,14 @@ function _M.main(argv, ctx)
         end
         if not command then
             if pos[1] then
-                die(EXIT.USAGE, "unknown command " .. echo(pos[1]) ..
+                die(EXIT.USAGE, "unknown command" .. NOT_SHOWN ..
                     " (send, validate, sign, sandbox; see laaffic --help)")
             end
             ctx.stderr:write(HELP.main)
             return EXIT.USAGE
         end
         if command ~= "sandbox" and pos[1] then
-            die(EXIT.USAGE, command .. ": unexpected argument " .. echo(pos[1]) ..
+            die(EXIT.USAGE, command .. ": unexpected argument" .. NOT_SHOWN ..
                 " (see laaffic " .. command .. " --help)")
         end
         if (command == "send" or command == "validate") and
