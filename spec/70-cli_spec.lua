@@ -814,7 +814,7 @@ return t
             return f
         end
 
-        it("a .lua task file that never ends is stopped, with a clear error", function()
+        it("a .lua task file that never ends is stopped, with a clear error #slow", function()
             for _, body in ipairs({ "while true do end",
                                     "while true do pcall(function() while true do end end) end",
                                     "local function f() return f() end return f()" }) do
@@ -866,7 +866,7 @@ return t
             assert.equals(2, r.code, r.err)
             assert.truthy(r.err:find("must be a .json or .lua file", 1, true), r.err)
             local f = file("task")
-            write(f, read(task_json(name())))
+            write(f, read(task_json(name(), { appId = APP_ID })))
             assert.equals(0, run("validate --task " .. q(f)).code)
         end)
 

@@ -809,18 +809,74 @@ local function task_env()
     return env
 end
 
+-- What a task file raised, as a sentence: error({...}) or error() would print
+-- "table: 0x..." or "nil".
+local function raised(v)
+    if type(v) == "string" then return v end
+    if v == nil then return "raised an error without a message" end
+    local mt = getmetatable(v)
+    if type(mt) == "table" and mt.__tostring then
+        local ok, text = pcall(tostring, v)
+        if ok and type(text) == "string" then return text end
+    end
+    if type(v) == "table" then
+        local msg = rawget(v, "message") or rawget(v, "msg") or rawget(v, "error")
+        if type(msg) == "string" or type(msg) == "number" then
+            return "raised a table whose message is: " .. tostring(msg)
+        end
+        return "raised a table, not a message (use error(\"text\"))"
+    end
+    return "raised a " .. type(v) .. " (" .. tostring(v) .. "), not a message"
+end
+
+-- A task file runs under an instruction count and a memory bound: `while true do end`
+-- must end with an error, not hang validate or send. The bound raises again at every
+-- check once reached, and the env's pcall passes it on, so the file cannot catch it.
+local TASK_MAX_INSTRUCTIONS = 5e8
+local TASK_MAX_KB = 2 * 1024 * 1024
+local HOOK_EVERY = 1e6
+local TASK_LIMIT = setmetatable({}, { __tostring = function()
+    return format("did not finish within %s instructions or %s MB of memory (an endless " ..
+                  "loop?)", grouped(TASK_MAX_INSTRUCTIONS), grouped(TASK_MAX_KB / 1024))
+end })
+
+local function run_bounded(chunk)
+    local jit = rawget(_G, "jit")
+    if type(jit) == "table" and jit.off then
+        jit.off(chunk, true)        -- compiled code runs no hooks
+    end
+    local n = 0
+    debug.sethook(function()
+        n = n + 1
+        if n * HOOK_EVERY > TASK_MAX_INSTRUCTIONS or collectgarbage("count") > TASK_MAX_KB then
+            error(TASK_LIMIT, 0)
+        end
+    end, "", HOOK_EVERY)
+    local ok, v = pcall(chunk)
+    debug.sethook()
+    return ok, v
+end
+
 local function load_lua_task(name, text)
     if text:sub(1, 1) == "\27" then
         return nil, { file = name, text = name .. ": precompiled Lua is not accepted" }
     end
-    local chunk, err = load(text, "@" .. name, "t", task_env())
+    local env = task_env()
+    local function pass_limit(ok, ...)
+        if not ok and ... == TASK_LIMIT then error(TASK_LIMIT, 0) end
+        return ok, ...
+    end
+    env.pcall = function(f, ...) return pass_limit(pcall(f, ...)) end
+    local chunk, err = load(text, "@" .. name, "t", env)
     if not chunk then
         return nil, { file = name, message = tostring(err), text = tostring(err) }
     end
-    local ok, v = pcall(chunk)
+    local ok, v = run_bounded(chunk)
     if not ok then
-        return nil, { file = name, message = tostring(v), text = tostring(v) ..
-            (tostring(v):find("a nil value", 1, true) and
+        local msg = v == TASK_LIMIT and (name .. ": " .. tostring(v)) or raised(v)
+        if type(v) ~= "string" and v ~= TASK_LIMIT then msg = name .. ": " .. msg end
+        return nil, { file = name, message = msg, text = msg ..
+            (msg:find("a nil value", 1, true) and
              " (a task file has no io, os, require or load)" or "") }
     end
     if type(v) ~= "table" then
@@ -836,6 +892,14 @@ local function load_task(opts)
     if type(path) ~= "string" or path == "" then
         die(EXIT.USAGE, "--task FILE is required (a .json or .lua task file)")
     end
+    -- the ending says how to read it: a CSV or anything else run as Lua would give a
+    -- baffling syntax error
+    local ext = path ~= "-" and path:match("[^/]%.([^./]*)$")
+    ext = ext and ext:lower()
+    if ext and ext ~= "json" and ext ~= "lua" then
+        die(EXIT.USAGE, "--task " .. path .. ": the task file must be a .json or .lua file " ..
+            "(a file without either ending is read as JSON; the number list goes to --numbers)")
+    end
     local text, err, name
     if path == "-" then
         name = "<stdin>"
@@ -848,9 +912,7 @@ local function load_task(opts)
         die(EXIT.INVALID, "cannot read the task: " .. tostring(err))
     end
     local task, problem
-    local is_lua = path:match("%.lua$") or (not path:match("%.json$") and
-                                            not text:match("^[\239\187\191]*%s*[{%[]"))
-    if is_lua then
+    if ext == "lua" then
         task, problem = load_lua_task(name, text)
     else
         task, problem = load_json_task(name, text:gsub("^\239\187\191", ""))
