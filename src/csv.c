@@ -721,8 +721,10 @@ static int start(lua_State *L, lf_csv *c, int ud, int o)
                 if (col)
                     luaL_addstring(&B, ", ");
                 luaL_addchar(&B, '"');
-                for (j = 0; j < n && j < 40; j++)
-                    luaL_addchar(&B, (s[j] >= 0x20 && s[j] < 0x7f) ? s[j] : '?');
+                for (j = 0; j < n && j < 40; j++) {
+                    char esc[4];
+                    luaL_addlstring(&B, esc, (size_t)lf_show_byte(esc, (unsigned char)s[j], 1));
+                }
                 luaL_addchar(&B, '"');
             }
             if (col < (int)c->nf)

@@ -991,9 +991,17 @@ local function number_source(opts, task, taskname)
         end
         if not src then
             local line = err.line
-            local text = path .. (line and (":" .. int(line)) or "") .. ": " .. tostring(err.message)
+            -- the reader's message may name the file already: name it once
+            local msg = tostring(err.message)
+            local at = path .. (line and (":" .. int(line)) or "") .. ": "
+            if msg:sub(1, #at) == at then
+                msg = msg:sub(#at + 1)
+            elseif msg:sub(1, #path + 2) == path .. ": " then
+                msg = msg:sub(#path + 3)
+            end
+            local text = at .. msg
             die(EXIT.INVALID, text, { problems = { { file = path, line = line,
-                message = err.message, text = text } } })
+                message = msg, text = text } } })
         end
         return src
     end
@@ -1155,8 +1163,8 @@ local function check(task, taskname, make_list, listname, enc, app_id, has_numbe
     local total = n and math.max(1, math.ceil(n / enc.max_rows)) or nil
     local function part_problem(k, msg, where, field, code)
         local text
-        if where and where.line then
-            text = msg          -- the encoder's message starts with file:line:column
+        if where and where.line or msg:find(listname, 1, true) then
+            text = msg          -- the encoder's message names the file (file:line:column)
         else
             text = listname .. ": " .. (k > 1 and ("part " .. k .. ": ") or "") .. msg
         end
