@@ -192,7 +192,8 @@ bin/laaffic-sandbox. Then `laaffic send --sandbox [DIR] ...` sends to it.
   start    start one (in DIR, default a new temporary directory) and print its URLs
   stop     stop it and remove its temporary files
   status   exit 0 when it runs, 1 when not
-  --ttl S  (start) the sandbox stops itself after S seconds
+  --ttl S  (start) the sandbox stops itself after S seconds, and its files go as
+           with stop
 ]=]
 
 ---------------------------------------------------------------------------------------
