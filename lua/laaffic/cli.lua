@@ -64,7 +64,8 @@ exit codes:
   1  the API refused a part: a status such as -1 (authentication), -20 (data exists:
      the task may exist, check before re-sending) or -41 (the task name already exists;
      with --existing-ok an existing part counts as done), or an answer that is not the
-     API's; also "sandbox status" when it is not running
+     API's, or the list file changed during the send (the parts sent and not sent
+     are listed); also "sandbox status" when it is not running
   2  usage error (unknown option, missing argument, a credential given as an option,
      sign refusing to write to a terminal)
   3  invalid input: the task or the number list cannot be read or does not validate;
