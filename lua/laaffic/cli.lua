@@ -1148,6 +1148,17 @@ local function valid_name(task)
     return ok and json and n or nil
 end
 
+-- The counts of a CSV list read to its end, and its identity (the send's source must
+-- have the same); closes it. Returns whether it is still the file that was opened.
+local function csv_done(report, list)
+    local si = list:info()
+    report.rows, report.duplicates = floor(si.rows), floor(si.duplicates)
+    report.identity = si.identity
+    local same, why = list:check()
+    list:close()
+    return same, why
+end
+
 -- Checks every row of the list, part by part as a send would build them.
 -- Returns { problems (field, then rows, then parts), row_problems, part_problems, rows,
 -- parts = { { part, task_name, rows } }, rejected, duplicates, truncated }.
@@ -1216,17 +1227,11 @@ local function check(task, taskname, make_list, listname, enc, app_id, has_numbe
                              report.rows, bytes = si and si.bytes, size = si and si.size })
             end
         end
-        if is_csv then
-            local si = list:info()
-            report.rows = floor(si.rows)
-            report.duplicates = floor(si.duplicates)
-            report.identity = si.identity
-            local same, why = list:check()
-            if not same then
-                part_problem(k, "the file changed while it was being checked (" ..
-                             tostring(why) .. ")", nil, "numberInfoList")
-            end
-            list:close()
+        local same, why = true, nil
+        if is_csv then same, why = csv_done(report, list) end
+        if not same then
+            part_problem(k, "the file changed while it was being checked (" .. tostring(why) ..
+                         ")", nil, "numberInfoList")
         end
     end
     for _, r in ipairs(rejects) do
