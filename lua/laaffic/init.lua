@@ -466,8 +466,8 @@ local function api_result(self, res, decoded, task_name)
         -- "Data existing" names no task: it may or may not be this one, so it is a
         -- status error (never counted as created) that says how to find out
         err.message = format("the server answered -20 \"data existing\" without saying " ..
-            "what exists: a task named %s may already exist (if a request for it whose " ..
-            "answer was lost did land). Check the task list in the LAAFFIC console for it; " ..
+            "what exists: a task named %s may already exist (a request for it whose answer " ..
+            "was lost may have landed). Check the task list in the LAAFFIC console for it; " ..
             "if it is not there, send again", format("%q", tostring(task_name)))
     elseif code == -41 then
         local earlier = task_name and self.ambiguous[task_name]
