@@ -1492,9 +1492,11 @@ local function send_parts(result, err, report, existing_ok)
             plural(report.rows, "row"), plural(#report.parts, "part")) }
     end
     if err and #unsent > 0 then
+        -- why the first part not sent was not: the summary of create_tasks adds nothing
+        local first = (result.parts[unsent[1]] or {}).error or err
         local msg = (#sent > 0 and (part_list(sent) .. (#sent == 1 and " was" or " were") ..
             " sent, ") or "no part was sent, ") .. part_list(unsent) ..
-            (#unsent == 1 and " was" or " were") .. " not: " .. tostring(err.message)
+            (#unsent == 1 and " was" or " were") .. " not: " .. tostring(first.message)
         err = { kind = err.kind, code = err.code, field = err.field, file = err.file,
                 line = err.line, column = err.column, message = msg, text = "laaffic: " .. msg }
         setmetatable(err, { __tostring = function(x) return x.text end })

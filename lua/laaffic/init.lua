@@ -743,8 +743,7 @@ function client:create_tasks(task, opts)
         return lerror.new{ kind = "io", file = src:info().name, part = k,
             message = format("%s changed while it was being sent (%s): part %d and the " ..
                 "parts after it were not sent%s", src:info().name, tostring(why), k,
-                k > 1 and format("; parts 1 to %d went out before it (see their results)", k - 1)
-                or "") }
+                k > 1 and "; the parts before it went out (see their results)" or "") }
     end
 
     -- builds part k, or nil when the list is done (or reading it failed)
