@@ -127,7 +127,8 @@ LF or CRLF; an empty cell is left out.
   --require-texts 1,2,3    every row must carry these textN, non-empty
   --no-truncate            a text over 30 characters is an error instead of being cut
   --rejects FILE           skip bad rows instead of failing, and write them to FILE as
-                           CSV: line,column,field,message
+                           CSV: line,column,field,message (written whole at the end;
+                           FILE may not be the list, the task or the config file)
   --max-rejects N          give up after N bad rows (send: default 1000)
 ]=]
 
