@@ -332,6 +332,78 @@ describe("CSV files", function()
     end)
 end)
 
+describe("a CSV file that changes while it is read", function()
+    local text = "calleeNumber,text1\n919000000001,a\n919000000002,b\n"
+    local function fresh(name)
+        local path = tmpdir .. "/" .. name .. ".csv"
+        S.write(path, text)
+        return path, assert(laaffic.csv.open(path))
+    end
+
+    it("src:check() is true while the file is the one opened, and for a string", function()
+        local _, src = fresh("same")
+        assert.is_true(src:check())
+        local info = src:info()
+        assert.is_string(info.identity)
+        assert.equal(core.file_id(info.name), info.file_id)
+        src:close()
+        assert.is_true(assert(laaffic.csv.from_string(text)):check())
+    end)
+
+    it("says what changed: truncated, appended to, rewritten at the same size, replaced, removed", function()
+        local path, src = fresh("cut")
+        S.sh("printf 'calleeNumber\\n' >" .. S.q(path))
+        local ok, why = src:check()
+        assert.is_nil(ok)
+        assert.matches("size changed from 49 to 13 bytes", why, 1, true)
+        path, src = fresh("grow")
+        S.sh("printf '919000000003\\n' >>" .. S.q(path))
+        assert.matches("size changed", select(2, src:check()), 1, true)
+        path, src = fresh("rewrite")
+        S.write(path, (text:gsub("a", "c")))
+        assert.matches("modified", select(2, src:check()), 1, true)
+        path, src = fresh("replace")
+        S.write(path .. ".new", text)
+        assert(os.rename(path .. ".new", path))
+        assert.matches("replaced", select(2, src:check()), 1, true)
+        path, src = fresh("remove")
+        os.remove(path)
+        assert.matches("no longer names it", select(2, src:check()), 1, true)
+    end)
+
+    it("core.file_id is the same for two spellings and a symlink, and differs for a copy", function()
+        local path = fresh("id")
+        assert(S.sh("ln -s " .. S.q(path) .. " " .. S.q(tmpdir .. "/id-link.csv")))
+        S.write(tmpdir .. "/id-copy.csv", text)
+        local id = assert(core.file_id(path))
+        assert.equal(id, core.file_id(tmpdir .. "/./id.csv"))
+        assert.equal(id, core.file_id(tmpdir .. "/id-link.csv"))
+        assert.are_not.equal(id, core.file_id(tmpdir .. "/id-copy.csv"))
+        local none, err = core.file_id(tmpdir .. "/nosuch.csv")
+        assert.is_nil(none)
+        assert.matches("No such file", err, 1, true)
+    end)
+
+    it("create_tasks stops before the part read after a change, saying which went out", function()
+        local path, src = fresh("send")
+        local n = 0
+        local c = laaffic.new{ api_key = "k", api_secret = "s", app_id = "a",
+            transport = function()
+                n = n + 1
+                if n == 1 then S.write(path, (text:gsub("b", "d"))) end
+                return { status = 200, headers = {}, body = '{"status":"0","data":' .. n .. '}' }
+            end }
+        local result, err = c:create_tasks({ taskName = "chg", agentId = 1, numberInfoList = src },
+                                           { max_rows = 1 })
+        assert.equal(1, n)
+        assert.equal(1, result.created)
+        assert.equal("io", err.kind)
+        assert.equal(2, err.part)
+        assert.matches("changed while it was being sent", err.message, 1, true)
+        assert.matches("part 2 and the parts after it were not sent", err.message, 1, true)
+    end)
+end)
+
 describe("parts of a long list", function()
     local function csv_of(n, first)
         local lines = { "calleeNumber" }

@@ -347,6 +347,25 @@ describe("client:create_task against the sandbox", function()
             assert.are.equal(1, #tasks)     -- exactly one task, never a duplicate
         end)
 
+        it("-20 after an ambiguous drop is a status error that may exist, never \"it was created\"", function()
+            sb:fault({ mode = "drop", count = 1 })
+            local c = client()
+            local t = task()
+            local _, err = c:create_task(t)
+            assert.are.equal("ambiguous", err.kind)
+            sb:fault({ mode = "status", status = -20, count = 1 })
+            local again, err2 = c:create_task(t)
+            assert.is_nil(again)
+            assert.are.same({ "status", -20, "data_exists" }, { err2.kind, err2.code, err2.name })
+            local text = tostring(err2)
+            assert.falsy(text:find("earlier attempt", 1, true), text)
+            assert.truthy(text:find("may already exist", 1, true), text)
+            assert.truthy(text:find(t.taskName, 1, true), text)
+            -- the earlier outcome is still unknown: a -41 later is that attempt's task
+            local _, tasks = sb:control("/_sandbox/tasks")
+            assert.are.equal(0, #tasks)
+        end)
+
         it("HTTP 500: ambiguous (the task may exist), quoting a bounded part of the answer, not retried", function()
             sb:fault({ mode = "status500", count = 1 })
             local key_id, err = client({ retries = 3 }):create_task(task())
@@ -474,7 +493,8 @@ describe("every documented status maps to an error with its code and name", func
             assert.are.equal(code, err.code)
             assert.are.equal(status.codes[code].name, err.name)
             assert.are.equal(("vendor says %d"):format(code), err.reason)
-            local want = (code == -41 or code == -20) and "already_exists" or "status"
+            -- only -41 names the task; -20 "Data existing" does not say what exists
+            local want = code == -41 and "already_exists" or "status"
             assert.are.equal(want, err.kind)
             assert.truthy(tostring(err):find(("status %d"):format(code), 1, true))
         end)

@@ -417,6 +417,62 @@ return t
             assert.truthy(lines[3]:find("^5,1,calleeNumber,"), lines[3])
         end)
 
+        it("--rejects refuses the number list, the task or the config itself, by any spelling or link", function()
+            local tn = name("spec70-rejself")
+            local list = csv_file({ "calleeNumber,text1", "919000000111,a", "12,b" })
+            local text = read(list)
+            local task = task_json(tn)
+            local link = list .. ".link"
+            sh("ln -s " .. q(list) .. " " .. q(link))
+            local dir, base = list:match("^(.*)/([^/]+)$")
+            for _, rej in ipairs({ list, dir .. "/./" .. base, dir .. "/../" .. dir:match("[^/]+$") ..
+                                   "/" .. base, link, task }) do
+                for _, cmd in ipairs({ "send", "validate" }) do
+                    local r = run(cmd .. " --task " .. q(task) .. " --numbers " .. q(list) ..
+                                  " --rejects " .. q(rej), { env = creds() })
+                    assert.equals(2, r.code, cmd .. " --rejects " .. rej .. ": " .. redact(r.out .. r.err))
+                    assert.truthy(r.err:find("--rejects", 1, true), redact(r.err))
+                    assert.equals(text, read(list))
+                end
+            end
+            assert.truthy(read(task):find(tn, 1, true))
+            local _, count = created(tn)
+            assert.equals(0, count)
+        end)
+
+        it("--rejects FILE is written whole at the end: an existing one keeps its content until then", function()
+            local tn = name("spec70-rejtmp")
+            local dir = tmp .. "/rejdir-" .. tn
+            sh("mkdir -p " .. q(dir))
+            local rej = dir .. "/rejects.csv"
+            write(rej, "old\n")
+            local list = csv_file({ "calleeNumber", "919000000121", "12" })
+            sb:fault({ mode = "delay", ms = 1500 })
+            local before = sb:requests().total
+            local rcf = file("rc")
+            sh("( " .. command("send -q --task " .. q(task_json(tn)) .. " --numbers " .. q(list) ..
+               " --rejects " .. q(rej), { env = creds() }) .. " >/dev/null 2>&1 </dev/null; echo $? >" ..
+               q(rcf) .. ".tmp; mv " .. q(rcf) .. ".tmp " .. q(rcf) .. " ) >/dev/null 2>&1 &")
+            local deadline = os.time() + 20
+            while sb:requests().total <= before do
+                assert(os.time() < deadline, "the send never reached the sandbox")
+                sh("sleep 0.05")
+            end
+            assert.equals("old\n", read(rej))         -- not truncated first
+            while not read(rcf) do
+                assert(os.time() < deadline + 20, "laaffic send did not end")
+                sh("sleep 0.05")
+            end
+            assert.equals("0", read(rcf):match("%d+"))
+            assert.truthy(read(rej):find("^line,column,field,message\n3,1,calleeNumber,"), read(rej))
+            assert.equals("rejects.csv\n", (sh("ls -A " .. q(dir))))   -- no temporary file left
+            -- a send that stops before the end leaves no rejects file behind, not even empty
+            local r = run("send --task " .. q(task_json(tn, { maxCalls = 5000 })) .. " --numbers " ..
+                          q(list) .. " --rejects " .. q(dir .. "/new.csv"), { env = creds() })
+            assert.equals(3, r.code, redact(r.out .. r.err))
+            assert.equals("rejects.csv\n", (sh("ls -A " .. q(dir))))
+        end)
+
         it("-v logs each request and answer on stderr, never the secret or a Sign", function()
             local tn = name("spec70-verbose")
             local r = run("send -v --task " .. q(task_json(tn)), { env = creds() })
@@ -716,9 +772,131 @@ return t
             cfg = config("api_token = x\n", "600")
             assert.equals(4, run("sign --config " .. q(cfg)).code)
             -- a key but no secret
-            r = run("send --task x.json", { env = { LAAFFIC_API_KEY = KEY } })
+            r = run("send --task " .. q(task_json(name())), { env = { LAAFFIC_API_KEY = KEY } })
             assert.equals(4, r.code)
             assert.truthy(r.err:find("LAAFFIC_API_SECRET", 1, true), redact(r.err))
+        end)
+
+        it("the format: an inline # comment, a quote left open, an empty or repeated key is " ..
+           "refused with its line, never read as another credential", function()
+            local ts = 1630468800
+            for _, case in ipairs({
+                { "api_key = " .. KEY .. "\napi_secret = " .. SECRET .. "   # prod secret\n", 2 },
+                { "api_key = " .. KEY .. "\napi_secret = " .. SECRET .. "\t#prod\n", 2 },
+                { "api_key = " .. KEY .. '\n\napi_secret = "' .. SECRET .. '" # prod\n', 3 },
+                { "api_key = " .. KEY .. '\napi_secret = "' .. SECRET .. "\n", 2 },
+                { "api_key = " .. KEY .. "\napi_secret = " .. SECRET .. "'\n", 2 },
+                { "api_key = " .. KEY .. "\napi_secret =\n", 2 },
+                { "api_secret = " .. SECRET .. "\napi_key = " .. KEY .. "\napi_secret = x\n", 3 },
+            }) do
+                local cfg = config(case[1], "600")
+                local r = run("sign --timestamp " .. ts .. " --config " .. q(cfg))
+                assert.equals(4, r.code, redact(case[1]) .. " => " .. redact(r.out .. r.err))
+                assert.truthy(r.err:find(cfg .. ":" .. case[2] .. ": ", 1, true), redact(r.err))
+                assert_no_credentials({ stdout = r.out, stderr = r.err }, "config case")
+            end
+            -- what the format allows: comment lines, blanks around "=", a quoted value
+            -- taken whole (spaces and # inside)
+            local odd = "s3cr #et x"
+            local cfg = config("# a comment\n  api_key=" .. KEY .. "  \n\n  # another\n" ..
+                               "api_secret = '" .. odd .. "'\n", "600")
+            local r = run("sign --timestamp " .. ts .. " --config " .. q(cfg))
+            assert.equals(0, r.code, r.err)
+            assert.truthy(r.out:find("Sign: " .. core.sign(KEY, odd, ts), 1, true))
+        end)
+    end)
+
+    ---------------------------------------------------------------------------------------
+    describe("bad input: a clear error, never a hang or an echo", function()
+        local function lua_task(body)
+            local f = file("task.lua")
+            write(f, body)
+            return f
+        end
+
+        it("a .lua task file that never ends is stopped, with a clear error #slow", function()
+            for _, body in ipairs({ "while true do end",
+                                    "while true do pcall(function() while true do end end) end",
+                                    "local function f() return f() end return f()" }) do
+                local started = os.time()
+                local r = run("validate --task " .. q(lua_task(body)), { lua = "timeout 60 " .. LUA })
+                assert.equals(3, r.code, body .. ": " .. r.err)
+                assert.truthy(r.err:find("instructions", 1, true), body .. ": " .. r.err)
+                assert.truthy(os.time() - started < 30, body .. " took too long")
+            end
+        end)
+
+        it("a task file raising a table or nothing says so, not table: 0x...", function()
+            local r = run("validate --task " .. q(lua_task('error({ code = 5, message = "bad agent" })')))
+            assert.equals(3, r.code)
+            assert.falsy(r.err:find("table: 0x", 1, true), r.err)
+            assert.truthy(r.err:find("bad agent", 1, true), r.err)
+            r = run("validate --task " .. q(lua_task("error({ 1, 2 })")))
+            assert.equals(3, r.code)
+            assert.falsy(r.err:find("table: 0x", 1, true), r.err)
+            assert.truthy(r.err:find("raised a table", 1, true), r.err)
+            r = run("validate --task " .. q(lua_task("error()")))
+            assert.equals(3, r.code)
+            assert.truthy(r.err:find("raised an error without a message", 1, true), r.err)
+        end)
+
+        it("never echoes a stray argument (it may be a credential)", function()
+            local stray = "bDqJFiq9"
+            local task = q(task_json(name()))
+            for _, args in ipairs({ "send --task " .. task .. " " .. stray,
+                                    "validate --task " .. task .. " -- " .. stray,
+                                    stray .. " send --task " .. task,
+                                    "sandbox " .. stray, "sandbox status " .. stray }) do
+                local r = run(args, { env = creds() })
+                assert.equals(2, r.code, args)
+                assert.falsy((r.out .. r.err):find(stray, 1, true), args .. ": " .. r.out .. r.err)
+            end
+        end)
+
+        it("says the task file is missing before asking for credentials", function()
+            local r = run("send --task " .. q(tmp .. "/nosuch.json"))
+            assert.equals(3, r.code, r.err)
+            assert.truthy(r.err:find("nosuch.json", 1, true), r.err)
+            assert.falsy(r.err:find("API key", 1, true), r.err)
+        end)
+
+        it("a task file must be .json or .lua (or JSON without either)", function()
+            local list = csv_file({ "calleeNumber", "919000000001" })
+            local r = run("validate --task " .. q(list))
+            assert.equals(2, r.code, r.err)
+            assert.truthy(r.err:find("must be a .json or .lua file", 1, true), r.err)
+            local f = file("task")
+            write(f, read(task_json(name(), { appId = APP_ID })))
+            assert.equals(0, run("validate --task " .. q(f)).code)
+        end)
+
+        it("names a missing or bad number list once", function()
+            local missing = tmp .. "/nosuch-list.csv"
+            local r = run("validate --task " .. q(task_json(name())) .. " --numbers " .. q(missing))
+            assert.equals(3, r.code)
+            local _, times = r.err:gsub(missing:gsub("%p", "%%%0"), "")
+            assert.equals(1, times, r.err)
+            local bad = csv_file({ "phone", "919000000001" })
+            r = run("validate --task " .. q(task_json(name())) .. " --numbers " .. q(bad))
+            assert.equals(3, r.code)
+            _, times = (r.out .. r.err):gsub(bad:gsub("%p", "%%%0"), "")
+            assert.equals(1, times, r.out .. r.err)
+        end)
+
+        it("shows bytes outside printable ASCII escaped, not as ?", function()
+            local f = file("bom.csv")
+            write(f, "\239\187\191\239\187\191calleeNumber\n919000000001\n")
+            local r = run("validate --task " .. q(task_json(name())) .. " --numbers " .. q(f))
+            assert.equals(3, r.code)
+            assert.truthy(r.err:find("\\xEF\\xBB\\xBFcalleeNumber", 1, false) or
+                          r.err:find("\\xEF\\xBB\\xBFcalleeNumber", 1, true), r.err)
+            assert.falsy(r.err:find("?calleeNumber", 1, true), r.err)
+            local t = file("t.json")
+            write(t, '{"taskName":"ok-name","agentId":1,"appId":"a","numberInfoList":' ..
+                     '[{"calleeNumber":"91\195\169\255"}]}')
+            r = run("validate --task " .. q(t))
+            assert.equals(3, r.code)
+            assert.truthy((r.out .. r.err):find('"91\\xC3\\xA9\\xFF"', 1, true), r.out .. r.err)
         end)
     end)
 
@@ -730,6 +908,32 @@ return t
             local r = run("send --task " .. q(task), { env = creds() })
             assert.equals(1, r.code)
             assert.truthy(r.out:find("already exists", 1, true), redact(r.out))
+        end)
+
+        it("1: a -20 \"Data existing\" answer is not \"already exists\", even with --existing-ok", function()
+            local tn = name("spec70-data-exists")
+            sb:fault({ mode = "status", status = -20 })
+            local r = run("send --existing-ok --json --task " .. q(task_json(tn)), { env = creds() })
+            assert.equals(1, r.code, redact(r.out .. r.err))
+            local doc = decode(r.out)
+            assert.is_false(doc.ok)
+            assert.equals(0, doc.created)
+            assert.equals(0, doc.existing)
+            assert.equals(1, doc.failed)
+            local p = doc.parts[1]
+            assert.equals("failed", p.status)
+            assert.equals("status", p.error.kind)
+            assert.equals(-20, p.error.code)
+            -- says the task may exist and how to find out, never that it does
+            assert.truthy(p.error.message:find("may already exist", 1, true), p.error.message)
+            assert.truthy(p.error.message:find(tn, 1, true), p.error.message)
+            sb:fault({ mode = "status", status = -20 })
+            r = run("send --existing-ok --task " .. q(task_json(tn)), { env = creds() })
+            assert.equals(1, r.code)
+            assert.falsy(r.out:find("already exists (", 1, true), redact(r.out))
+            assert.truthy(r.out:find("FAILED", 1, true), redact(r.out))
+            local _, count = created(tn)
+            assert.equals(0, count)
         end)
 
         it("3: an unreadable task or number list", function()
@@ -765,6 +969,84 @@ return t
             assert.truthy(r.out:find("already exists", 1, true))
             local _, again = created(tn)
             assert.equals(1, again)
+        end)
+    end)
+
+    ---------------------------------------------------------------------------------------
+    describe("a number list that changes during a send", function()
+        -- Sends a 5-row list as 3 parts, one at a time, part 1 answered 1.5 s late; while
+        -- it waits, change(list) alters the file. Returns { code, out, err }, the doc of
+        -- --json and the task name.
+        local function send_changing(change)
+            local tn = name("spec70-changes")
+            local rows = { "calleeNumber,text1" }
+            for i = 1, 5 do rows[#rows + 1] = ("91900000070%d,n%d"):format(i, i) end
+            local list = csv_file(rows)
+            local before = sb:requests().total
+            sb:fault({ mode = "delay", ms = 1500 })
+            local out, err, rcf = file("out"), file("err"), file("rc")
+            sh("( { " .. command("send --json --task " .. q(task_json(tn)) .. " --numbers " ..
+               q(list) .. " --max-rows 2 --concurrency 1", { env = creds() }) .. "\n} >" ..
+               q(out) .. " 2>" .. q(err) .. " </dev/null; echo $? >" .. q(rcf) .. ".tmp; mv " ..
+               q(rcf) .. ".tmp " .. q(rcf) .. " ) >/dev/null 2>&1 &")
+            local deadline = os.time() + 20
+            while sb:requests().total <= before do
+                assert(os.time() < deadline, "part 1 never reached the sandbox")
+                sh("sleep 0.05")
+            end
+            change(list)
+            while not read(rcf) do
+                assert(os.time() < deadline + 20, "laaffic send did not end")
+                sh("sleep 0.05")
+            end
+            local r = { code = tonumber(read(rcf):match("%d+")), out = read(out) or "",
+                        err = read(err) or "" }
+            return r, decode(r.out), tn
+        end
+
+        -- what every change must give: part 1 sent, parts 2 and 3 not, and the counts of
+        -- the check (3 parts, 5 rows)
+        local function assert_stopped(r, doc, tn)
+            assert.equals(1, r.code, redact(r.out .. r.err))
+            assert.is_false(doc.ok)
+            assert.equals(3, #doc.parts, redact(r.out))
+            assert.equals(5, doc.rows)
+            assert.equals(1, doc.created)
+            assert.equals("created", doc.parts[1].status)
+            assert.equals("failed", doc.parts[2].status)
+            assert.equals("io", doc.parts[2].error.kind)
+            assert.truthy(doc.parts[2].error.message:find("changed", 1, true),
+                          doc.parts[2].error.message)
+            assert.equals("not_sent", doc.parts[3].status)
+            assert.equals(tn .. "-part-3", doc.parts[3].task_name)
+            assert.equals(2, doc.not_sent)
+            assert.truthy(doc.error.message:find("part 1 was sent", 1, true), doc.error.message)
+            assert.truthy(doc.error.message:find("parts 2 to 3 were not", 1, true), doc.error.message)
+            local tasks, count = created(tn)
+            assert.equals(1, count)
+            assert.equals(2, tasks[tn .. "-part-1"].rows)
+        end
+
+        it("truncated after part 1: stops, says which parts were sent", function()
+            assert_stopped(send_changing(function(list)
+                sh("head -n 2 " .. q(list) .. " >" .. q(list .. ".x") .. " && cat " ..
+                   q(list .. ".x") .. " >" .. q(list))
+            end))
+        end)
+
+        it("replaced (renamed over) after part 1: stops", function()
+            assert_stopped(send_changing(function(list)
+                sh("sed 's/n/m/' " .. q(list) .. " >" .. q(list .. ".new") .. " && mv " ..
+                   q(list .. ".new") .. " " .. q(list))
+            end))
+        end)
+
+        it("rewritten at the same size after part 1: stops", function()
+            assert_stopped(send_changing(function(list)
+                local text = read(list)
+                write(list, (text:gsub("n(%d)", "m%1")))
+                assert.equals(#text, #read(list))
+            end))
         end)
     end)
 
@@ -831,6 +1113,20 @@ return t
             r = run("sandbox status --dir " .. q(dir))
             assert.equals(1, r.code)
             assert.truthy(r.out:find("not running", 1, true))
+        end)
+
+        it("--ttl: when the time runs out, its directory (the env file with credentials) goes too", function()
+            local dir = tmp .. "/ttl-sandbox"
+            local r = run("sandbox start --dir " .. q(dir) .. " --ttl 2")
+            assert.equals(0, r.code, redact(r.err))
+            assert.truthy(read(dir .. "/env"))
+            local deadline = os.time() + 30
+            while read(dir .. "/env") or sh("test -d " .. q(dir) .. " && echo yes") ~= "" do
+                assert(os.time() < deadline, "the sandbox's directory is still there 30 s later")
+                sh("sleep 0.2")
+            end
+            r = run("sandbox status --dir " .. q(dir))
+            assert.equals(1, r.code)
         end)
 
         it("says what is missing when the sandbox's files are not beside the script", function()

@@ -201,6 +201,8 @@ describe("secrets", function()
             "send --task " .. task_file .. " --numbers " .. csv_file,
             "send --task " .. task_file .. " --numbers " .. csv_file .. " --rejects " .. dir .. "/rej.csv",
             "validate --task " .. task_file .. " --numbers " .. csv_file,
+            -- the secret pasted as a stray argument is never echoed back
+            "send --task " .. task_file .. " " .. SECRET, SECRET .. " send", "sandbox " .. SECRET,
             -- sign's stdout is the Sign, by design (for `laaffic sign | curl -K -`): only
             -- its stderr is searched
             "sign",

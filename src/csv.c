@@ -367,6 +367,8 @@ static int csv_close(lua_State *L)
     c->set_n = c->set_cap = 0;
     free(c->name);
     c->name = NULL;
+    free(c->path);
+    c->path = NULL;
     c->closed = 1;
     return 0;
 }
@@ -395,6 +397,81 @@ static void set_int(lua_State *L, const char *k, lua_Integer v)
     lua_setfield(L, -2, k);
 }
 
+/* "dev:ino", the identity core.file_id and src:info().file_id compare */
+static void push_file_id(lua_State *L, unsigned long long dev, unsigned long long ino)
+{
+    char s[48];
+    snprintf(s, sizeof s, "%llu:%llu", dev, ino);
+    lua_pushstring(L, s);
+}
+
+static void remember_id(lf_csv *c, const struct stat *st)
+{
+    c->id_dev = (unsigned long long)st->st_dev;
+    c->id_ino = (unsigned long long)st->st_ino;
+    c->id_size = (unsigned long long)st->st_size;
+    c->id_mtime[0] = (long long)st->st_mtim.tv_sec;
+    c->id_mtime[1] = (long long)st->st_mtim.tv_nsec;
+    c->id_ctime[0] = (long long)st->st_ctim.tv_sec;
+    c->id_ctime[1] = (long long)st->st_ctim.tv_nsec;
+}
+
+/* src:check() -> true | nil, why: is the file still the one opened, unchanged? (A
+ * string or a pipe always is.) Its path gives the identity (renamed over, removed), its
+ * descriptor size and times (a truncation, an append, a rewrite of the same size). */
+static int csv_check(lua_State *L)
+{
+    lf_csv *c = (lf_csv *)luaL_checkudata(L, 1, LAAFFIC_CSV_MT);
+    struct stat st;
+    const char *why = NULL;
+    char tmp[120];
+    if (c->closed || c->path == NULL || c->fd < 0) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    if (stat(c->path, &st) != 0) {
+        snprintf(tmp, sizeof tmp, "its path no longer names it: %s", strerror(errno));
+        why = tmp;
+    } else if ((unsigned long long)st.st_dev != c->id_dev ||
+               (unsigned long long)st.st_ino != c->id_ino) {
+        why = "it was replaced: its path now names another file";
+    } else if (fstat(c->fd, &st) != 0) {
+        snprintf(tmp, sizeof tmp, "cannot check it: %s", strerror(errno));
+        why = tmp;
+    } else if ((unsigned long long)st.st_size != c->id_size) {
+        snprintf(tmp, sizeof tmp, "its size changed from %llu to %llu bytes", c->id_size,
+                 (unsigned long long)st.st_size);
+        why = tmp;
+    } else if ((long long)st.st_mtim.tv_sec != c->id_mtime[0] ||
+               (long long)st.st_mtim.tv_nsec != c->id_mtime[1] ||
+               (long long)st.st_ctim.tv_sec != c->id_ctime[0] ||
+               (long long)st.st_ctim.tv_nsec != c->id_ctime[1]) {
+        why = "it was modified (its size is the same, its modification time is not)";
+    }
+    if (why == NULL) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    lua_pushnil(L);
+    lua_pushstring(L, why);
+    return 2;
+}
+
+/* core.file_id(path) -> "dev:ino" | nil, message: the identity of the file a path names
+ * (links followed), so that two spellings of one file compare equal */
+static int l_file_id(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, strerror(errno));
+        return 2;
+    }
+    push_file_id(L, (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
+    return 1;
+}
+
 /* src:info() -> { name, size, bytes, line, records, rows, duplicates, rejected, parts,
  *                 done, columns = { calleeNumber = 1, text1 = 2, ... } } */
 static int csv_info(lua_State *L)
@@ -414,6 +491,15 @@ static int csv_info(lua_State *L)
     set_int(L, "parts", (lua_Integer)c->parts);
     lua_pushboolean(L, (c->fd < 0 || c->eof) && c->pos >= c->len);
     lua_setfield(L, -2, "done");
+    if (c->path) {
+        char s[160];
+        push_file_id(L, c->id_dev, c->id_ino);
+        lua_setfield(L, -2, "file_id");
+        snprintf(s, sizeof s, "%llu:%llu:%llu:%lld.%09lld:%lld.%09lld", c->id_dev, c->id_ino,
+                 c->id_size, c->id_mtime[0], c->id_mtime[1], c->id_ctime[0], c->id_ctime[1]);
+        lua_pushstring(L, s);
+        lua_setfield(L, -2, "identity");
+    }
     lua_createtable(L, 0, LF_CSV_NKEYS);
     for (k = 0; k < LF_CSV_NKEYS; k++) {
         if (c->map[k] >= 0) {
@@ -635,8 +721,10 @@ static int start(lua_State *L, lf_csv *c, int ud, int o)
                 if (col)
                     luaL_addstring(&B, ", ");
                 luaL_addchar(&B, '"');
-                for (j = 0; j < n && j < 40; j++)
-                    luaL_addchar(&B, (s[j] >= 0x20 && s[j] < 0x7f) ? s[j] : '?');
+                for (j = 0; j < n && j < 40; j++) {
+                    char esc[4];
+                    luaL_addlstring(&B, esc, (size_t)lf_show_byte(esc, (unsigned char)s[j], 1));
+                }
                 luaL_addchar(&B, '"');
             }
             if (col < (int)c->nf)
@@ -703,8 +791,13 @@ static int l_csv_file(lua_State *L)
     c->fd = fd;
     if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode))
         return io_fail(L, c, "is a directory");
-    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
         c->size = (unsigned long long)st.st_size;
+        remember_id(c, &st);
+        c->path = strdup(path);
+        if (c->path == NULL)
+            return io_fail(L, c, "out of memory");
+    }
     return start(L, c, 3, 2);
 }
 
@@ -740,10 +833,11 @@ static int l_is_csv(lua_State *L)
 int laaffic_csv_open(lua_State *L)
 {
     static const luaL_Reg methods[] = {
-        {"close", csv_close}, {"__gc", csv_close}, {"info", csv_info},
+        {"close", csv_close}, {"__gc", csv_close}, {"info", csv_info}, {"check", csv_check},
         {"__tostring", csv_tostring}, {NULL, NULL}};
     static const luaL_Reg funcs[] = {
         {"csv_file", l_csv_file}, {"csv_string", l_csv_string}, {"is_csv", l_is_csv},
+        {"file_id", l_file_id},
         {NULL, NULL}};
     lf_newclass(L, LAAFFIC_CSV_MT, methods);
     lua_pop(L, 1);

@@ -37,6 +37,11 @@ typedef struct lf_csv {
     unsigned long long base; /* stream offset of buf[0] */
     unsigned long long size; /* the source's size in bytes, 0 if unknown (a pipe) */
     int eof, own_buf, closed;
+    /* a regular file's identity at open, re-checked by src:check(): a list that changes
+     * while it is read would mix two versions or lose rows */
+    char *path;                  /* the path it was opened by (NULL: a string, a pipe) */
+    unsigned long long id_dev, id_ino, id_size;
+    long long id_mtime[2], id_ctime[2]; /* seconds, nanoseconds */
     long line;               /* the line number at pos (from 1) */
     /* the current record */
     lf_csv_field *f;

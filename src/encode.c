@@ -148,7 +148,7 @@ static int warn(enc *e, int code, const char *fmt, ...)
 }
 
 /* Writes the field path ("numberInfoList[3].calleeNumber") into a luaL_Buffer. Keys are
- * cut at 64 bytes and bytes outside printable ASCII are shown as '?'. */
+ * cut at 64 bytes and bytes outside printable ASCII are shown as \xHH. */
 static void path_push(lua_State *L, const enc *e)
 {
     luaL_Buffer B;
@@ -168,8 +168,8 @@ static void path_push(lua_State *L, const enc *e)
             if (i > 0)
                 luaL_addchar(&B, '.');
             for (j = 0; j < n; j++) {
-                unsigned char c = (unsigned char)p->key[j];
-                luaL_addchar(&B, (c >= 0x20 && c < 0x7f) ? (char)c : '?');
+                char esc[4];
+                luaL_addlstring(&B, esc, (size_t)lf_show_byte(esc, (unsigned char)p->key[j], 0));
             }
             if (n < p->klen)
                 luaL_addstring(&B, "...");
@@ -182,15 +182,15 @@ static void path_push(lua_State *L, const enc *e)
     luaL_pushresult(&B);
 }
 
-/* A short, printable rendering of a string value for error messages. */
+/* A short, printable rendering of a string value for error messages: its first 24
+ * bytes in quotes, others as \xHH. SHOWN_SIZE holds the longest. */
+#define SHOWN_SIZE (24 * 4 + 8)
 static void show(char *out, size_t outsz, const char *s, size_t len)
 {
     size_t i, o = 0, max = 24;
     out[o++] = '"';
-    for (i = 0; i < len && i < max && o + 4 < outsz; i++) {
-        unsigned char c = (unsigned char)s[i];
-        out[o++] = (c >= 0x20 && c < 0x7f && c != '"') ? (char)c : '?';
-    }
+    for (i = 0; i < len && i < max && o + 4 + 5 <= outsz; i++)
+        o += (size_t)lf_show_byte(out + o, (unsigned char)s[i], 1);
     if (i < len && o + 5 < outsz) {
         memcpy(out + o, "...", 3);
         o += 3;
@@ -695,7 +695,7 @@ static int put_digits(enc *e, int idx, const field *f)
     lua_State *L = e->L;
     size_t len, i;
     const char *s;
-    char shown[40];
+    char shown[SHOWN_SIZE];
     if (lua_type(L, idx) != LUA_TSTRING)
         return fail(e, CODE_PARAM, "must be a string of %lld to %lld digits, got %s",
                     (long long)f->lo, (long long)f->hi, type_name(L, idx));
@@ -839,7 +839,7 @@ static int put_datetime(enc *e, int idx, const field *f)
     size_t len, nc;
     int cut;
     const char *s;
-    char shown[40];
+    char shown[SHOWN_SIZE];
     (void)f;
     if (is_null(L, idx))
         return put_chars(e, "null", 4);
@@ -865,7 +865,7 @@ static int put_hhmm(enc *e, int idx, const field *f)
     lua_State *L = e->L;
     size_t len;
     const char *s;
-    char shown[40];
+    char shown[SHOWN_SIZE];
     (void)f;
     if (lua_type(L, idx) != LUA_TSTRING)
         return fail(e, CODE_PARAM, "must be a time \"HH:MM\", got %s", type_name(L, idx));
@@ -1384,7 +1384,7 @@ static int put_slots(enc *e, const slot *v, unsigned present, size_t need)
     int j;
     size_t i, len;
     const char *cn;
-    char shown[40];
+    char shown[SHOWN_SIZE];
 
     if (!(present & 1u))
         return row_fail(e, R_CALLEE, CODE_PARAM, "is required%s", "");

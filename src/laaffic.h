@@ -17,6 +17,23 @@
 #define LAAFFIC_INTERNAL
 #endif
 
+/* Writes byte c as error messages show it: printable ASCII as itself, any other byte as
+ * \xHH (a UTF-8 byte order mark reads \xEF\xBB\xBF, not ???). With quoted, '"' and '\\'
+ * are escaped too. out needs 4 bytes; returns how many were written. */
+static inline int lf_show_byte(char *out, unsigned char c, int quoted)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    if (c >= 0x20 && c < 0x7f && !(quoted && (c == '"' || c == '\\'))) {
+        out[0] = (char)c;
+        return 1;
+    }
+    out[0] = '\\';
+    out[1] = 'x';
+    out[2] = hex[c >> 4];
+    out[3] = hex[c & 15];
+    return 4;
+}
+
 /* Each concern registers its functions into the module table on top of the stack. */
 LAAFFIC_INTERNAL int laaffic_sign_open(lua_State *L);
 LAAFFIC_INTERNAL int laaffic_encode_open(lua_State *L);

@@ -61,9 +61,11 @@ local VALIDATE_MAX_REJECTS = 10000000
 local EXIT_HELP = [=[
 exit codes:
   0  done: every part was created (send), the input is valid (validate)
-  1  the API refused a part: a status such as -1 (authentication) or -41/-20 (the task
-     name already exists; with --existing-ok an existing part counts as done), or an
-     answer that is not the API's; also "sandbox status" when it is not running
+  1  the API refused a part: a status such as -1 (authentication), -20 (data exists:
+     the task may exist, check before re-sending) or -41 (the task name already exists;
+     with --existing-ok an existing part counts as done), or an answer that is not the
+     API's, or the list file changed during the send (the parts sent and not sent
+     are listed); also "sandbox status" when it is not running
   2  usage error (unknown option, missing argument, a credential given as an option,
      sign refusing to write to a terminal)
   3  invalid input: the task or the number list cannot be read or does not validate;
@@ -102,9 +104,11 @@ options of every command:
 credentials (never on the command line: other users can read it with ps):
   environment  LAAFFIC_API_KEY, LAAFFIC_API_SECRET, LAAFFIC_APP_ID, LAAFFIC_BASE_URL,
                LAAFFIC_CAFILE; these win over the config file
-  config file  `key = value` lines, # comments: api_key, api_secret, app_id, base_url,
-               path, cafile, timeout. A file holding api_secret must not be readable by
-               group or others (chmod 600), or laaffic refuses it.
+  config file  `key = value` lines: api_key, api_secret, app_id, base_url, path,
+               cafile, timeout. # starts a comment line only, never a comment after a
+               value; "..." or '...' quote a value whole (no escapes). A line that could
+               be read two ways (`x = v  # note`) is refused with its line number. A file
+               holding api_secret must not be readable by group or others (chmod 600).
 
 ]=] .. EXIT_HELP
 
@@ -123,7 +127,8 @@ LF or CRLF; an empty cell is left out.
   --require-texts 1,2,3    every row must carry these textN, non-empty
   --no-truncate            a text over 30 characters is an error instead of being cut
   --rejects FILE           skip bad rows instead of failing, and write them to FILE as
-                           CSV: line,column,field,message
+                           CSV: line,column,field,message (written whole at the end;
+                           FILE may not be the list, the task or the config file)
   --max-rejects N          give up after N bad rows (send: default 1000)
 ]=]
 
@@ -189,7 +194,8 @@ bin/laaffic-sandbox. Then `laaffic send --sandbox [DIR] ...` sends to it.
   start    start one (in DIR, default a new temporary directory) and print its URLs
   stop     stop it and remove its temporary files
   status   exit 0 when it runs, 1 when not
-  --ttl S  (start) the sandbox stops itself after S seconds
+  --ttl S  (start) the sandbox stops itself after S seconds, and its files go as
+           with stop
 ]=]
 
 ---------------------------------------------------------------------------------------
@@ -256,15 +262,18 @@ local function isatty(fd)
     return shell_ok("test -t " .. fd)
 end
 
--- An option value or argument safe to echo in a message: a plain short word only (a
--- mistyped credential must not end up in a terminal log).
+-- A name safe to echo in a message (a config key, an option's name): lowercase words
+-- only. An argument's value is never echoed: a stray word on the command line may be a
+-- credential pasted in the wrong place.
 local function echo(s)
     s = tostring(s)
-    if #s <= 24 and s:match("^[%a][%w%-_%.]*$") and not s:match("%d%d") then
+    if #s <= 24 and s:match("^%l[%l_%-]*$") then
         return "'" .. s .. "'"
     end
-    return "(value not shown)"
+    return "(not shown)"
 end
+
+local NOT_SHOWN = " (not shown: it could be a credential)"
 
 ---------------------------------------------------------------------------------------
 -- JSON output (own encoder: arrays stay arrays when empty, keys are sorted, "/" is not
@@ -429,8 +438,8 @@ local function parse_args(argv)
             end
             local kind = spec_of(name)
             if not kind then
-                die(EXIT.USAGE, "unknown option --" .. (name:match("^[%w%-_]+$") and name
-                    or "(not shown)") .. (command and (" for " .. command) or "") ..
+                die(EXIT.USAGE, "unknown option --" .. echo(name):gsub("^'(.*)'$", "%1") ..
+                    (command and (" for " .. command) or "") ..
                     " (try laaffic " .. (command and (command .. " ") or "") .. "--help)")
             end
             if kind == "flag" or kind == "count" then
@@ -498,9 +507,44 @@ local function file_mode(path)
     return out and out:match("^(%d+)%s*$")
 end
 
+-- The config file format (README "Command-line tool"): one `key = value` per line;
+-- blank lines and lines whose first non-blank character is # are skipped; spaces around
+-- the key, "=" and the value are dropped; a value in "..." or '...' is taken whole, with
+-- no escapes (spaces and # inside kept). There are no comments after a value: a line
+-- that could be read two ways (an unquoted value with " #" in it, a quote not closed
+-- or followed by more text), an empty value or a key given twice is refused with its
+-- line number, so that a credential is never silently read as something else.
+-- Messages never quote the line (it may hold a secret).
+local function config_value(path, n, key, value)
+    local function bad(why)
+        die(EXIT.CONFIG, format("%s:%d: %s: %s", path, n, key, why))
+    end
+    local q1 = value:sub(1, 1)
+    if q1 == '"' or q1 == "'" then
+        local inner, rest = value:match("^" .. q1 .. "([^" .. q1 .. "]*)" .. q1 .. "(.*)$")
+        if not inner then bad("the quote is not closed on this line") end
+        if rest ~= "" then
+            bad("text after the closing quote (no comments after a value: put a # comment " ..
+                "on a line of its own)")
+        end
+        if inner == "" then bad("the value is empty") end
+        return inner
+    end
+    if value == "" then bad("the value is empty") end
+    if value:find("%s#") then
+        bad("an unquoted value with \" #\" in it (no comments after a value: put a # " ..
+            "comment on a line of its own, or quote the value)")
+    end
+    if value:find("[\"']") then
+        bad("a quote inside an unquoted value (quote the whole value, or not at all)")
+    end
+    return value
+end
+
 local function parse_config(path, text)
     local cfg = {}
     local n = 0
+    text = text:gsub("^\239\187\191", "")
     for line in (text .. "\n"):gmatch("([^\n]*)\n") do
         n = n + 1
         line = line:gsub("\r$", "")
@@ -514,8 +558,11 @@ local function parse_config(path, text)
                 die(EXIT.CONFIG, format("%s:%d: unknown key %s (known: api_key, api_secret, " ..
                     "app_id, base_url, path, cafile, timeout)", path, n, echo(key)))
             end
-            local inner = value:match('^"(.*)"$') or value:match("^'(.*)'$")
-            cfg[key] = inner or value
+            if cfg["line:" .. key] then
+                die(EXIT.CONFIG, format("%s:%d: %s is given again (first on line %d)", path, n,
+                    key, cfg["line:" .. key]))
+            end
+            cfg[key] = config_value(path, n, key, value)
             cfg["line:" .. key] = n
         end
     end
@@ -765,18 +812,74 @@ local function task_env()
     return env
 end
 
+-- What a task file raised, as a sentence: error({...}) or error() would print
+-- "table: 0x..." or "nil".
+local function raised(v)
+    if type(v) == "string" then return v end
+    if v == nil then return "raised an error without a message" end
+    local mt = getmetatable(v)
+    if type(mt) == "table" and mt.__tostring then
+        local ok, text = pcall(tostring, v)
+        if ok and type(text) == "string" then return text end
+    end
+    if type(v) == "table" then
+        local msg = rawget(v, "message") or rawget(v, "msg") or rawget(v, "error")
+        if type(msg) == "string" or type(msg) == "number" then
+            return "raised a table whose message is: " .. tostring(msg)
+        end
+        return "raised a table, not a message (use error(\"text\"))"
+    end
+    return "raised a " .. type(v) .. " (" .. tostring(v) .. "), not a message"
+end
+
+-- A task file runs under an instruction count and a memory bound: `while true do end`
+-- must end with an error, not hang validate or send. The bound raises again at every
+-- check once reached, and the env's pcall passes it on, so the file cannot catch it.
+local TASK_MAX_INSTRUCTIONS = 5e8
+local TASK_MAX_KB = 2 * 1024 * 1024
+local HOOK_EVERY = 1e6
+local TASK_LIMIT = setmetatable({}, { __tostring = function()
+    return format("did not finish within %s instructions or %s MB of memory (an endless " ..
+                  "loop?)", grouped(TASK_MAX_INSTRUCTIONS), grouped(TASK_MAX_KB / 1024))
+end })
+
+local function run_bounded(chunk)
+    local jit = rawget(_G, "jit")
+    if type(jit) == "table" and jit.off then
+        jit.off(chunk, true)        -- compiled code runs no hooks
+    end
+    local n = 0
+    debug.sethook(function()
+        n = n + 1
+        if n * HOOK_EVERY > TASK_MAX_INSTRUCTIONS or collectgarbage("count") > TASK_MAX_KB then
+            error(TASK_LIMIT, 0)
+        end
+    end, "", HOOK_EVERY)
+    local ok, v = pcall(chunk)
+    debug.sethook()
+    return ok, v
+end
+
 local function load_lua_task(name, text)
     if text:sub(1, 1) == "\27" then
         return nil, { file = name, text = name .. ": precompiled Lua is not accepted" }
     end
-    local chunk, err = load(text, "@" .. name, "t", task_env())
+    local env = task_env()
+    local function pass_limit(ok, ...)
+        if not ok and ... == TASK_LIMIT then error(TASK_LIMIT, 0) end
+        return ok, ...
+    end
+    env.pcall = function(f, ...) return pass_limit(pcall(f, ...)) end
+    local chunk, err = load(text, "@" .. name, "t", env)
     if not chunk then
         return nil, { file = name, message = tostring(err), text = tostring(err) }
     end
-    local ok, v = pcall(chunk)
+    local ok, v = run_bounded(chunk)
     if not ok then
-        return nil, { file = name, message = tostring(v), text = tostring(v) ..
-            (tostring(v):find("a nil value", 1, true) and
+        local msg = v == TASK_LIMIT and (name .. ": " .. tostring(v)) or raised(v)
+        if type(v) ~= "string" and v ~= TASK_LIMIT then msg = name .. ": " .. msg end
+        return nil, { file = name, message = msg, text = msg ..
+            (msg:find("a nil value", 1, true) and
              " (a task file has no io, os, require or load)" or "") }
     end
     if type(v) ~= "table" then
@@ -792,6 +895,14 @@ local function load_task(opts)
     if type(path) ~= "string" or path == "" then
         die(EXIT.USAGE, "--task FILE is required (a .json or .lua task file)")
     end
+    -- the ending says how to read it: a CSV or anything else run as Lua would give a
+    -- baffling syntax error
+    local ext = path ~= "-" and path:match("[^/]%.([^./]*)$")
+    ext = ext and ext:lower()
+    if ext and ext ~= "json" and ext ~= "lua" then
+        die(EXIT.USAGE, "--task " .. path .. ": the task file must be a .json or .lua file " ..
+            "(a file without either ending is read as JSON; the number list goes to --numbers)")
+    end
     local text, err, name
     if path == "-" then
         name = "<stdin>"
@@ -804,9 +915,7 @@ local function load_task(opts)
         die(EXIT.INVALID, "cannot read the task: " .. tostring(err))
     end
     local task, problem
-    local is_lua = path:match("%.lua$") or (not path:match("%.json$") and
-                                            not text:match("^[\239\187\191]*%s*[{%[]"))
-    if is_lua then
+    if ext == "lua" then
         task, problem = load_lua_task(name, text)
     else
         task, problem = load_json_task(name, text:gsub("^\239\187\191", ""))
@@ -885,9 +994,17 @@ local function number_source(opts, task, taskname)
         end
         if not src then
             local line = err.line
-            local text = path .. (line and (":" .. int(line)) or "") .. ": " .. tostring(err.message)
+            -- the reader's message may name the file already: name it once
+            local msg = tostring(err.message)
+            local at = path .. (line and (":" .. int(line)) or "") .. ": "
+            if msg:sub(1, #at) == at then
+                msg = msg:sub(#at + 1)
+            elseif msg:sub(1, #path + 2) == path .. ": " then
+                msg = msg:sub(#path + 3)
+            end
+            local text = at .. msg
             die(EXIT.INVALID, text, { problems = { { file = path, line = line,
-                message = err.message, text = text } } })
+                message = msg, text = text } } })
         end
         return src
     end
@@ -1032,6 +1149,17 @@ local function valid_name(task)
     return ok and json and n or nil
 end
 
+-- The counts of a CSV list read to its end, and its identity (the send's source must
+-- have the same); closes it. Returns whether it is still the file that was opened.
+local function csv_done(report, list)
+    local si = list:info()
+    report.rows, report.duplicates = floor(si.rows), floor(si.duplicates)
+    report.identity = si.identity
+    local same, why = list:check()
+    list:close()
+    return same, why
+end
+
 -- Checks every row of the list, part by part as a send would build them.
 -- Returns { problems (field, then rows, then parts), row_problems, part_problems, rows,
 -- parts = { { part, task_name, rows } }, rejected, duplicates, truncated }.
@@ -1049,8 +1177,8 @@ local function check(task, taskname, make_list, listname, enc, app_id, has_numbe
     local total = n and math.max(1, math.ceil(n / enc.max_rows)) or nil
     local function part_problem(k, msg, where, field, code)
         local text
-        if where and where.line then
-            text = msg          -- the encoder's message starts with file:line:column
+        if where and where.line or msg:find(listname, 1, true) then
+            text = msg          -- the encoder's message names the file (file:line:column)
         else
             text = listname .. ": " .. (k > 1 and ("part " .. k .. ": ") or "") .. msg
         end
@@ -1100,11 +1228,11 @@ local function check(task, taskname, make_list, listname, enc, app_id, has_numbe
                              report.rows, bytes = si and si.bytes, size = si and si.size })
             end
         end
-        if is_csv then
-            local si = list:info()
-            report.rows = floor(si.rows)
-            report.duplicates = floor(si.duplicates)
-            list:close()
+        local same, why = true, nil
+        if is_csv then same, why = csv_done(report, list) end
+        if not same then
+            part_problem(k, "the file changed while it was being checked (" .. tostring(why) ..
+                         ")", nil, "numberInfoList")
         end
     end
     for _, r in ipairs(rejects) do
@@ -1190,15 +1318,64 @@ local function csv_field(v)
     return v
 end
 
-local function write_rejects(path, rejects)
-    local f, err = io.open(path, "wb")
-    if not f then return nil, err end
-    f:write("line,column,field,message\n")
-    for _, r in ipairs(rejects) do
-        f:write(csv_field(r.line and int(r.line)), ",", csv_field(r.column and int(r.column)),
-                ",", csv_field(r.field), ",", csv_field(r.message), "\n")
+-- A name for a temporary file beside path (same directory: the rename is atomic).
+local function temp_beside(path)
+    local f = io.open("/dev/urandom", "rb")
+    local r = f and f:read(6)
+    if f then f:close() end
+    local hex = r and r:gsub(".", function(c) return format("%02x", c:byte()) end) or
+                format("%x%x", os.time(), floor(core.now() * 1e6) % 0x1000000)
+    local dir, base = path:match("^(.*/)([^/]*)$")
+    return (dir or "") .. "." .. (base or path) .. ".laaffic-" .. hex
+end
+
+-- --rejects FILE must never be a file the command reads: it is replaced at the end.
+-- Compared by device and inode, so another spelling or a link is caught too.
+local function check_rejects_path(opts, cfg)
+    if not opts.rejects then return end
+    local id = core.file_id(opts.rejects)
+    if id then
+        for _, input in ipairs({ { opts.numbers, "number list" },
+                                 { opts.task ~= "-" and opts.task, "task file" },
+                                 { cfg.config_path, "config file" } }) do
+            if type(input[1]) == "string" and core.file_id(input[1]) == id then
+                die(EXIT.USAGE, format("--rejects %s is the %s (%s): it would be overwritten; " ..
+                    "give another file", opts.rejects, input[2], input[1]))
+            end
+        end
     end
+    -- fail now, not after the send, when the directory cannot take the file
+    local tmp = temp_beside(opts.rejects)
+    local f, err = io.open(tmp, "wb")
+    if not f then die(EXIT.USAGE, "--rejects: cannot write beside " .. opts.rejects .. ": " ..
+                      tostring(err)) end
     f:close()
+    os.remove(tmp)
+end
+
+-- Writes the rejects to a temporary file renamed over path at the end: path is never
+-- truncated first, and holds either its old content or the whole new list.
+local function write_rejects(path, rejects)
+    local tmp = temp_beside(path)
+    local f, err = io.open(tmp, "wb")
+    if not f then return nil, err end
+    local ok, werr = f:write("line,column,field,message\n")
+    for _, r in ipairs(rejects) do
+        if not ok then break end
+        ok, werr = f:write(csv_field(r.line and int(r.line)), ",",
+            csv_field(r.column and int(r.column)), ",", csv_field(r.field), ",",
+            csv_field(r.message), "\n")
+    end
+    local closed, cerr = f:close()
+    if ok and closed then
+        ok, werr = os.rename(tmp, path)
+    else
+        ok, werr = nil, werr or cerr
+    end
+    if not ok then
+        os.remove(tmp)
+        return nil, werr
+    end
     return true
 end
 
@@ -1229,6 +1406,7 @@ local function cmd_validate(ctx, opts)
     cfg = apply_sandbox(cfg, opts, ctx.env)
     local task, taskname = load_task(opts)
     local make_list, listname = number_source(opts, task, taskname)
+    check_rejects_path(opts, cfg)
     local bar = progress_bar(ctx.stderr, ctx.progress, "validating")
     local report = check(task, taskname, make_list, listname, enc, cfg.app_id,
                          opts.numbers ~= nil, bar)
@@ -1266,20 +1444,141 @@ local function cmd_validate(ctx, opts)
     return ok and EXIT.OK or EXIT.INVALID
 end
 
+-- "part 2", "parts 2 to 4", "parts 1, 3 to 5"
+local function part_list(nums)
+    local out, i = {}, 1
+    while i <= #nums do
+        local j = i
+        while nums[j + 1] == nums[j] + 1 do j = j + 1 end
+        out[#out + 1] = i == j and tostring(nums[i]) or format("%d to %d", nums[i], nums[j])
+        i = j + 1
+    end
+    return (#nums == 1 and "part " or "parts ") .. concat(out, ", ")
+end
+
+-- One entry per part of the check (the counts a send reports are the check's): a part
+-- the send never read, or read and refused to send (the file changed, a bad row), is
+-- "not_sent". Returns parts, the exit code, how many were not sent, and the error.
+local function send_parts(result, err, report, existing_ok)
+    local code, parts, sent, unsent = EXIT.OK, array(), {}, {}
+    for k = 1, math.max(#result.parts, #report.parts) do
+        local e, c = result.parts[k] or {}, report.parts[k] or {}
+        local entry = { part = k, task_name = e.task_name or c.task_name, rows = e.rows or c.rows }
+        local kind = e.error and e.error.kind
+        if e.key_id then
+            entry.key_id, entry.status = e.key_id, "created"
+        elseif e.exists then
+            entry.status, entry.error = "exists", error_json(e.error)
+            if not existing_ok then code = worse(code, EXIT.FAILED) end
+        elseif e.error then
+            entry.status, entry.error = "failed", error_json(e.error)
+            -- after the check, a bad row or an unreadable file is a failure, not exit 3
+            code = worse(code, (kind == "io" or kind == "invalid") and EXIT.FAILED or
+                               KIND_EXIT[kind] or EXIT.FAILED)
+        else
+            entry.status = "not_sent"
+        end
+        local is_sent = e.key_id or e.exists or (e.error and kind ~= "io" and kind ~= "invalid")
+        local list = is_sent and sent or unsent
+        list[#list + 1] = k
+        parts[#parts + 1] = entry
+    end
+    if err and code == EXIT.OK then
+        code = worse(code, KIND_EXIT[err.kind] or EXIT.FAILED)
+    end
+    if not err and (result.rows ~= report.rows or #result.parts ~= #report.parts) then
+        code = worse(code, EXIT.FAILED)
+        err = { kind = "io", message = format("the send read %s in %s, the check %s in %s: " ..
+            "the list changed", plural(result.rows, "row"), plural(#result.parts, "part"),
+            plural(report.rows, "row"), plural(#report.parts, "part")) }
+    end
+    if err and #unsent > 0 then
+        -- why the first part not sent was not: the summary of create_tasks adds nothing
+        local first = (result.parts[unsent[1]] or {}).error or err
+        local msg = (#sent > 0 and (part_list(sent) .. (#sent == 1 and " was" or " were") ..
+            " sent, ") or "no part was sent, ") .. part_list(unsent) ..
+            (#unsent == 1 and " was" or " were") .. " not: " .. tostring(first.message)
+        err = { kind = err.kind, code = err.code, field = err.field, file = err.file,
+                line = err.line, column = err.column, message = msg, text = "laaffic: " .. msg }
+        setmetatable(err, { __tostring = function(x) return x.text end })
+    end
+    return parts, code, #unsent, err
+end
+
+-- Prints what a send did: o = { parts, code, not_sent, err, result, rows (the check's),
+-- rejects, rejects_written, elapsed }. Returns the exit code.
+local function send_output(ctx, opts, task, o)
+    local parts, code, result = o.parts, o.code, o.result
+    if opts.json then
+        ctx.stdout:write(encode_json({
+            ok = code == EXIT.OK, exit_code = code, parts = parts, created = result.created,
+            existing = result.existing, failed = result.failed, not_sent = o.not_sent,
+            rows = o.rows, rejected = result.rejected, duplicates = result.duplicates,
+            time = floor(o.elapsed * 1000 + 0.5) / 1000, rejects_file = o.rejects_written,
+            error = o.err and error_json(o.err) or nil,
+        }), "\n")
+        return code
+    end
+    local split = #parts > 1 or (parts[1] and parts[1].task_name ~= task.taskName)
+    for _, e in ipairs(parts) do
+        local head = (split and format("part %d ", e.part) or "") .. format("%q", tostring(
+            e.task_name or task.taskName)) .. (e.rows and format(" (%s)", plural(e.rows, "row"))
+            or "")
+        local line
+        if e.status == "created" then
+            line = head .. ": created, keyId " .. tostring(int(e.key_id))
+        elseif e.status == "exists" then
+            line = head .. ": already exists (" .. (opts.existing_ok and "counted as done" or
+                "not created again; --existing-ok counts it as done") .. ")"
+        elseif e.status == "not_sent" then
+            line = head .. ": not sent"
+        else
+            line = head .. ": FAILED: " .. tostring(e.error and e.error.text)
+        end
+        if e.status == "created" or e.status == "exists" then
+            if not opts.quiet then ctx.stdout:write(line, "\n") end
+        else
+            (opts.quiet and ctx.stderr or ctx.stdout):write(line, "\n")
+        end
+    end
+    if not opts.quiet then
+        local extra = {}
+        if result.rejected > 0 or o.rejects then
+            extra[#extra + 1] = grouped(result.rejected) .. " rejected" ..
+                (o.rejects_written and (" (listed in " .. o.rejects_written .. ")") or "")
+        end
+        if result.duplicates > 0 then
+            extra[#extra + 1] = plural(result.duplicates, "duplicate") .. " dropped"
+        end
+        ctx.stdout:write(format("%s: %d created, %d already existed, %d failed, of %s%s; %s%s; " ..
+            "%.2f s\n", code == EXIT.OK and "done" or "FAILED", result.created, result.existing,
+            result.failed, plural(#parts, "part"), o.not_sent > 0 and
+            format(" (%d not sent)", o.not_sent) or "", plural(o.rows, "row"),
+            #extra > 0 and (", " .. concat(extra, ", ")) or "", o.elapsed))
+    end
+    if o.err and o.not_sent > 0 then
+        ctx.stderr:write("laaffic: ", tostring(o.err.message), "\n")
+    end
+    if code == EXIT.AMBIGUOUS then
+        ctx.stderr:write("laaffic: the outcome of a part is unknown: it may have been created. " ..
+            "Run the same command again: a part that exists answers \"already exists\" and is " ..
+            "not created twice (add --existing-ok to count it as done)\n")
+    end
+    return code
+end
+
 local function cmd_send(ctx, opts)
     local started = core.now()
     local concurrency = int_option(opts, "concurrency", 1, 64, 4)
     local enc = encoder_opts(opts, "send")
     local cfg = load_settings(opts, ctx.env)
     cfg = apply_sandbox(cfg, opts, ctx.env)
-    require_credentials(cfg)
+    -- the input first (a missing task file is the first thing to say), then the
+    -- credentials, before the check of a long list
     local task, taskname = load_task(opts)
     local make_list, listname = number_source(opts, task, taskname)
-    if opts.rejects then
-        local f, err = io.open(opts.rejects, "ab")
-        if not f then die(EXIT.USAGE, "--rejects: " .. tostring(err)) end
-        f:close()
-    end
+    check_rejects_path(opts, cfg)
+    require_credentials(cfg)
 
     -- check the whole list first: an invalid task sends nothing
     local bar = progress_bar(ctx.stderr, ctx.progress, "checking")
@@ -1302,8 +1601,12 @@ local function cmd_send(ctx, opts)
     local t = {}
     for k, v in pairs(task) do t[k] = v end
     t.numberInfoList = make_list()
-    local total = type(t.numberInfoList) == "table" and
-                  math.max(1, math.ceil(#t.numberInfoList / enc.max_rows)) or nil
+    if csv.is(t.numberInfoList) and t.numberInfoList:info().identity ~= report.identity then
+        t.numberInfoList:close()
+        die(EXIT.INVALID, listname .. " changed after it was checked: nothing was sent; run " ..
+            "the command again once the file stays as it is")
+    end
+    local total = #report.parts
     bar.label = "sending"
     local rejects = opts.rejects and {} or nil
     local result, err = client:create_tasks(t, {
@@ -1318,24 +1621,8 @@ local function cmd_send(ctx, opts)
     client:close()
     if csv.is(t.numberInfoList) then t.numberInfoList:close() end
 
-    local code = EXIT.OK
-    local parts = array()
-    for _, e in ipairs(result.parts) do
-        local entry = { part = e.part, task_name = e.task_name, rows = e.rows }
-        if e.key_id then
-            entry.key_id, entry.status = e.key_id, "created"
-        elseif e.exists then
-            entry.status, entry.error = "exists", error_json(e.error)
-            if not opts.existing_ok then code = worse(code, EXIT.FAILED) end
-        else
-            entry.status, entry.error = "failed", error_json(e.error)
-            code = worse(code, KIND_EXIT[e.error and e.error.kind] or EXIT.FAILED)
-        end
-        parts[#parts + 1] = entry
-    end
-    if err and code == EXIT.OK then
-        code = worse(code, KIND_EXIT[err.kind] or EXIT.FAILED)
-    end
+    local parts, code, not_sent, err2 = send_parts(result, err, report, opts.existing_ok)
+    err = err2
     local rejects_written
     if rejects then
         local w, werr = write_rejects(opts.rejects, rejects)
@@ -1347,57 +1634,9 @@ local function cmd_send(ctx, opts)
         end
     end
     local elapsed = core.now() - started
-
-    if opts.json then
-        ctx.stdout:write(encode_json({
-            ok = code == EXIT.OK, exit_code = code, parts = parts, created = result.created,
-            existing = result.existing, failed = result.failed, rows = result.rows,
-            rejected = result.rejected, duplicates = result.duplicates,
-            time = floor(elapsed * 1000 + 0.5) / 1000, rejects_file = rejects_written,
-            error = err and error_json(err) or nil,
-        }), "\n")
-        return code
-    end
-    local split = #parts > 1 or (parts[1] and parts[1].task_name ~= task.taskName)
-    for _, e in ipairs(parts) do
-        local head = (split and format("part %d ", e.part) or "") .. format("%q", tostring(
-            e.task_name or task.taskName)) .. (e.rows and format(" (%s)", plural(e.rows, "row"))
-            or "")
-        local line
-        if e.status == "created" then
-            line = head .. ": created, keyId " .. tostring(int(e.key_id))
-        elseif e.status == "exists" then
-            line = head .. ": already exists (" .. (opts.existing_ok and "counted as done" or
-                "not created again; --existing-ok counts it as done") .. ")"
-        else
-            line = head .. ": FAILED: " .. tostring(e.error and e.error.text)
-        end
-        if e.status ~= "failed" then
-            if not opts.quiet then ctx.stdout:write(line, "\n") end
-        else
-            (opts.quiet and ctx.stderr or ctx.stdout):write(line, "\n")
-        end
-    end
-    if not opts.quiet then
-        local extra = {}
-        if result.rejected > 0 or rejects then
-            extra[#extra + 1] = grouped(result.rejected) .. " rejected" ..
-                (rejects_written and (" (listed in " .. rejects_written .. ")") or "")
-        end
-        if result.duplicates > 0 then
-            extra[#extra + 1] = plural(result.duplicates, "duplicate") .. " dropped"
-        end
-        ctx.stdout:write(format("%s: %d created, %d already existed, %d failed, of %s; %s%s; " ..
-            "%.2f s\n", code == EXIT.OK and "done" or "FAILED", result.created, result.existing,
-            result.failed, plural(#parts, "part"), plural(result.rows, "row"),
-            #extra > 0 and (", " .. concat(extra, ", ")) or "", elapsed))
-    end
-    if code == EXIT.AMBIGUOUS then
-        ctx.stderr:write("laaffic: the outcome of a part is unknown: it may have been created. " ..
-            "Run the same command again: a part that exists answers \"already exists\" and is " ..
-            "not created twice (add --existing-ok to count it as done)\n")
-    end
-    return code
+    return send_output(ctx, opts, task, { parts = parts, code = code, not_sent = not_sent,
+        err = err, result = result, rows = report.rows, rejects = rejects,
+        rejects_written = rejects_written, elapsed = elapsed })
 end
 
 local function cmd_sign(ctx, opts)
@@ -1462,9 +1701,9 @@ local function cmd_sandbox(ctx, opts, pos)
     local action = pos[1]
     if action ~= "start" and action ~= "stop" and action ~= "status" then
         die(EXIT.USAGE, "sandbox: say start, stop or status" ..
-            (action and (", not " .. echo(action)) or ""))
+            (action and (", not the word given" .. NOT_SHOWN) or ""))
     end
-    if pos[2] then die(EXIT.USAGE, "sandbox " .. action .. ": unexpected argument " .. echo(pos[2])) end
+    if pos[2] then die(EXIT.USAGE, "sandbox " .. action .. ": unexpected argument" .. NOT_SHOWN) end
     if opts.ttl and action ~= "start" then die(EXIT.USAGE, "--ttl is for sandbox start") end
     local ttl = int_option(opts, "ttl", 0, 10 * 365 * 86400, nil)
     local bin = find_sandbox(ctx)
@@ -1564,14 +1803,14 @@ function _M.main(argv, ctx)
         end
         if not command then
             if pos[1] then
-                die(EXIT.USAGE, "unknown command " .. echo(pos[1]) ..
+                die(EXIT.USAGE, "unknown command" .. NOT_SHOWN ..
                     " (send, validate, sign, sandbox; see laaffic --help)")
             end
             ctx.stderr:write(HELP.main)
             return EXIT.USAGE
         end
         if command ~= "sandbox" and pos[1] then
-            die(EXIT.USAGE, command .. ": unexpected argument " .. echo(pos[1]) ..
+            die(EXIT.USAGE, command .. ": unexpected argument" .. NOT_SHOWN ..
                 " (see laaffic " .. command .. " --help)")
         end
         if (command == "send" or command == "validate") and

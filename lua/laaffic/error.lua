@@ -15,8 +15,9 @@
 --                       the body provably did not reach the server: safe to retry.
 --     "ambiguous"       the outcome is unknown (e.g. a timeout after the body went out):
 --                       the task may exist, so it must not be re-sent blindly.
---     "already_exists"  the server answered -41/-20: a task with this name exists (after an
---                       "ambiguous" outcome, that is the earlier attempt's task).
+--     "already_exists"  the server answered -41: a task with this name exists (after an
+--                       "ambiguous" outcome, that is the earlier attempt's task). -20 "Data
+--                       existing" names no task: it is a "status" error.
 --     "protocol"        an answer that creates nothing: a 3xx (never followed) or 4xx, or a
 --                       success without a keyId. (A 5xx or a 2xx that is not the API's JSON
 --                       is "ambiguous": the task may exist.)

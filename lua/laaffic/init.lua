@@ -409,7 +409,7 @@ if not cjson_ok then
 end
 
 local MAX_QUOTE = 200
-local MAY_EXIST = "Do not re-send blindly: re-send with the same taskName and a -41/-20 " ..
+local MAY_EXIST = "Do not re-send blindly: re-send with the same taskName and a -41 " ..
                   "answer (kind already_exists) means it was created"
 
 -- failures that sent nothing but that another attempt cannot mend
@@ -474,7 +474,14 @@ local function api_result(self, res, decoded, task_name)
     local reason = decoded.reason
     if type(reason) ~= "string" then reason = nil end
     local err = lerror.from_status(st, reason, res.status)
-    if code == -41 or code == -20 then
+    if code == -20 then
+        -- "Data existing" names no task: it may or may not be this one, so it is a
+        -- status error (never counted as created) that says how to find out
+        err.message = format("the server answered -20 \"data existing\" without saying " ..
+            "what exists: a task named %s may already exist (a request for it whose answer " ..
+            "was lost may have landed). Check the task list in the LAAFFIC console for it; " ..
+            "if it is not there, send again", format("%q", tostring(task_name)))
+    elseif code == -41 then
         local earlier = task_name and self.ambiguous[task_name]
         if task_name then
             self.ambiguous[task_name] = nil
@@ -494,7 +501,7 @@ end
 -- create_task (below). transport(req) and sleep(seconds) are parameters, so that
 -- create_tasks can run several of these at once as coroutines.
 local function send(self, req, task_name, transport, sleep)
-    -- the outcome of this taskName is unknown: a later -41/-20 for it is our own task
+    -- the outcome of this taskName is unknown: a later -41 for it is our own task
     local function mark_ambiguous()
         if task_name then
             self.ambiguous[task_name] = true
@@ -603,8 +610,8 @@ end
 -- can have reached the server (DNS, connection refused, TLS handshake, connect timeout)
 -- or when the server answered -16 (stale timestamp: re-signed with the clock corrected
 -- by the answer's Date header). After a failure that may have sent the body the error
--- has kind "ambiguous": the task may exist; a later -41 or -20 for the same taskName
--- comes back with kind "already_exists".
+-- has kind "ambiguous": the task may exist; a later -41 for the same taskName comes back
+-- with kind "already_exists" (-20 "Data existing" names no task: kind "status").
 --
 -- A list longer than one task (over 200,000 numbers, or a CSV source that does not fit
 -- in one part) is refused before anything is sent: client:create_tasks splits it.
@@ -670,6 +677,9 @@ end
 -- first failure, with err.part and err.task_name. An invalid row stops the reading (no
 -- more parts are built; those under way finish), unless opts.rejects collects bad rows;
 -- so does any failed part: a re-run with the same list picks up where this one stopped.
+-- A CSV file is checked after each part is read (src:check()): a file that was changed,
+-- truncated or replaced since it was opened stops the send with kind "io" before that
+-- part goes out.
 function client:create_tasks(task, opts)
     check_self(self, "create_tasks")
     if type(task) ~= "table" then
@@ -735,14 +745,28 @@ function client:create_tasks(task, opts)
         report()
     end
 
-    -- builds part k, or nil when the list is done (or reading it failed)
     local more, k = true, 0
+    -- A CSV file that changes while it is read would mix two versions or lose rows:
+    -- after reading each part, before sending it, the file must still be the one opened.
+    local function changed(req)
+        local ok, why = src:check()
+        if ok then return nil end
+        if req then req.body:close() end
+        return lerror.new{ kind = "io", file = src:info().name, part = k,
+            message = format("%s changed while it was being sent (%s): part %d and the " ..
+                "parts after it were not sent%s", src:info().name, tostring(why), k,
+                k > 1 and "; the parts before it went out (see their results)" or "") }
+    end
+
+    -- builds part k, or nil when the list is done (or reading it failed)
     local function build()
         if not more or first_err then
             return nil
         end
         k = k + 1
         local req, err = next_part(self, task, enc, k)
+        local cerr = src and changed(req)
+        if cerr then req, err = nil, cerr end
         local entry = { part = k }
         result.parts[k] = entry
         if not req then

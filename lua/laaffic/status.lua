@@ -38,7 +38,8 @@ local list = {
     { -18, "server_error",
       "The server hit a program error; check that the request body is valid JSON." },
     { -20, "data_exists",
-      "The data already exists; a repeated task means an earlier request for it landed." },
+      "The data already exists (the server does not say which); the task may already " ..
+      "exist: check the task list before sending it again." },
     { -21, "invalid_data", "A field value failed the server's data validation." },
     { -22, "invalid_parameter",
       "A parameter is missing or malformed, e.g. the nodeList length differs from " ..
