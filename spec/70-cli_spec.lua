@@ -260,6 +260,25 @@ describe("the laaffic command-line tool (" .. LUA .. ")", function()
             assert_no_credentials({ stdout = r.out, stderr = r.err })
         end)
 
+        it("sends a task with warnings, printing them; --strict sends nothing", function()
+            local tn = name("spec70-warn")
+            local task = task_json(tn, { sendTime = "2026-04-01T09:00:00", appId = APP_ID })
+            local r = run("send --strict --task " .. q(task), { env = creds() })
+            assert.equals(3, r.code, redact(r.out .. r.err))
+            assert.truthy((r.out .. r.err):find("sendTime", 1, true), redact(r.out .. r.err))
+            r = run("send --task " .. q(task), { env = creds() })
+            assert.equals(0, r.code, redact(r.err))
+            assert.truthy(r.err:find(": warning: sendTime: ", 1, true), redact(r.err))
+            local key_id = tonumber(r.out:match("created, keyId (%d+)"))
+            assert.equals(tn, sb:task_record(key_id).taskName)
+            r = run("send --json --task " .. q(task_json(tn .. "-j", { recallFlow = {} })),
+                    { env = creds() })
+            assert.equals(0, r.code, redact(r.err))
+            local doc = cjson.decode(r.out)
+            assert.equals(1, #doc.warnings)
+            assert.equals("recallFlow", doc.warnings[1].field)
+        end)
+
         it("accepts the vendor's // comments in a JSON task", function()
             local tn = name("spec70-comment")
             local f = file("task.json")
@@ -515,6 +534,30 @@ return t
             }, "\r\n") .. "\r\n")
             return f
         end
+
+        it("prints warnings, exits 0; --strict makes them problems (exit 3)", function()
+            local task = task_json("spec70-warnings", { sendTime = "2026-04-01T09:00:00",
+                                                       maxCalls = 0, appId = APP_ID })
+            local r = run("validate --task " .. q(task))
+            assert.equals(0, r.code, r.out .. r.err)
+            assert.truthy(r.out:find(task .. ": warning: sendTime: ", 1, true), r.out)
+            assert.truthy(r.out:find(task .. ": warning: maxCalls: ", 1, true), r.out)
+            assert.truthy(r.out:find("valid: .*2 warnings %(%-%-strict makes them errors%)"), r.out)
+            r = run("validate --json --task " .. q(task))
+            local doc = cjson.decode(r.out)
+            assert.is_true(doc.ok)
+            assert.equals(2, #doc.warnings)
+            assert.equals(0, #doc.problems)
+            r = run("validate --strict --task " .. q(task))
+            assert.equals(3, r.code, r.out)
+            assert.truthy(r.out:find(task .. ": sendTime: ", 1, true), r.out)
+            assert.truthy(r.out:find("INVALID: 2 problems", 1, true), r.out)
+            -- an empty list: a warning, nothing to check
+            r = run("validate --task " .. q(task_json("spec70-empty", { numberInfoList = {},
+                                                                      appId = APP_ID })))
+            assert.equals(0, r.code, r.out .. r.err)
+            assert.truthy(r.out:find("warning: numberInfoList: is empty", 1, true), r.out)
+        end)
 
         it("prints every bad row as file:line:column and exits 3, with a summary", function()
             local list = messy_csv()

@@ -151,6 +151,8 @@ several at once; running the same command again creates only the parts that are 
   --concurrency N      parts sent at once (default 4, at most 64)
   --existing-ok        a part that already exists counts as done (exit 0), e.g. when
                        re-running a send that stopped part-way
+  --strict             a warning (a rule laaffic infers but the vendor's pages do not
+                       state, e.g. sendTime with a "T") is an error: nothing is sent
 
 ]=] .. CSV_HELP .. "\n" .. EXIT_HELP
 
@@ -160,9 +162,11 @@ usage: laaffic validate --task FILE [--numbers FILE.csv] [options]
 Checks the task and every row of its list without sending anything (no network, no
 credentials needed), prints every problem - file:line:column for the CSV, the field
 path (numberInfoList[3].calleeNumber) for the task file - and a summary: rows, the parts
-a send would make, rejected rows, duplicates. Exit code 0 when valid, 3 when not.
+a send would make, rejected rows, duplicates, and the warnings (rules laaffic infers
+but the vendor's pages do not state: the task is valid, but likely not what you meant).
+Exit code 0 when valid, 3 when not.
 
-  --task FILE, --numbers FILE, --max-rows N, --sandbox [DIR]   as for send
+  --task FILE, --numbers FILE, --max-rows N, --sandbox [DIR], --strict   as for send
   --max-rejects N      stop after N bad rows (default 10,000,000)
 
 ]=] .. CSV_HELP
@@ -382,8 +386,8 @@ local CSV_OPTS = { numbers = "value", column = "list", delimiter = "value",
 
 local COMMANDS = {
     send = { task = "value", sandbox = "optional", ["max-rows"] = "value",
-             concurrency = "value", ["existing-ok"] = "flag" },
-    validate = { task = "value", sandbox = "optional", ["max-rows"] = "value" },
+             concurrency = "value", ["existing-ok"] = "flag", strict = "flag" },
+    validate = { task = "value", sandbox = "optional", ["max-rows"] = "value", strict = "flag" },
     sign = { timestamp = "value", show = "flag", sandbox = "optional" },
     sandbox = { dir = "value", ttl = "value" },
 }
@@ -698,12 +702,12 @@ local function require_credentials(cfg)
     end
 end
 
-local function make_client(cfg, logger)
+local function make_client(cfg, logger, strict)
     require_credentials(cfg)
     local ok, client = pcall(laaffic.new, {
         api_key = cfg.api_key, api_secret = cfg.api_secret, app_id = cfg.app_id,
         base_url = cfg.base_url, path = cfg.path, cafile = cfg.cafile,
-        timeout = cfg.timeout, logger = logger,
+        timeout = cfg.timeout, logger = logger, strict = strict,
     })
     if not ok then
         -- laaffic.new names the option, never a credential's value
@@ -1097,13 +1101,22 @@ local function sorted_keys(t)
 end
 
 -- Every problem with the task's own fields, one per top-level field (each is checked on
--- its own in an otherwise valid task, so one bad field does not hide another).
-local function field_problems(task, taskname, app_id, has_numbers)
-    local problems = {}
+-- its own in an otherwise valid task, so one bad field does not hide another), and the
+-- warnings: rules the vendor's pages do not state (problems too when strict).
+local function field_problems(task, taskname, app_id, has_numbers, strict)
+    local problems, warnings = {}, array()
     local function add(field, message, code)
         problems[#problems + 1] = { file = taskname, field = field, message = message,
             code = code, text = taskname .. ": " .. message }
     end
+    local function warned(info)
+        for _, w in ipairs(info.warnings) do
+            warnings[#warnings + 1] = { file = taskname, field = w.field, code = w.code,
+                message = w.field .. ": " .. w.message,
+                text = taskname .. ": warning: " .. w.field .. ": " .. w.message }
+        end
+    end
+    local eopts = { strict = strict }
     local required = { "appId", "taskName", "agentId" }
     if not has_numbers then required[#required + 1] = "numberInfoList" end
     for _, k in ipairs(required) do
@@ -1117,11 +1130,13 @@ local function field_problems(task, taskname, app_id, has_numbers)
         if k ~= "numberInfoList" then
             local t = base_task()
             t[k] = task[k]
-            local ok, json, msg, field, code = pcall(core.encode, t)
+            local ok, json, msg, field, code = pcall(core.encode, t, eopts)
             if not ok then
                 add(tostring(k), tostring(json), -22)
             elseif not json then
                 add(field or tostring(k), tostring(msg), code)
+            else
+                warned(msg)
             end
         end
     end
@@ -1131,14 +1146,14 @@ local function field_problems(task, taskname, app_id, has_numbers)
         for k, v in pairs(task) do t[k] = v end
         t.appId = t.appId or app_id
         t.numberInfoList = base_task().numberInfoList
-        local ok, json, msg, field, code = pcall(core.encode, t)
+        local ok, json, msg, field, code = pcall(core.encode, t, eopts)
         if not ok then
             add("", tostring(json), -22)
         elseif not json then
             add(field or "", tostring(msg), code)
         end
     end
-    return problems
+    return problems, warnings
 end
 
 local function valid_name(task)
@@ -1166,7 +1181,8 @@ end
 local function check(task, taskname, make_list, listname, enc, app_id, has_numbers, bar)
     local report = { rows = 0, parts = array(), rejected = 0, duplicates = 0, truncated = 0,
                      row_problems = array(), part_problems = array() }
-    report.field_problems = field_problems(task, taskname, app_id, has_numbers)
+    report.field_problems, report.warnings = field_problems(task, taskname, app_id, has_numbers,
+                                                            enc.strict)
     local list = make_list()
     local is_csv = csv.is(list)
     local name = valid_name(task) or BASE_NAME
@@ -1186,9 +1202,13 @@ local function check(task, taskname, make_list, listname, enc, app_id, has_numbe
             listname, line = where and where.line, column = where and where.column,
             field = field, message = msg, code = code, part = k, text = text }
     end
-    if n == 0 then
-        part_problem(1, "numberInfoList: must have 1 to 200000 entries, got 0", nil,
-                     "numberInfoList", -22)
+    if n == 0 and enc.strict then
+        part_problem(1, "numberInfoList: is empty: no number to call", nil, "numberInfoList", -21)
+    elseif n == 0 then          -- the pages give only a maximum: a warning, nothing to check
+        report.warnings[#report.warnings + 1] = { file = listname, field = "numberInfoList",
+            code = -21, message = "numberInfoList: is empty: no number to call",
+            text = listname .. ": warning: numberInfoList: is empty: no number to call" }
+        report.parts[1] = { part = 1, rows = 0, task_name = name }
     elseif list ~= nil then
         local k = 0
         local more = true
@@ -1390,6 +1410,7 @@ local function encoder_opts(opts, command)
         truncate = not opts.no_truncate,
         max_rows = int_option(opts, "max_rows", 1, MAX_ROWS, MAX_ROWS),
         max_rejects = int_option(opts, "max_rejects", 0, MAX_REJECTS, max_rejects_default),
+        strict = opts.strict or nil,
     }
 end
 
@@ -1422,10 +1443,12 @@ local function cmd_validate(ctx, opts)
         if not w then die(EXIT.USAGE, "--rejects: " .. tostring(werr)) end
     end
     if opts.json then
-        local problems = array()
+        local problems, warnings = array(), array()
         for _, p in ipairs(report.problems) do problems[#problems + 1] = problem_json(p) end
+        for _, p in ipairs(report.warnings) do warnings[#warnings + 1] = problem_json(p) end
         ctx.stdout:write(encode_json({
-            ok = ok, problems = problems, rows = report.rows, parts = #report.parts,
+            ok = ok, problems = problems, warnings = warnings, rows = report.rows,
+            parts = #report.parts,
             tasks = report.parts, rejected = report.rejected, duplicates = report.duplicates,
             truncated = report.truncated, task = taskname,
             numbers = opts.numbers, exit_code = ok and EXIT.OK or EXIT.INVALID,
@@ -1433,12 +1456,15 @@ local function cmd_validate(ctx, opts)
         }), "\n")
     else
         print_problems(ctx.stdout, report.problems)
+        print_problems(ctx.stdout, report.warnings)
         if not opts.quiet or not ok then
             ctx.stdout:write(format("%s%s rows, %s (at most %s rows each); %s rejected, %s, " ..
-                "%s truncated\n", ok and "valid: " or format("INVALID: %s; ",
+                "%s truncated%s\n", ok and "valid: " or format("INVALID: %s; ",
                 plural(#report.problems, "problem")), grouped(report.rows),
                 plural(#report.parts, "task"), grouped(enc.max_rows), grouped(report.rejected),
-                plural(report.duplicates, "duplicate"), plural(report.truncated, "text")))
+                plural(report.duplicates, "duplicate"), plural(report.truncated, "text"),
+                #report.warnings > 0 and ("; " .. plural(#report.warnings, "warning") ..
+                " (--strict makes them errors)") or ""))
         end
     end
     return ok and EXIT.OK or EXIT.INVALID
@@ -1510,15 +1536,18 @@ end
 local function send_output(ctx, opts, task, o)
     local parts, code, result = o.parts, o.code, o.result
     if opts.json then
+        local warnings = array()
+        for _, p in ipairs(o.warnings) do warnings[#warnings + 1] = problem_json(p) end
         ctx.stdout:write(encode_json({
             ok = code == EXIT.OK, exit_code = code, parts = parts, created = result.created,
             existing = result.existing, failed = result.failed, not_sent = o.not_sent,
             rows = o.rows, rejected = result.rejected, duplicates = result.duplicates,
             time = floor(o.elapsed * 1000 + 0.5) / 1000, rejects_file = o.rejects_written,
-            error = o.err and error_json(o.err) or nil,
+            error = o.err and error_json(o.err) or nil, warnings = warnings,
         }), "\n")
         return code
     end
+    print_problems(ctx.stderr, o.warnings)
     local split = #parts > 1 or (parts[1] and parts[1].task_name ~= task.taskName)
     for _, e in ipairs(parts) do
         local head = (split and format("part %d ", e.part) or "") .. format("%q", tostring(
@@ -1597,7 +1626,8 @@ local function cmd_send(ctx, opts)
             { problems = blocking })
     end
 
-    local client = make_client(cfg, opts.verbose and make_logger(ctx.stderr, bar) or nil)
+    local client = make_client(cfg, opts.verbose and make_logger(ctx.stderr, bar) or nil,
+                               enc.strict)
     local t = {}
     for k, v in pairs(task) do t[k] = v end
     t.numberInfoList = make_list()
@@ -1636,7 +1666,7 @@ local function cmd_send(ctx, opts)
     local elapsed = core.now() - started
     return send_output(ctx, opts, task, { parts = parts, code = code, not_sent = not_sent,
         err = err, result = result, rows = report.rows, rejects = rejects,
-        rejects_written = rejects_written, elapsed = elapsed })
+        rejects_written = rejects_written, elapsed = elapsed, warnings = report.warnings })
 end
 
 local function cmd_sign(ctx, opts)
