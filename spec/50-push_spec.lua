@@ -98,6 +98,37 @@ describe("laaffic.push.parse", function()
             bad_parse("{}", nil, "record 1: voiceId: missing")
         end)
 
+        it("opts.invalid keeps the good records and lists the ones that cannot be keyed", function()
+            local invalid = {}
+            local r = ok_parse('[{"voiceId":"m1"},{"x":1},{"voiceId":"m2"},5,{"voiceId":true,"cost":"1"},' ..
+                               '{"voiceId":""}]', { invalid = invalid })
+            assert.are.equal(2, #r)
+            assert.are.equal("m1", r[1].voiceId)
+            assert.are.equal("m2", r[2].voiceId)
+            assert.are.equal(4, #invalid)
+            assert.are.same({ index = 2, raw = '{"x":1}', err = "record 2: voiceId: missing" }, invalid[1])
+            assert.are.same({ index = 4, raw = "5", err = "record 4: must be an object" }, invalid[2])
+            assert.are.equal(5, invalid[3].index)
+            assert.are.same({ voiceId = true, cost = "1" }, cjson.decode(invalid[3].raw)) -- untyped
+            assert.are.equal("record 5: voiceId: must be a string or number", invalid[3].err)
+            assert.are.equal("record 6: voiceId: empty", invalid[4].err)
+            -- every record bad: no records, all listed; appended to what the list held
+            r = ok_parse('{"array":[{"type":1},null]}', { invalid = invalid })
+            assert.are.same({}, r)
+            assert.are.equal(6, #invalid)
+            assert.are.same({ index = 2, raw = "null", err = "record 2: must be an object" }, invalid[6])
+            -- also when a long numeric voiceId makes parse decode the body twice: listed once
+            local inv2 = {}
+            r = ok_parse('[{"voiceId":12345678901234567890},{"voiceId":null}]', { invalid = inv2 })
+            assert.are.equal("12345678901234567890", r[1].voiceId)
+            assert.are.equal(1, #inv2)
+            assert.are.equal("record 2: voiceId: missing", inv2[1].err)
+            -- a body that is not a push at all is still nil, err
+            bad_parse('[{"voiceId":"a"}', { invalid = {} }, "invalid JSON")
+            assert.has_error(function() push.parse("[]", { invalid = 5 }) end, "laaffic.push.parse: " ..
+                             "invalid must be a table (the records that cannot be keyed are appended)")
+        end)
+
         it("must be a string or number", function()
             assert.are.equal("record 3: voiceId: must be a string or number",
                              bad_parse('[{"voiceId":"a"},{"voiceId":"b"},{"voiceId":true}]'))
@@ -434,6 +465,11 @@ describe("laaffic.push.parse", function()
                 cases[#cases + 1] = s
             end
             for i, s in ipairs(cases) do
+                local invalid = {}
+                assert(pcall(push.parse, s, { invalid = invalid }), ("case %d raised with opts.invalid"):format(i))
+                for _, bad in ipairs(invalid) do
+                    assert(type(bad.raw) == "string" and type(bad.err) == "string", ("case %d: invalid"):format(i))
+                end
                 local ok, records, err = pcall(push.parse, s)
                 assert(ok, ("case %d raised: %s"):format(i, tostring(records)))
                 if records == nil then
@@ -504,6 +540,9 @@ describe("laaffic.push.parse", function()
             assert.is_function(push.handler{ on_record = f, token = "t", busy_wait = 0 })
             assert.is_function(push.handler{ on_record = f, open = true })
             assert.is_function(push.handler{ on_record = f, token = { "old", "new" }, allow = { "::1" } })
+            assert.is_function(push.handler{ on_record = f, on_invalid = f, open = true })
+            assert.has_error(function() push.handler{ on_record = f, on_invalid = 5, open = true } end,
+                             "laaffic.push.handler: on_invalid must be a function")
         end)
     end)
 end)
@@ -520,6 +559,7 @@ local TOKEN = "tok-5ecret_123"
 local NGINX_HTTP = [[
     lua_shared_dict push_dedup 4m;
     lua_shared_dict push_seen 4m;
+    lua_shared_dict push_tiny 12k;
     init_by_lua_block {
         local push = require("laaffic.push")
         local cjson = require("cjson.safe")
@@ -544,7 +584,23 @@ local NGINX_HTTP = [[
             nodedup = push.handler{ token = "]] .. TOKEN .. [[", on_record = on_record },
             busy = push.handler{ token = "]] .. TOKEN .. [[", dict = "push_dedup", key_prefix = "b:",
                                  busy_wait = 0.05, on_record = on_record },
+            -- on_invalid keeps what it gets; it fails while push_seen holds "fail_invalid"
+            inv = push.handler{ token = "]] .. TOKEN .. [[", dict = "push_dedup", key_prefix = "i:",
+                                on_record = on_record, on_invalid = function(raw, err)
+                                    if seen:get("fail_invalid") then return nil, "invalid store down" end
+                                    local n = seen:incr("invalid_n", 1, 0)
+                                    seen:set("invalid:" .. n, cjson.encode({ raw = raw, err = err }))
+                                    return true
+                                end },
+            -- a de-duplication dict far too small for the voiceIds it is given
+            tiny = push.handler{ token = "]] .. TOKEN .. [[", dict = "push_tiny", window = 600,
+                                 on_record = on_record },
         }
+        -- runs handler name and keeps its info table for the spec
+        h.run = function(name)
+            local _, info = h[name]()
+            seen:set("last_info", cjson.encode(info))
+        end
         package.loaded["spec50.handlers"] = h
     }
     server {
@@ -559,9 +615,11 @@ local NGINX_HTTP = [[
         }
         location /allow/ { content_by_lua_block { require("spec50.handlers").allow() } }
         location /deny/ { content_by_lua_block { require("spec50.handlers").deny() } }
-        location /small/ { content_by_lua_block { require("spec50.handlers").small() } }
         location /nodedup/ { content_by_lua_block { require("spec50.handlers").nodedup() } }
-        location /busy/ { content_by_lua_block { require("spec50.handlers").busy() } }
+        location /busy/ { content_by_lua_block { require("spec50.handlers").run("busy") } }
+        location /inv/ { content_by_lua_block { require("spec50.handlers").run("inv") } }
+        location /tiny/ { content_by_lua_block { require("spec50.handlers").run("tiny") } }
+        location /small/ { content_by_lua_block { require("spec50.handlers").run("small") } }
         location = /seen {
             content_by_lua_block {
                 local cjson = require("cjson.safe")
@@ -573,6 +631,11 @@ local NGINX_HTTP = [[
                     if id then out.calls[id] = seen:get(k) end
                 end
                 for i = 1, out.n do out.records[i] = cjson.decode(seen:get("order:" .. i)) end
+                out.last_info = cjson.decode(seen:get("last_info") or "null")
+                out.invalid = {}
+                for i = 1, seen:get("invalid_n") or 0 do
+                    out.invalid[i] = cjson.decode(seen:get("invalid:" .. i))
+                end
                 ngx.say(cjson.encode(out))
             }
         }
@@ -582,6 +645,8 @@ local NGINX_HTTP = [[
                 local seen = ngx.shared.push_seen
                 if args.fail then seen:set("fail:" .. args.fail, true) end
                 if args.fix then seen:delete("fail:" .. args.fix) end
+                if args.fail_invalid then seen:set("fail_invalid", true) end
+                if args.fix_invalid then seen:delete("fail_invalid") end
                 ngx.say("ok")
             }
         }
@@ -723,17 +788,94 @@ describe("laaffic.push.handler in nginx", function()
         end
     end)
 
-    it("answers 400 for bad JSON and for a record without voiceId, recording nothing", function()
+    it("answers 400 for a body that is not a push, recording nothing", function()
         local before = seen().n
         local code, json = post("/push/" .. TOKEN, '[{"voiceId":"j1"')
         assert.are.equal(400, code)
         assert.is_truthy(json.reason:find("invalid JSON", 1, true))
-        code, json = post("/push/" .. TOKEN, '[{"voiceId":"j2"},{"type":1}]')
+        code = post("/push/" .. TOKEN, '{"array":5}')
         assert.are.equal(400, code)
-        assert.are.equal("record 2: voiceId: missing", json.reason)
         code = post("/push/" .. TOKEN, "")
         assert.are.equal(400, code)
         assert.are.equal(before, seen().n)
+    end)
+
+    it("one record without a voiceId does not lose the others: they are handled, it is logged", function()
+        local code, json, raw = post("/push/" .. TOKEN, '[{"voiceId":"m1"},{"x":1},{"voiceId":"m2"}]')
+        -- 200: a re-send of the same bytes could not key the bad record either
+        assert.are.equal(200, code, raw)
+        assert.are.equal(3, json.records)
+        assert.are.equal(2, json.new)
+        assert.are.equal(1, json.invalid)
+        local s = seen()
+        assert.are.equal(1, s.calls.m1)
+        assert.are.equal(1, s.calls.m2)
+        -- the default on_invalid: the error log, with the record's JSON
+        local log = srv:log()
+        assert.is_truthy(log:find('record 2 cannot be keyed (voiceId: missing)', 1, true), log)
+        assert.is_truthy(log:find('{"x":1}', 1, true), log)
+    end)
+
+    it("on_invalid gets the raw record and the reason; if it fails, the push is re-sent", function()
+        local body = '{"array":[{"voiceId":"v1"},{"voiceId":{"a":1}},{"voiceId":"v2"},[]]}'
+        local code, json = post("/inv/" .. TOKEN, body)
+        assert.are.equal(200, code)
+        assert.are.equal(2, json.new)
+        assert.are.equal(2, json.invalid)
+        local s = seen()
+        assert.are.equal(2, #s.invalid)
+        assert.are.same({ a = 1 }, cjson.decode(s.invalid[1].raw).voiceId)
+        assert.are.equal("record 2: voiceId: must be a string or number", s.invalid[1].err)
+        assert.are.equal("record 4: voiceId: missing", s.invalid[2].err)
+        assert.are.equal(2, s.last_info.invalid)
+        -- the hook's store is down: 500, so the platform re-sends; the good records are
+        -- handled once, the bad ones reach on_invalid again on the re-send
+        control("fail_invalid=1")
+        body = '[{"voiceId":"v3"},{"nope":1}]'
+        code, json = post("/inv/" .. TOKEN, body)
+        assert.are.equal(500, code)
+        assert.are.equal(1, json.failed)
+        assert.is_truthy(srv:log():find("on_invalid failed for record 2; the push is answered 500 so the " ..
+                                        "platform re-sends it: invalid store down", 1, true))
+        control("fix_invalid=1")
+        code, json = post("/inv/" .. TOKEN, body)
+        assert.are.equal(200, code)
+        assert.are.equal(1, json.duplicates)
+        assert.are.equal(1, json.invalid)
+        s = seen()
+        assert.are.equal(1, s.calls.v3)
+        assert.are.equal(3, #s.invalid)
+        assert.are.equal('{"nope":1}', s.invalid[3].raw)
+    end)
+
+    it("a full de-duplication dict: every eviction counted, a warning logged (not each time)", function()
+        local ids = {}
+        for i = 1, 400 do ids[i] = ("evict-%04d-"):format(i) .. ("x"):rep(24) end
+        local code, json = post("/tiny/" .. TOKEN, records(ids))
+        assert.are.equal(200, code)
+        assert.are.equal(400, json.new)
+        local info = seen().last_info
+        assert.is_true(info.evicted > 300, "evicted " .. tostring(info.evicted))
+        -- the re-send: the evicted voiceIds are handled again, and the log says why
+        code, json = post("/tiny/" .. TOKEN, records(ids))
+        assert.are.equal(200, code)
+        assert.is_true(json.new > 300)
+        local log = srv:log()
+        local _, warnings = log:gsub("de%-dup dict is full", "")
+        assert.are.equal(1, warnings, log) -- rate-limited: once a minute per worker
+        assert.is_truthy(log:find("evicted a remembered voiceId", 1, true), log)
+    end)
+
+    it("logs 413 and 503 answers, rate-limited (the platform gives up on those records)", function()
+        local big = records({ "big1", "big2", "big3", "big4", "big5", "big6", "big7", "big8", "big9", "big10" })
+        for _ = 1, 3 do
+            assert.are.equal(413, (request("/small/" .. TOKEN, big)))
+        end
+        local log = srv:log()
+        local _, n = log:gsub("answered 413", "")
+        assert.are.equal(1, n, log)
+        assert.is_truthy(log:find("over max_bytes (1000)", 1, true), log)
+        assert.are.equal(413, seen().last_info.status)
     end)
 
     it("answers 405 to other methods and 413 to oversize bodies", function()
@@ -834,6 +976,7 @@ describe("laaffic.push.handler in nginx", function()
         for c in out:gmatch("%d%d%d") do codes[#codes + 1] = c end
         table.sort(codes)
         assert.are.same({ "200", "503" }, codes)
+        assert.is_truthy(srv:log():find("answered 503: 1 record(s) still being handled by another", 1, true))
         -- the platform's re-send finds it done
         local code, json = post("/busy/" .. TOKEN, records({ "slowb1" }))
         assert.are.equal(200, code)

@@ -48,6 +48,11 @@
 --   gives nil and a message ("record 3: voiceId: must be a string or number"; records are
 --   counted from 1). Misuse (opts not a table, an unknown or malformed option) raises.
 --   opts:
+--     invalid      a table: a record that cannot be keyed (not an object, or no usable
+--                  voiceId) is then left out of the result instead of failing the push,
+--                  and appended here as { index = <place in the push>, raw = <its JSON>,
+--                  err = "record 2: voiceId: missing" }. raw is written back from the
+--                  decode (numbers to a double's last digit, cjson's key order).
 --     max_bytes    largest body accepted, default 8 MiB
 --     max_records  most records in one push, default 100,000
 --     max_depth    JSON nesting limit, default 20 (a record is at depth 2 or 3)
@@ -88,10 +93,10 @@
 --                  not be typed. Empty in the normal case. (A pushed field named "raw" is
 --                  kept as rec.raw.raw.)
 --
---   Why a record without a voiceId fails the whole push: voiceId is the only key to
---   de-duplicate on, and the platform re-sends a push that was not answered 200. Taking the
---   good records and dropping the bad one would lose it silently; failing the push (400)
---   keeps the delivery failed and visible in the platform's and in nginx's error log.
+--   A record without a usable voiceId cannot be de-duplicated (voiceId is the only key).
+--   The handler does not fail the push for it: a re-send carries the same bytes, so failing
+--   would make the platform re-send the good records a few times and then drop them all.
+--   It hands the good records to on_record and the bad one to on_invalid (see below).
 --
 -- push.handler(opts) -> function() -> status, info
 --
@@ -99,11 +104,19 @@
 --   function for each request in content_by_lua*. It runs in the content phase (it reads
 --   the body, may sleep, and calls on_record there, so on_record may use cosockets).
 --   It answers with a small JSON body and returns the HTTP status and an info table
---   { status, records, new, duplicates, failed, busy, bytes, from_file } (also left in
---   ngx.ctx.laaffic_push for a log_by_lua handler).
+--   { status, records, new, duplicates, failed, busy, invalid, evicted, bytes, from_file }
+--   (also left in ngx.ctx.laaffic_push for a log_by_lua handler). invalid: records that
+--   could not be keyed; evicted: de-dup entries the dict dropped early to make room.
 --   opts (misuse raises when the handler is built):
 --     on_record  function(rec), required. Called once per record not seen before, in the
 --                push's order. It fails by raising an error or by returning nil, err.
+--     on_invalid function(raw, err), for each record that cannot be keyed (not an object,
+--                no usable voiceId), after the push's good records: raw is its JSON
+--                (parse's opts.invalid), err "record 2: voiceId: missing". Default: an
+--                error-log line with the reason and the JSON (its first 1500 bytes). It
+--                fails like on_record (the push is then answered 500 and re-sent: the
+--                good records come back as duplicates). Not de-duplicated: a push the
+--                platform delivers twice calls it twice.
 --     token      the secret (a string, or a list of strings to rotate): the request must
 --                carry it as the last segment of the URL path (/laaffic/push/<token>) or in
 --                the X-Laaffic-Token header (not in the query string). Compared in
@@ -119,8 +132,13 @@
 --     window     seconds a handled voiceId is remembered, default 86400 (the platform
 --                re-sends for about 90 minutes). Size the dict for the voiceIds of one
 --                window: an entry takes about 130 bytes with a 32-character voiceId (16m
---                hold ~130,000). When it is full nginx evicts the oldest entries early,
---                and the handler logs a warning (at most once a minute per worker).
+--                hold ~130,000). When it is full nginx evicts the oldest entries early
+--                (dict:add's `forcible`), so a re-send of an evicted voiceId is handled
+--                again: each eviction is counted in info.evicted and the handler logs a
+--                warning (at most once a minute per worker). A lua_shared_dict whose size
+--                changed starts empty after a reload; a worker that dies after on_record
+--                did its work but before the "done" mark hands the record over again
+--                once claim_ttl has passed.
 --     claim_ttl  seconds a voiceId stays claimed while on_record runs, default 120.
 --     busy_wait  seconds to wait for a concurrent delivery of the same voiceId, default 2.
 --     key_prefix prefix of the dict keys, default "lp:".
@@ -130,11 +148,16 @@
 --     401  the token is missing or wrong (the body is not read, on_record never called)
 --     405  not a POST
 --     413  the body is larger than max_bytes
---     400  the body does not parse (push.parse's message, short)
---     500  on_record failed for a record, or the spooled body file could not be read
+--     400  the body is not a push: not JSON, not one of the three shapes, too many
+--          records (push.parse's message, short; a truncated body is worth a re-send)
+--     500  on_record or on_invalid failed for a record, or the spooled body file could
+--          not be read
 --     503  a record is being handled by a concurrent delivery that did not finish within
 --          busy_wait
---     200  every record was handled now or before: {"status":"0","reason":"success",...}
+--     200  every record was handled now or before, and each that cannot be keyed went to
+--          on_invalid: {"status":"0","reason":"success","records":3,...,"invalid":1}
+--   413 and 503 are logged (at most once a minute per worker each): the platform gives up
+--   on a push after a few re-sends.
 --   De-duplication: for each record, dict:add(voiceId, "processing", claim_ttl) claims it
 --   (a concurrent delivery of the same voiceId waits up to busy_wait for the claim to end
 --   and skips the record if it ends "done"); after on_record succeeds the key is set to
@@ -150,6 +173,7 @@
 
 local type = type
 local pairs = pairs
+local next = next
 local ipairs = ipairs
 local pcall = pcall
 local tostring = tostring
@@ -411,7 +435,42 @@ local function decoder(depth)
     return d
 end
 
-local PARSE_OPTS = { max_bytes = true, max_records = true, max_depth = true, utc_offset = true }
+local PARSE_OPTS = { max_bytes = true, max_records = true, max_depth = true, utc_offset = true,
+                     invalid = true }
+
+local function is_list(t)
+    local n = #t
+    local count = 0
+    for k in pairs(t) do
+        if type(k) ~= "number" or k < 1 or k > n or k ~= floor(k) then return false end
+        count = count + 1
+    end
+    return count == n
+end
+
+-- The JSON text of a record that cannot be keyed, for on_invalid and the log, written
+-- back from the decode (cjson keeps no text; its encoder stops at 14 digits): numbers as
+-- decoded, to the last digit a double holds; key order is cjson's.
+local function raw_json(v)
+    local t = type(v)
+    if t == "string" then
+        return cjson_safe.encode(v) or '"?"'
+    elseif t == "number" then
+        if finite(v) then return number_text(v) end
+        return v ~= v and "NaN" or (v > 0 and "1e999" or "-1e999")
+    elseif t ~= "table" then
+        return v == null and "null" or tostring(v)
+    end
+    local parts = {}
+    if next(v) ~= nil and is_list(v) then
+        for i = 1, #v do parts[i] = raw_json(v[i]) end
+        return "[" .. concat(parts, ",") .. "]"
+    end
+    for k, x in pairs(v) do
+        parts[#parts + 1] = raw_json(tostring(k)) .. ":" .. raw_json(x)
+    end
+    return "{" .. concat(parts, ",") .. "}"
+end
 
 local function check_positive(opts, fname, name, limit, level)
     local v = opts[name]
@@ -438,6 +497,10 @@ local function check_opts(opts, fname, known, level)
     if off ~= nil and (type(off) ~= "number" or not finite(off) or off < -86400 or off > 86400) then
         error(fname .. ": utc_offset must be a number of seconds between -86400 and 86400",
               level + 1)
+    end
+    if opts.invalid ~= nil and type(opts.invalid) ~= "table" then
+        error(fname .. ": invalid must be a table (the records that cannot be keyed are " ..
+              "appended)", level + 1)
     end
     return opts
 end
@@ -490,16 +553,6 @@ local function quote_id_numbers(body)
     end
     parts[#parts + 1] = body:sub(last)
     return concat(parts)
-end
-
-local function is_list(t)
-    local n = #t
-    local count = 0
-    for k in pairs(t) do
-        if type(k) ~= "number" or k < 1 or k > n or k ~= floor(k) then return false end
-        count = count + 1
-    end
-    return count == n
 end
 
 -- Types the documented fields of one record in place. Returns true, or nil, reason.
@@ -606,11 +659,13 @@ local function decode_list(body, first, opts)
     return list
 end
 
--- Decodes and types the records. Returns list | nil, err | false when a voiceId, callee or
--- displayNum was sent as a number that a double may not hold exactly (past 2^53, or with a
--- fraction or exponent): the caller then decodes the body again with those numbers quoted
+-- Decodes and types the records. Returns list, bad | nil, err | false when a voiceId, callee
+-- or displayNum was sent as a number that a double may not hold exactly (past 2^53, or with
+-- a fraction or exponent): the caller then decodes the body again with those numbers quoted
 -- and passes that decode as `exact`, whose records give those three fields' digits (only
 -- those: every other field, however deep, is the plain decode's).
+-- A record that cannot be keyed fails the whole list, unless opts.invalid is given: it is
+-- then left out of list and described in bad, { index =, raw =, err = } each.
 local function decode_records(body, first, opts, exact)
     local list, err = decode_list(body, first, opts)
     if not list then return nil, err end
@@ -621,24 +676,41 @@ local function decode_records(body, first, opts, exact)
         return nil, format("too many records: %d (at most %d)", n, max_records)
     end
     local utc_offset = opts.utc_offset or 0
+    local keep_bad = opts.invalid ~= nil
+    local bad, out = nil, list
     for i = 1, n do
         local rec = list[i]
+        local why
         if type(rec) ~= "table" or rec[1] ~= nil then
-            return nil, format("record %d: must be an object", i)
-        end
-        local q = exact and exact[i]
-        if type(q) == "table" then
-            for _, k in ipairs(QUOTE_NUMBERS) do
-                if type(rec[k]) == "number" and type(q[k]) == "string" then rec[k] = q[k] end
+            why = "must be an object"
+        else
+            local q = exact and exact[i]
+            if type(q) == "table" then
+                for _, k in ipairs(QUOTE_NUMBERS) do
+                    if type(rec[k]) == "number" and type(q[k]) == "string" then rec[k] = q[k] end
+                end
+            end
+            local ok, twhy = type_record(rec, utc_offset)
+            if not ok then
+                why = twhy -- (type_record changes rec only once it has a voiceId)
+            elseif twhy == INEXACT and not exact then
+                return false
             end
         end
-        local ok, why = type_record(rec, utc_offset)
-        if not ok then
-            return nil, format("record %d: %s", i, why)
+        if why then
+            why = format("record %d: %s", i, why)
+            if not keep_bad then return nil, why end
+            if out == list then -- from the first bad one on, the good ones go to a new list
+                out = {}
+                for j = 1, i - 1 do out[j] = list[j] end
+            end
+            bad = bad or {}
+            bad[#bad + 1] = { index = i, raw = raw_json(rec), err = why }
+        elseif out ~= list then
+            out[#out + 1] = rec
         end
-        if why == INEXACT and not exact then return false end
     end
-    return list
+    return out, bad
 end
 
 local function parse(body, opts)
@@ -660,6 +732,11 @@ local function parse(body, opts)
         -- rare: quote the id-like numbers in the text, so they decode as their exact digits
         local exact = decode_list(quote_id_numbers(body), first, opts)
         list, err = decode_records(body, first, opts, exact or {})
+    end
+    if list and err then -- err: the records that cannot be keyed (opts.invalid)
+        local invalid = opts.invalid
+        for i = 1, #err do invalid[#invalid + 1] = err[i] end
+        err = nil
     end
     return list, err
 end
@@ -780,13 +857,46 @@ _M._in_net = in_net
 ---------------------------------------------------------------------------------------
 
 local HANDLER_OPTS = {
-    on_record = true, token = true, allow = true, open = true, dict = true, window = true,
-    claim_ttl = true, busy_wait = true, key_prefix = true,
+    on_record = true, on_invalid = true, token = true, allow = true, open = true, dict = true,
+    window = true, claim_ttl = true, busy_wait = true, key_prefix = true,
     max_bytes = true, max_records = true, max_depth = true, utc_offset = true,
 }
 
 local PROCESSING, DONE = 0, 1
 local MAX_LOGGED_FAILURES = 5
+local LOG_EVERY = 60        -- seconds between two log lines of one kind (per worker)
+local MAX_LOGGED_RAW = 1500 -- bytes of a record's JSON the default on_invalid logs
+
+-- A logger that writes a line of one kind at most once per LOG_EVERY seconds; the next
+-- line of that kind says how many were left out. One per handler (and so per worker).
+local function rate_limited_log()
+    local last, skipped = {}, {}
+    return function(ngx, level, kind, ...)
+        local now = ngx.now()
+        local t = last[kind]
+        if t and now - t < LOG_EVERY then
+            skipped[kind] = (skipped[kind] or 0) + 1
+            return
+        end
+        local n = skipped[kind] or 0
+        last[kind], skipped[kind] = now, 0
+        ngx.log(level, "laaffic.push: ", concat({ ... }),
+                n > 0 and format(" (%d more like this in the last %d s)", n, now - t) or "")
+    end
+end
+
+-- The default on_invalid: the error log, with the record's JSON (its start, if long).
+local function log_invalid(raw, err)
+    local ngx = ngx
+    local i, why = err:match("^record (%d+): (.*)$")
+    local shown = raw
+    if #raw > MAX_LOGGED_RAW then
+        shown = raw:sub(1, MAX_LOGGED_RAW) .. format("... (%d bytes)", #raw)
+    end
+    ngx.log(ngx.ERR, "laaffic.push: record ", i or "?", " cannot be keyed (", why or err,
+            ") in a push from ", ngx.var.remote_addr, ": not passed to on_record, and not ",
+            "re-sent either (a re-send has the same bytes); its JSON: ", shown)
+end
 
 local function random_key()
     local f = io.open("/dev/urandom", "rb")
@@ -815,8 +925,9 @@ local function json_answer(status, reason, info)
     local parts = { '{"status":"', status == 200 and "0" or tostring(status), '","reason":',
                     cjson_safe.encode(reason) or '"error"' }
     if info then
-        parts[#parts + 1] = format(',"records":%d,"new":%d,"duplicates":%d,"failed":%d',
-                                   info.records, info.new, info.duplicates, info.failed)
+        parts[#parts + 1] = format(',"records":%d,"new":%d,"duplicates":%d,"failed":%d,' ..
+                                   '"invalid":%d', info.records, info.new, info.duplicates,
+                                   info.failed, info.invalid)
     end
     parts[#parts + 1] = "}\n"
     local body = concat(parts)
@@ -854,19 +965,21 @@ local function read_body(ngx, max_bytes)
     return body, true
 end
 
--- Claims key for this request. Returns "claimed", "done", "busy" or "nodict", err.
+-- Claims key for this request. Returns "claimed", "done", "busy" or "nodict", err; and
+-- true when dict:add made room by evicting entries before they expired (its `forcible`):
+-- an evicted "done" lets a re-send through again, an evicted claim a concurrent delivery.
 local function claim(ngx, dict, key, claim_ttl, busy_wait)
-    local ok, err = dict:add(key, PROCESSING, claim_ttl)
-    if ok then return "claimed" end
-    if err ~= "exists" then return "nodict", err end
+    local ok, err, forcible = dict:add(key, PROCESSING, claim_ttl)
+    if ok then return "claimed", nil, forcible end
+    if err ~= "exists" then return "nodict", err, forcible end
     local waited, step = 0, 0.005
     while true do
         local v = dict:get(key)
         if v == DONE then return "done" end
         if v == nil then
-            ok, err = dict:add(key, PROCESSING, claim_ttl)
-            if ok then return "claimed" end
-            if err ~= "exists" then return "nodict", err end
+            ok, err, forcible = dict:add(key, PROCESSING, claim_ttl)
+            if ok then return "claimed", nil, forcible end
+            if err ~= "exists" then return "nodict", err, forcible end
         else
             if waited >= busy_wait then return "busy" end
             ngx.sleep(step)
@@ -877,8 +990,8 @@ local function claim(ngx, dict, key, claim_ttl, busy_wait)
     end
 end
 
-local function call(on_record, rec)
-    local ok, r1, r2 = pcall(on_record, rec)
+local function call(fn, a, b)
+    local ok, r1, r2 = pcall(fn, a, b)
     if not ok then return false, r1 end
     if not r1 and r2 ~= nil then return false, r2 end
     return true
@@ -893,6 +1006,10 @@ function _M.handler(opts)
     local on_record = opts.on_record
     if type(on_record) ~= "function" then
         error(fname .. ": on_record must be a function", 2)
+    end
+    local on_invalid = opts.on_invalid or log_invalid
+    if type(on_invalid) ~= "function" then
+        error(fname .. ": on_invalid must be a function", 2)
     end
 
     local tokens
@@ -962,7 +1079,7 @@ function _M.handler(opts)
                          max_depth = opts.max_depth, utc_offset = opts.utc_offset }
 
     local hkey, token_digests -- made on the first request (ngx.hmac_sha1 needs nginx)
-    local last_evict_warning = 0
+    local warn = rate_limited_log()
 
     local function token_ok(ngx)
         if not token_digests then
@@ -984,14 +1101,27 @@ function _M.handler(opts)
         return ok
     end
 
+    -- A 413 loses the push's records once the platform stops re-sending: say so.
+    local function too_large(ngx, bytes)
+        warn(ngx, ngx.ERR, "413", "answered 413 to a push from ", ngx.var.remote_addr, ": ",
+             bytes, " bytes, over max_bytes (", max_bytes, "); the platform re-sends it a few ",
+             "times, then gives up on its records: raise max_bytes and client_max_body_size")
+        return nil, 413, "body too large"
+    end
+
     -- The body is a local here only, so the GC may take it while on_record runs.
-    -- Returns records | nil, http_status, reason.
-    local function read_and_parse(ngx, info)
+    -- Returns records | nil, http_status, reason. invalid: see parse's opts.invalid.
+    local function read_and_parse(ngx, info, invalid)
         local body, from_file, reason = read_body(ngx, max_bytes)
-        if not body then return nil, from_file, reason end
+        if not body then
+            if from_file == 413 then return too_large(ngx, "more than " .. max_bytes) end
+            return nil, from_file, reason
+        end
         info.bytes, info.from_file = #body, from_file
-        if #body > max_bytes then return nil, 413, "body too large" end -- e.g. chunked
+        if #body > max_bytes then return too_large(ngx, #body) end -- e.g. chunked
+        parse_opts.invalid = invalid
         local records, err = _M.parse(body, parse_opts)
+        parse_opts.invalid = nil
         if not records then return nil, 400, err end
         return records
     end
@@ -1005,10 +1135,82 @@ function _M.handler(opts)
         return false
     end
 
+    -- on_record for one record, de-duplicated through the dict. Returns true, or false,
+    -- why when on_record failed; counts in info.
+    local function handle(ngx, rec, info)
+        if not dict then
+            local ok, why = call(on_record, rec)
+            if ok then info.new = info.new + 1 end
+            return ok, why
+        end
+        local key = prefix .. rec.voiceId
+        local state, derr, forcible = claim(ngx, dict, key, claim_ttl, busy_wait)
+        if forcible then info.evicted = info.evicted + 1 end
+        if state == "done" then
+            info.duplicates = info.duplicates + 1
+            return true
+        elseif state == "busy" then
+            info.busy = info.busy + 1
+            return true
+        elseif state == "nodict" then
+            warn(ngx, ngx.WARN, "nodict", "de-dup dict: ", derr, "; handling voiceId ",
+                 rec.voiceId, " without de-duplication")
+        end
+        local ok, why = call(on_record, rec)
+        if not ok then
+            if state == "claimed" then dict:delete(key) end
+            return false, why
+        end
+        info.new = info.new + 1
+        local sok, serr, sforcible = dict:set(key, DONE, window)
+        if sforcible then info.evicted = info.evicted + 1 end
+        if not sok then
+            warn(ngx, ngx.WARN, "noset", "de-dup dict: cannot remember voiceId ", rec.voiceId,
+                 ": ", serr, "; a re-send of it will be handled again")
+        end
+        return true
+    end
+
+    -- Every record, then every record that cannot be keyed (on_invalid). Counts in info.
+    local function handle_all(ngx, records, invalid, info)
+        local logged = 0
+        local function failed(what, pos, id, why)
+            info.failed = info.failed + 1
+            if logged < MAX_LOGGED_FAILURES then
+                logged = logged + 1
+                ngx.log(ngx.ERR, "laaffic.push: ", what, " failed for record ", pos,
+                        id and (" (voiceId " .. id .. ")") or "", "; the push is answered 500 ",
+                        "so the platform re-sends it: ", tostring(why))
+            end
+        end
+        local b = 0 -- invalid records before this one: its place in the push is i + b
+        for i = 1, #records do
+            while invalid[b + 1] and invalid[b + 1].index <= i + b do b = b + 1 end
+            local rec = records[i]
+            local ok, why = handle(ngx, rec, info)
+            if not ok then failed("on_record", i + b, rec.voiceId, why) end
+        end
+        for i = 1, #invalid do
+            local bad = invalid[i]
+            local ok, why = call(on_invalid, bad.raw, bad.err)
+            if not ok then failed("on_invalid", bad.index, nil, why) end
+        end
+        if logged < info.failed then
+            ngx.log(ngx.ERR, "laaffic.push: on_record or on_invalid failed for ", info.failed,
+                    " of ", info.records, " records of this push")
+        end
+        if info.evicted > 0 then
+            warn(ngx, ngx.WARN, "evicted", "de-dup dict is full: dict:add evicted a ",
+                 "remembered voiceId before its window ended (", info.evicted, " in this ",
+                 "push); a re-send of an evicted one is handled again: make the ",
+                 "lua_shared_dict larger or the window shorter")
+        end
+    end
+
     return function()
         local ngx = ngx
         local info = { status = nil, records = 0, new = 0, duplicates = 0, failed = 0, busy = 0,
-                       bytes = 0, from_file = false }
+                       invalid = 0, evicted = 0, bytes = 0, from_file = false }
         ngx.ctx.laaffic_push = info
 
         local function refuse(status, reason)
@@ -1029,10 +1231,12 @@ function _M.handler(opts)
         end
         local len = tonumber(ngx.var.http_content_length)
         if len and len > max_bytes then
+            too_large(ngx, len)
             return refuse(413, "body too large")
         end
 
-        local records, err, reason = read_and_parse(ngx, info)
+        local invalid = {}
+        local records, err, reason = read_and_parse(ngx, info, invalid)
         if not records and err ~= 400 then
             info.status = err
             return json_answer(err, reason), info
@@ -1044,60 +1248,8 @@ function _M.handler(opts)
             if #err > 200 then err = err:sub(1, 200) .. "..." end
             return json_answer(400, err), info
         end
-        info.records = #records
-
-        local logged = 0
-        local function failed(i, rec, why)
-            info.failed = info.failed + 1
-            if logged < MAX_LOGGED_FAILURES then
-                logged = logged + 1
-                ngx.log(ngx.ERR, "laaffic.push: on_record failed for record ", i, " (voiceId ",
-                        rec.voiceId, "); it is not marked seen, the push is answered 500 so ",
-                        "the platform re-sends it: ", tostring(why))
-            end
-        end
-
-        for i = 1, #records do
-            local rec = records[i]
-            if not dict then
-                local ok, why = call(on_record, rec)
-                if ok then info.new = info.new + 1 else failed(i, rec, why) end
-            else
-                local key = prefix .. rec.voiceId
-                local state, derr = claim(ngx, dict, key, claim_ttl, busy_wait)
-                if state == "done" then
-                    info.duplicates = info.duplicates + 1
-                elseif state == "busy" then
-                    info.busy = info.busy + 1
-                else
-                    if state == "nodict" then
-                        ngx.log(ngx.WARN, "laaffic.push: de-dup dict: ", derr,
-                                "; handling voiceId ", rec.voiceId, " without de-duplication")
-                    end
-                    local ok, why = call(on_record, rec)
-                    if ok then
-                        info.new = info.new + 1
-                        local sok, serr, forcible = dict:set(key, DONE, window)
-                        if not sok then
-                            ngx.log(ngx.WARN, "laaffic.push: de-dup dict: cannot remember voiceId ",
-                                    rec.voiceId, ": ", serr)
-                        elseif forcible and ngx.now() - last_evict_warning > 60 then
-                            last_evict_warning = ngx.now()
-                            ngx.log(ngx.WARN, "laaffic.push: de-dup dict is full: unexpired ",
-                                    "voiceIds are evicted, duplicates may get through; make ",
-                                    "the lua_shared_dict larger or the window shorter")
-                        end
-                    else
-                        if state == "claimed" then dict:delete(key) end
-                        failed(i, rec, why)
-                    end
-                end
-            end
-        end
-        if logged < info.failed then
-            ngx.log(ngx.ERR, "laaffic.push: on_record failed for ", info.failed, " of ",
-                    info.records, " records of this push")
-        end
+        info.records, info.invalid = #records + #invalid, #invalid
+        handle_all(ngx, records, invalid, info)
 
         if info.failed > 0 then
             info.status = 500
@@ -1105,6 +1257,9 @@ function _M.handler(opts)
                                            info.records), info), info
         end
         if info.busy > 0 then
+            warn(ngx, ngx.WARN, "503", "answered 503: ", info.busy, " record(s) still being ",
+                 "handled by another delivery after busy_wait (", busy_wait, " s); the ",
+                 "platform re-sends the push, and gives up on them after a few tries")
             info.status = 503
             return json_answer(503, format("%d records are being handled by another delivery; " ..
                                            "re-send", info.busy), info), info
