@@ -169,6 +169,12 @@ describe("laaffic.new", function()
         refused("capath", "/etc/ssl/certs\0junk")
         refused("proxy", "http://proxy:3128/\0")
         refused("proxy", "http://proxy 3128")
+        local e = raises("laaffic%.new: option 'resolve%[2%]'", function()
+            local c = laaffic.new{ api_key = KEY, api_secret = SECRET,
+                                   resolve = { "a:443:127.0.0.1", "b:443:127.0.0.1\r\nX" } }
+            return c
+        end)
+        assert.is_nil(e:find("127", 1, true))
         -- what stays valid
         local c = laaffic.new{ api_key = KEY, api_secret = SECRET, user_agent = "my app/1.0 (x; y)",
                                base_url = "https://user@api.laaffic.com:8443/~a/b-c_d.e;f=g?h=i&j=%20",

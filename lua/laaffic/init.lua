@@ -173,10 +173,18 @@ local function check_strings(o)
                   "quotes, control or non-ASCII bytes (percent-encode them)", 3)
         end
     end
+    if type(o.resolve) == "table" then
+        for i, v in ipairs(o.resolve) do
+            if type(v) == "string" and v:find("[%c%s]") then
+                error("laaffic.new: option 'resolve[" .. i .. "]' must not contain spaces " ..
+                      "or control bytes", 3)
+            end
+        end
+    end
 end
 
 -- laaffic.new{ api_key =, api_secret =, app_id =, base_url =, path =, clock = }
---   api_key, api_secret  required, non-empty strings.
+--   api_key, api_secret  required, non-empty strings (api_key without CR, LF or NUL).
 --   app_id               optional string: build_task fills task.appId with it when the
 --                        task has none.
 --   base_url             default "https://api.laaffic.com" (a trailing "/" is dropped).
