@@ -520,6 +520,25 @@ describe("laaffic.push.parse", function()
         end)
     end)
 
+    describe("the handler's rate-limited log", function()
+        it("writes a kind once per interval, then says how many it left out", function()
+            local lines, clock = {}, 1000.25
+            local fake = { ERR = 3, now = function() return clock end,
+                           log = function(_, ...) lines[#lines + 1] = table.concat({ ... }) end }
+            local warn = push._rate_limited_log(60)
+            warn(fake, fake.ERR, "413", "answered ", 413)
+            for _ = 1, 5 do
+                clock = clock + 10.6
+                warn(fake, fake.ERR, "413", "answered ", 413)
+            end
+            warn(fake, fake.ERR, "503", "answered 503") -- another kind is not held back
+            clock = clock + 10.6 -- 63.6 s after the first
+            warn(fake, fake.ERR, "413", "answered ", 413)
+            assert.are.same({ "laaffic.push: answered 413", "laaffic.push: answered 503",
+                              "laaffic.push: answered 413 (5 more like this in the last 63 s)" }, lines)
+        end)
+    end)
+
     describe("handler options", function()
         it("misuse raises when the handler is built", function()
             local f = function() end

@@ -869,21 +869,23 @@ local MAX_LOGGED_RAW = 1500 -- bytes of a record's JSON the default on_invalid l
 
 -- A logger that writes a line of one kind at most once per LOG_EVERY seconds; the next
 -- line of that kind says how many were left out. One per handler (and so per worker).
-local function rate_limited_log()
+local function rate_limited_log(every)
     local last, skipped = {}, {}
     return function(ngx, level, kind, ...)
         local now = ngx.now()
         local t = last[kind]
-        if t and now - t < LOG_EVERY then
+        if t and now - t < every then
             skipped[kind] = (skipped[kind] or 0) + 1
             return
         end
         local n = skipped[kind] or 0
         last[kind], skipped[kind] = now, 0
         ngx.log(level, "laaffic.push: ", concat({ ... }),
-                n > 0 and format(" (%d more like this in the last %d s)", n, now - t) or "")
+                n > 0 and format(" (%d more like this in the last %d s)", n, floor(now - t)) or "")
     end
 end
+
+_M._rate_limited_log = rate_limited_log -- for the specs
 
 -- The default on_invalid: the error log, with the record's JSON (its start, if long).
 local function log_invalid(raw, err)
@@ -1079,7 +1081,7 @@ function _M.handler(opts)
                          max_depth = opts.max_depth, utc_offset = opts.utc_offset }
 
     local hkey, token_digests -- made on the first request (ngx.hmac_sha1 needs nginx)
-    local warn = rate_limited_log()
+    local warn = rate_limited_log(LOG_EVERY)
 
     local function token_ok(ngx)
         if not token_digests then
