@@ -109,7 +109,7 @@ describe("laaffic.push.parse", function()
             assert.are.same({ index = 2, raw = '{"x":1}', err = "record 2: voiceId: missing" }, invalid[1])
             assert.are.same({ index = 4, raw = "5", err = "record 4: must be an object" }, invalid[2])
             assert.are.equal(5, invalid[3].index)
-            assert.are.same({ voiceId = true, cost = "1" }, cjson.decode(invalid[3].raw)) -- untyped
+            assert.are.equal('{"voiceId":true,"cost":"1"}', invalid[3].raw) -- as sent, untyped
             assert.are.equal("record 5: voiceId: must be a string or number", invalid[3].err)
             assert.are.equal("record 6: voiceId: empty", invalid[4].err)
             -- every record bad: no records, all listed; appended to what the list held
@@ -123,10 +123,82 @@ describe("laaffic.push.parse", function()
             assert.are.equal("12345678901234567890", r[1].voiceId)
             assert.are.equal(1, #inv2)
             assert.are.equal("record 2: voiceId: missing", inv2[1].err)
+            -- raw is the record's bytes as sent: spacing, escapes, key order, every digit
+            local inv3 = {}
+            local rec3 = '{ "callee" : 919777654321012345678, "note":"a \\"]}[{\\" \\u00e9",\n "x":[1,{"y":[]}] }'
+            r = ok_parse(' [ {"voiceId":"k1","z":[{},[]]} ,\r\n' .. rec3 .. ' , {"voiceId":"k2"} ]',
+                         { invalid = inv3 })
+            assert.are.equal(2, #r)
+            assert.are.same({ index = 2, raw = rec3, err = "record 2: voiceId: missing" }, inv3[1])
+            -- the wrapper: the last "array" key is the one decoded; a single object is itself
+            local inv4 = {}
+            r = ok_parse('{"array":[{"x":1}],"n":{"array":[5]},"array" : [{"voiceId":"w"},{"x":2}]}',
+                         { invalid = inv4 })
+            assert.are.equal("w", r[1].voiceId)
+            assert.are.same({ { index = 2, raw = '{"x":2}', err = "record 2: voiceId: missing" } }, inv4)
+            inv4 = {}
+            assert.are.same({}, ok_parse('\239\187\191 {"voiceId":[1,2], "array":7}\n', { invalid = inv4 }))
+            assert.are.equal('{"voiceId":[1,2], "array":7}', inv4[1].raw)
             -- a body that is not a push at all is still nil, err
             bad_parse('[{"voiceId":"a"}', { invalid = {} }, "invalid JSON")
             assert.has_error(function() push.parse("[]", { invalid = 5 }) end, "laaffic.push.parse: " ..
                              "invalid must be a table (the records that cannot be keyed are appended)")
+        end)
+
+        it("opts.invalid: raw is each bad record's text as sent, for random bodies", function()
+            local seed = 4242
+            local function rand(n) -- Park-Miller: exact in a double, so LuaJIT draws the same
+                seed = (seed * 16807) % 2147483647
+                return seed % n + 1
+            end
+            local WS = { "", " ", "\n", "\t ", "\r\n  " }
+            local function ws() return WS[rand(#WS)] end
+            local STRINGS = { '"a"', '""', '"\\"]}"', '"x\\\\"', '"[{,:"', '"\\u00e9\\n"', '"voiceId"' }
+            local value
+            local function member(k, v) return ws() .. k .. ws() .. ":" .. ws() .. v .. ws() end
+            value = function(depth)
+                local k = rand(depth > 3 and 4 or 6)
+                if k == 1 then return STRINGS[rand(#STRINGS)] end
+                if k == 2 then return ({ "0", "-1.5e3", "12345678901234567890123", "true", "null" })[rand(5)] end
+                if k == 3 then return "false" end
+                if k == 4 then return "3" end
+                local parts = {}
+                for i = 1, rand(4) - 1 do
+                    parts[i] = k == 5 and (ws() .. value(depth + 1) .. ws())
+                               or member('"k' .. rand(9) .. '"', value(depth + 1))
+                end
+                return k == 5 and ("[" .. table.concat(parts, ",") .. "]") or ("{" .. table.concat(parts, ",") .. "}")
+            end
+            local checked = 0
+            for round = 1, 300 do
+                local texts, bad_texts, good = {}, {}, 0
+                for i = 1, rand(6) do
+                    local members = {}
+                    for j = 1, rand(3) - 1 do members[j] = member('"f' .. j .. '"', value(1)) end
+                    if rand(2) == 1 then
+                        local id = member('"voiceId"', '"id' .. round .. "-" .. i .. '"')
+                        table.insert(members, rand(#members + 1), id)
+                        good = good + 1
+                        texts[i] = "{" .. table.concat(members, ",") .. "}"
+                    else -- keys are only "fN" and "kN" here: no voiceId
+                        texts[i] = rand(5) == 1 and value(3) or ("{" .. table.concat(members, ",") .. "}")
+                        bad_texts[#bad_texts + 1] = texts[i]
+                    end
+                end
+                local list = "[" .. ws() .. table.concat(texts, ws() .. "," .. ws()) .. ws() .. "]"
+                local body = rand(2) == 1 and list or
+                             ('{"other":' .. value(2) .. ', "array"' .. ws() .. ":" .. list .. "}")
+                local invalid = {}
+                local r = push.parse(body, { invalid = invalid })
+                assert(r, body)
+                assert.are.equal(good, #r, body)
+                assert.are.equal(#bad_texts, #invalid, body)
+                checked = checked + #invalid
+                for i, t in ipairs(bad_texts) do
+                    assert.are.equal(t, invalid[i].raw, body)
+                end
+            end
+            assert.is_true(checked > 300, checked)
         end)
 
         it("must be a string or number", function()
@@ -469,6 +541,8 @@ describe("laaffic.push.parse", function()
                 assert(pcall(push.parse, s, { invalid = invalid }), ("case %d raised with opts.invalid"):format(i))
                 for _, bad in ipairs(invalid) do
                     assert(type(bad.raw) == "string" and type(bad.err) == "string", ("case %d: invalid"):format(i))
+                    -- the bytes as sent, found by parse's scanner
+                    assert(s:find(bad.raw, 1, true), ("case %d: raw %q not in the body"):format(i, bad.raw))
                 end
                 local ok, records, err = pcall(push.parse, s)
                 assert(ok, ("case %d raised: %s"):format(i, tostring(records)))

@@ -51,8 +51,8 @@
 --     invalid      a table: a record that cannot be keyed (not an object, or no usable
 --                  voiceId) is then left out of the result instead of failing the push,
 --                  and appended here as { index = <place in the push>, raw = <its JSON>,
---                  err = "record 2: voiceId: missing" }. raw is written back from the
---                  decode (numbers to a double's last digit, cjson's key order).
+--                  err = "record 2: voiceId: missing" }. raw is the record's bytes as
+--                  sent (every digit, spacing and escapes kept).
 --     max_bytes    largest body accepted, default 8 MiB
 --     max_records  most records in one push, default 100,000
 --     max_depth    JSON nesting limit, default 20 (a record is at depth 2 or 3)
@@ -174,6 +174,7 @@
 local type = type
 local pairs = pairs
 local next = next
+local select = select
 local ipairs = ipairs
 local pcall = pcall
 local tostring = tostring
@@ -448,9 +449,81 @@ local function is_list(t)
     return count == n
 end
 
--- The JSON text of a record that cannot be keyed, for on_invalid and the log, written
--- back from the decode (cjson keeps no text; its encoder stops at 14 digits): numbers as
--- decoded, to the last digit a double holds; key order is cjson's.
+-- The text of a record that cannot be keyed, for on_invalid and the log: its bytes as
+-- sent, found by the small scanner below (cjson keeps no positions). The body is valid
+-- JSON when it runs (cjson decoded it), so the scanner checks nothing.
+local function skip_ws(body, i)
+    return body:find("[^ \t\r\n]", i) or #body + 1
+end
+
+local skip_value
+
+local function skip_string(body, i) -- i at the opening quote; returns the closing one's
+    local j = i + 1
+    while true do
+        local q = body:find('["\\]', j)
+        if not q then return #body end
+        if byte(body, q) == 34 then return q end
+        j = q + 2
+    end
+end
+
+-- The elements of the array at i (its '['): a list of { from, to }, and the ']'.
+local function array_spans(body, i)
+    local spans = {}
+    i = skip_ws(body, i + 1)
+    while i <= #body and byte(body, i) ~= 93 do
+        local e = skip_value(body, i)
+        spans[#spans + 1] = { i, e }
+        i = skip_ws(body, e + 1)
+        if byte(body, i) == 44 then i = skip_ws(body, i + 1) end
+    end
+    return spans, i
+end
+
+-- Calls fn(key_from, key_to, value_from) for each member of the object at i (its '{')
+-- and returns the '}'. fn returns the value's last byte when it skipped it itself.
+local function each_member(body, i, fn)
+    i = skip_ws(body, i + 1)
+    while byte(body, i) == 34 do
+        local ke = skip_string(body, i)
+        local v = skip_ws(body, skip_ws(body, ke + 1) + 1) -- past ':'
+        local e = fn and fn(i, ke, v) or skip_value(body, v)
+        i = skip_ws(body, e + 1)
+        if byte(body, i) == 44 then i = skip_ws(body, i + 1) end
+    end
+    return i
+end
+
+-- Returns the last byte of the JSON value at i.
+skip_value = function(body, i)
+    local c = byte(body, i)
+    if c == 34 then return skip_string(body, i) end
+    if c == 91 then return select(2, array_spans(body, i)) end
+    if c == 123 then return each_member(body, i) end
+    local _, e = body:find("^[%w%.%+%-]+", i)
+    return e or i
+end
+
+-- The spans of the records of body, in the order decode_list gives them: a bare array's
+-- elements, those of the wrapper's "array" (the last, as cjson keeps), or the object.
+local function record_spans(body, first, single)
+    local i = skip_ws(body, 1)
+    if first == "[" then return (array_spans(body, i)) end
+    if single then return { { i, each_member(body, i) } } end
+    local spans
+    each_member(body, i, function(ks, ke, v)
+        if byte(body, v) == 91 and cjson_safe.decode(body:sub(ks, ke)) == "array" then
+            local s, e = array_spans(body, v)
+            spans = s
+            return e
+        end
+    end)
+    return spans or {}
+end
+
+-- The JSON text of v written back from the decode: the fallback should the scanner
+-- and the decode ever disagree (numbers to a double's last digit, cjson's key order).
 local function raw_json(v)
     local t = type(v)
     if t == "string" then
@@ -645,7 +718,7 @@ local function decode_list(body, first, opts)
         return nil, "invalid JSON: the body must be a JSON array or object"
     end
 
-    local list
+    local list, single
     if first == "[" then
         list = doc
     elseif doc.array ~= nil and doc.voiceId == nil then
@@ -654,9 +727,9 @@ local function decode_list(body, first, opts)
             return nil, "array: must be a list of records"
         end
     else
-        list = { doc }
+        list, single = { doc }, true
     end
-    return list
+    return list, nil, single
 end
 
 -- Decodes and types the records. Returns list, bad | nil, err | false when a voiceId, callee
@@ -667,7 +740,7 @@ end
 -- A record that cannot be keyed fails the whole list, unless opts.invalid is given: it is
 -- then left out of list and described in bad, { index =, raw =, err = } each.
 local function decode_records(body, first, opts, exact)
-    local list, err = decode_list(body, first, opts)
+    local list, err, single = decode_list(body, first, opts)
     if not list then return nil, err end
 
     local n = #list
@@ -677,7 +750,7 @@ local function decode_records(body, first, opts, exact)
     end
     local utc_offset = opts.utc_offset or 0
     local keep_bad = opts.invalid ~= nil
-    local bad, out = nil, list
+    local bad, out, spans = nil, list, nil
     for i = 1, n do
         local rec = list[i]
         local why
@@ -704,8 +777,14 @@ local function decode_records(body, first, opts, exact)
                 out = {}
                 for j = 1, i - 1 do out[j] = list[j] end
             end
+            if not spans then
+                spans = record_spans(body, first, single)
+                if #spans ~= n then spans = {} end
+            end
+            local span = spans[i]
             bad = bad or {}
-            bad[#bad + 1] = { index = i, raw = raw_json(rec), err = why }
+            bad[#bad + 1] = { index = i, raw = span and body:sub(span[1], span[2]) or raw_json(rec),
+                              err = why }
         elseif out ~= list then
             out[#out + 1] = rec
         end
