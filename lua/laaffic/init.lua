@@ -368,18 +368,6 @@ function client:headers(timestamp)
     return h, err
 end
 
--- client:build_task(task [, opts]) -> req | nil, err
--- Validates and encodes the task (laaffic.core.encode_body; opts passes through:
--- require_texts, truncate, max_rows, part, rejects, max_rejects) and signs it with the
--- clock's time now. task.numberInfoList may be a laaffic.csv source: each call takes its
--- next part (req.info.more says whether another follows; req.info.task_name is the part's
--- name). An error in a CSV row has file, line and column. task.appId comes from
--- the client's app_id when the task has none; the caller's table is not changed (only
--- its top level is copied: numberInfoList is shared, not copied).
--- req = { method = "POST", url =, headers =, body = <laaffic.body>, info = { rows =,
--- truncated =, bytes = } }; tostring(req) does not show the Sign.
--- An invalid task gives nil and a laaffic.error of kind "invalid" (field, code, name).
-
 -- core.encode_body for the public method fname. A malformed option raises in the core as
 -- "bad argument #2 to 'encode_body' (opts.max_rows must be ...)": that is raised again as
 -- "laaffic: client:create_tasks: opts.max_rows must be ...", at error level `level` as
@@ -447,6 +435,17 @@ local function build_request(self, p, task, opts, fname, level)
     }, req_mt)
 end
 
+-- client:build_task(task [, opts]) -> req | nil, err
+-- Validates and encodes the task (laaffic.core.encode_body; opts passes through:
+-- require_texts, truncate, max_rows, part, rejects, max_rejects) and signs it with the
+-- clock's time now. task.numberInfoList may be a laaffic.csv source: each call takes its
+-- next part (req.info.more says whether another follows; req.info.task_name is the part's
+-- name). An error in a CSV row has file, line and column. task.appId comes from
+-- the client's app_id when the task has none; the caller's table is not changed (only
+-- its top level is copied: numberInfoList is shared, not copied).
+-- req = { method = "POST", url =, headers =, body = <laaffic.body>, info = { rows =,
+-- truncated =, bytes = } }; tostring(req) does not show the Sign.
+-- An invalid task gives nil and a laaffic.error of kind "invalid" (field, code, name).
 function client:build_task(task, opts)
     local p = check_self(self, "build_task")
     -- not a tail call: it would take this function's level away from the error levels
@@ -746,7 +745,7 @@ end
 
 -- client:create_task(task [, opts]) -> key_id, info | nil, err
 -- Validates, encodes (once), signs (at every attempt) and sends the task; returns the
--- task's keyId and info = { attempts =, http_status =, rows =, truncated =, bytes =,
+-- task's keyId (an integer; the string of its digits from 2^53 on) and info = { attempts =, http_status =, rows =, truncated =, bytes =,
 -- time = seconds }. opts passes to the encoder (require_texts, truncate).
 --
 -- Retries never create a duplicate task: an attempt is retried only when no byte of it
