@@ -745,8 +745,9 @@ end
 
 -- client:create_task(task [, opts]) -> key_id, info | nil, err
 -- Validates, encodes (once), signs (at every attempt) and sends the task; returns the
--- task's keyId (an integer; the string of its digits from 2^53 on) and info = { attempts =, http_status =, rows =, truncated =, bytes =,
--- time = seconds }. opts passes to the encoder (require_texts, truncate).
+-- task's keyId (an integer; the string of its digits from 2^53 on) and info =
+-- { attempts =, http_status =, rows =, truncated =, bytes =, time = seconds }. opts passes
+-- to the encoder (require_texts, truncate).
 --
 -- Retries never create a duplicate task: an attempt is retried only when no byte of it
 -- can have reached the server (DNS, connection refused, TLS handshake, connect timeout)
