@@ -1078,6 +1078,271 @@ local function call(fn, a, b)
     return true
 end
 
+-- The guard options: returns tokens, nets (a list each, or nil). Raises at `level`.
+local function handler_guards(opts, fname, level)
+    local tokens
+    if opts.token ~= nil then
+        local list = type(opts.token) == "table" and opts.token or { opts.token }
+        tokens = {}
+        for i, t in ipairs(list) do
+            if type(t) ~= "string" or t == "" or t:find("[/%c%s]") then
+                error(fname .. ": token" .. (type(opts.token) == "table" and ("[" .. i .. "]") or "") ..
+                      " must be a non-empty string without '/', spaces or control characters",
+                      level)
+            end
+            tokens[#tokens + 1] = t
+        end
+        if #tokens == 0 then error(fname .. ": token must not be an empty list", level) end
+    end
+
+    local nets
+    if opts.allow ~= nil then
+        if type(opts.allow) ~= "table" then
+            error(fname .. ": allow must be a list of addresses or CIDRs", level)
+        end
+        nets = {}
+        for i, s in ipairs(opts.allow) do
+            local net = parse_cidr(s)
+            if not net then
+                error(fname .. ": allow[" .. i .. "]: not an IP address or CIDR: " .. tostring(s),
+                      level)
+            end
+            nets[#nets + 1] = net
+        end
+    end
+
+    if not tokens and not nets and opts.open ~= true then
+        error(fname .. ": give token and/or allow (pushes are unsigned; open = true to run " ..
+              "without a guard)", level)
+    end
+    return tokens, nets
+end
+
+-- The de-duplication options, into h: dict, window, claim_ttl, busy_wait, prefix.
+-- Raises at `level`.
+local function handler_dedup(h, opts, fname, level)
+    local dict = opts.dict
+    if type(dict) == "string" then
+        local shared = ngx and ngx.shared
+        local d = shared and shared[dict]
+        if not d then
+            error(fname .. ": dict: no lua_shared_dict named " .. dict, level)
+        end
+        dict = d
+    elseif dict ~= nil and (type(dict) ~= "table" and type(dict) ~= "userdata") then
+        error(fname .. ": dict must be the name of a lua_shared_dict", level)
+    end
+    h.dict = dict
+
+    -- (an exptime of 0 would mean "never expires" to the shared dict: window and
+    -- claim_ttl must be positive)
+    local function seconds(name, default, min)
+        local v = opts[name]
+        if v == nil then return default end
+        if type(v) ~= "number" or not finite(v) or v < min then
+            error(fname .. ": " .. name .. " must be a number of seconds " ..
+                  (min == 0 and ">= 0" or "> 0"), level + 1)
+        end
+        return v
+    end
+    h.window = seconds("window", 86400, 0.001)
+    h.claim_ttl = seconds("claim_ttl", 120, 0.001)
+    h.busy_wait = seconds("busy_wait", 2, 0)
+    h.prefix = opts.key_prefix or "lp:"
+    if type(h.prefix) ~= "string" then error(fname .. ": key_prefix must be a string", level) end
+end
+
+-- The functions below serve one request for the handler state h (made by _M.handler).
+
+local function token_ok(h, ngx)
+    if not h.token_digests then -- made on the first request (ngx.hmac_sha1 needs nginx)
+        h.hkey = random_key()
+        h.token_digests = {}
+        for i, t in ipairs(h.tokens) do h.token_digests[i] = ngx.hmac_sha1(h.hkey, t) end
+    end
+    local digests = h.token_digests
+    local candidates = { ngx.var.uri:match("([^/]+)/*$"), ngx.var.http_x_laaffic_token }
+    local ok = false
+    for c = 1, 2 do
+        local cand = candidates[c]
+        if cand then
+            local d = ngx.hmac_sha1(h.hkey, cand)
+            for i = 1, #digests do
+                if same_digest(d, digests[i]) then ok = true end
+            end
+        end
+    end
+    return ok
+end
+
+local function addr_ok(h, ngx)
+    local addr = parse_ip(ngx.var.remote_addr)
+    if not addr then return false end
+    for i = 1, #h.nets do
+        if in_net(addr, h.nets[i]) then return true end
+    end
+    return false
+end
+
+-- A 413 loses the push's records once the platform stops re-sending: say so.
+local function too_large(h, ngx, bytes)
+    h.warn(ngx, ngx.ERR, "413", "answered 413 to a push from ", ngx.var.remote_addr, ": ",
+           bytes, " bytes, over max_bytes (", h.max_bytes, "); the platform re-sends it a ",
+           "few times, then gives up on its records: raise max_bytes and client_max_body_size")
+    return nil, 413, "body too large"
+end
+
+-- The body is a local here only, so the GC may take it while on_record runs.
+-- Returns records | nil, http_status, reason. invalid: see parse's opts.invalid.
+local function read_and_parse(h, ngx, info, invalid)
+    local max_bytes = h.max_bytes
+    local body, from_file, reason = read_body(ngx, max_bytes)
+    if not body then
+        if from_file == 413 then return too_large(h, ngx, "more than " .. max_bytes) end
+        return nil, from_file, reason
+    end
+    info.bytes, info.from_file = #body, from_file
+    if #body > max_bytes then return too_large(h, ngx, #body) end -- e.g. chunked
+    local parse_opts = h.parse_opts
+    parse_opts.invalid = invalid
+    local records, err = _M.parse(body, parse_opts)
+    parse_opts.invalid = nil
+    if not records then return nil, 400, err end
+    return records
+end
+
+-- on_record for one record, de-duplicated through the dict. Returns true, or false,
+-- why when on_record failed; counts in info.
+local function handle(h, ngx, rec, info)
+    local dict = h.dict
+    if not dict then
+        local ok, why = call(h.on_record, rec)
+        if ok then info.new = info.new + 1 end
+        return ok, why
+    end
+    local key = h.prefix .. rec.voiceId
+    local state, derr, forcible = claim(ngx, dict, key, h.claim_ttl, h.busy_wait)
+    if forcible then info.evicted = info.evicted + 1 end
+    if state == "done" then
+        info.duplicates = info.duplicates + 1
+        return true
+    elseif state == "busy" then
+        info.busy = info.busy + 1
+        return true
+    elseif state == "nodict" then
+        h.warn(ngx, ngx.WARN, "nodict", "de-dup dict: ", derr, "; handling voiceId ",
+               rec.voiceId, " without de-duplication")
+    end
+    local ok, why = call(h.on_record, rec)
+    if not ok then
+        if state == "claimed" then dict:delete(key) end
+        return false, why
+    end
+    info.new = info.new + 1
+    local sok, serr, sforcible = dict:set(key, DONE, h.window)
+    if sforcible then info.evicted = info.evicted + 1 end
+    if not sok then
+        h.warn(ngx, ngx.WARN, "noset", "de-dup dict: cannot remember voiceId ", rec.voiceId,
+               ": ", serr, "; a re-send of it will be handled again")
+    end
+    return true
+end
+
+-- Every record, then every record that cannot be keyed (on_invalid). Counts in info.
+local function handle_all(h, ngx, records, invalid, info)
+    local logged = 0
+    local function failed(what, pos, id, why)
+        info.failed = info.failed + 1
+        if logged < MAX_LOGGED_FAILURES then
+            logged = logged + 1
+            ngx.log(ngx.ERR, "laaffic.push: ", what, " failed for record ", pos,
+                    id and (" (voiceId " .. id .. ")") or "", "; the push is answered 500 ",
+                    "so the platform re-sends it: ", tostring(why))
+        end
+    end
+    local b = 0 -- invalid records before this one: its place in the push is i + b
+    for i = 1, #records do
+        while invalid[b + 1] and invalid[b + 1].index <= i + b do b = b + 1 end
+        local rec = records[i]
+        local ok, why = handle(h, ngx, rec, info)
+        if not ok then failed("on_record", i + b, rec.voiceId, why) end
+    end
+    for i = 1, #invalid do
+        local bad = invalid[i]
+        local ok, why = call(h.on_invalid, bad.raw, bad.err)
+        if not ok then failed("on_invalid", bad.index, nil, why) end
+    end
+    if logged < info.failed then
+        ngx.log(ngx.ERR, "laaffic.push: on_record or on_invalid failed for ", info.failed,
+                " of ", info.records, " records of this push")
+    end
+    if info.evicted > 0 then
+        h.warn(ngx, ngx.WARN, "evicted", "de-dup dict is full: dict:add evicted a ",
+               "remembered voiceId before its window ended (", info.evicted, " in this ",
+               "push); a re-send of an evicted one is handled again: make the ",
+               "lua_shared_dict larger or the window shorter")
+    end
+end
+
+-- One request. Returns the HTTP status and the info table.
+local function serve(h)
+    local ngx = ngx
+    local info = { status = nil, records = 0, new = 0, duplicates = 0, failed = 0, busy = 0,
+                   invalid = 0, evicted = 0, bytes = 0, from_file = false }
+    ngx.ctx.laaffic_push = info
+
+    local function answer(status, reason, with_counts)
+        info.status = status
+        return json_answer(status, reason, with_counts and info), info
+    end
+    local function refuse(status, reason)
+        ngx.req.discard_body()
+        return answer(status, reason)
+    end
+
+    if h.nets and not addr_ok(h, ngx) then
+        return refuse(403, "forbidden")
+    end
+    if h.tokens and not token_ok(h, ngx) then
+        return refuse(401, "unauthorized")
+    end
+    if ngx.req.get_method() ~= "POST" then
+        ngx.header["Allow"] = "POST"
+        return refuse(405, "method not allowed")
+    end
+    local len = tonumber(ngx.var.http_content_length)
+    if len and len > h.max_bytes then
+        too_large(h, ngx, len)
+        return refuse(413, "body too large")
+    end
+
+    local invalid = {}
+    local records, err, reason = read_and_parse(h, ngx, info, invalid)
+    if not records and err ~= 400 then
+        return answer(err, reason)
+    end
+    if not records then
+        ngx.log(ngx.WARN, "laaffic.push: rejected a push from ", ngx.var.remote_addr, ": ", reason)
+        if #reason > 200 then reason = reason:sub(1, 200) .. "..." end
+        return answer(400, reason)
+    end
+    info.records, info.invalid = #records + #invalid, #invalid
+    handle_all(h, ngx, records, invalid, info)
+
+    if info.failed > 0 then
+        return answer(500, format("%d of %d records failed; re-send", info.failed,
+                                  info.records), true)
+    end
+    if info.busy > 0 then
+        h.warn(ngx, ngx.WARN, "503", "answered 503: ", info.busy, " record(s) still being ",
+               "handled by another delivery after busy_wait (", h.busy_wait, " s); the ",
+               "platform re-sends the push, and gives up on them after a few tries")
+        return answer(503, format("%d records are being handled by another delivery; " ..
+                                  "re-send", info.busy), true)
+    end
+    return answer(200, "success", true)
+end
+
 function _M.handler(opts)
     local fname = "laaffic.push.handler"
     if type(opts) ~= "table" then
@@ -1092,261 +1357,18 @@ function _M.handler(opts)
     if type(on_invalid) ~= "function" then
         error(fname .. ": on_invalid must be a function", 2)
     end
-
-    local tokens
-    if opts.token ~= nil then
-        local list = type(opts.token) == "table" and opts.token or { opts.token }
-        tokens = {}
-        for i, t in ipairs(list) do
-            if type(t) ~= "string" or t == "" or t:find("[/%c%s]") then
-                error(fname .. ": token" .. (type(opts.token) == "table" and ("[" .. i .. "]") or "") ..
-                      " must be a non-empty string without '/', spaces or control characters", 2)
-            end
-            tokens[#tokens + 1] = t
-        end
-        if #tokens == 0 then error(fname .. ": token must not be an empty list", 2) end
-    end
-
-    local nets
-    if opts.allow ~= nil then
-        if type(opts.allow) ~= "table" then
-            error(fname .. ": allow must be a list of addresses or CIDRs", 2)
-        end
-        nets = {}
-        for i, s in ipairs(opts.allow) do
-            local net = parse_cidr(s)
-            if not net then
-                error(fname .. ": allow[" .. i .. "]: not an IP address or CIDR: " .. tostring(s), 2)
-            end
-            nets[#nets + 1] = net
-        end
-    end
-
-    if not tokens and not nets and opts.open ~= true then
-        error(fname .. ": give token and/or allow (pushes are unsigned; open = true to run " ..
-              "without a guard)", 2)
-    end
-
-    local dict = opts.dict
-    if type(dict) == "string" then
-        local shared = ngx and ngx.shared
-        local d = shared and shared[dict]
-        if not d then
-            error(fname .. ": dict: no lua_shared_dict named " .. dict, 2)
-        end
-        dict = d
-    elseif dict ~= nil and (type(dict) ~= "table" and type(dict) ~= "userdata") then
-        error(fname .. ": dict must be the name of a lua_shared_dict", 2)
-    end
-
-    -- (an exptime of 0 would mean "never expires" to the shared dict: window and
-    -- claim_ttl must be positive)
-    local function seconds(name, default, min)
-        local v = opts[name]
-        if v == nil then return default end
-        if type(v) ~= "number" or not finite(v) or v < min then
-            error(fname .. ": " .. name .. " must be a number of seconds " ..
-                  (min == 0 and ">= 0" or "> 0"), 3)
-        end
-        return v
-    end
-    local window = seconds("window", 86400, 0.001)
-    local claim_ttl = seconds("claim_ttl", 120, 0.001)
-    local busy_wait = seconds("busy_wait", 2, 0)
-    local prefix = opts.key_prefix or "lp:"
-    if type(prefix) ~= "string" then error(fname .. ": key_prefix must be a string", 2) end
+    local tokens, nets = handler_guards(opts, fname, 3)
     local max_bytes = opts.max_bytes or DEFAULT_MAX_BYTES
-    local parse_opts = { max_bytes = max_bytes, max_records = opts.max_records,
-                         max_depth = opts.max_depth, utc_offset = opts.utc_offset }
-
-    local hkey, token_digests -- made on the first request (ngx.hmac_sha1 needs nginx)
-    local warn = rate_limited_log(LOG_EVERY)
-
-    local function token_ok(ngx)
-        if not token_digests then
-            hkey = random_key()
-            token_digests = {}
-            for i, t in ipairs(tokens) do token_digests[i] = ngx.hmac_sha1(hkey, t) end
-        end
-        local candidates = { ngx.var.uri:match("([^/]+)/*$"), ngx.var.http_x_laaffic_token }
-        local ok = false
-        for c = 1, 2 do
-            local cand = candidates[c]
-            if cand then
-                local d = ngx.hmac_sha1(hkey, cand)
-                for i = 1, #token_digests do
-                    if same_digest(d, token_digests[i]) then ok = true end
-                end
-            end
-        end
-        return ok
-    end
-
-    -- A 413 loses the push's records once the platform stops re-sending: say so.
-    local function too_large(ngx, bytes)
-        warn(ngx, ngx.ERR, "413", "answered 413 to a push from ", ngx.var.remote_addr, ": ",
-             bytes, " bytes, over max_bytes (", max_bytes, "); the platform re-sends it a few ",
-             "times, then gives up on its records: raise max_bytes and client_max_body_size")
-        return nil, 413, "body too large"
-    end
-
-    -- The body is a local here only, so the GC may take it while on_record runs.
-    -- Returns records | nil, http_status, reason. invalid: see parse's opts.invalid.
-    local function read_and_parse(ngx, info, invalid)
-        local body, from_file, reason = read_body(ngx, max_bytes)
-        if not body then
-            if from_file == 413 then return too_large(ngx, "more than " .. max_bytes) end
-            return nil, from_file, reason
-        end
-        info.bytes, info.from_file = #body, from_file
-        if #body > max_bytes then return too_large(ngx, #body) end -- e.g. chunked
-        parse_opts.invalid = invalid
-        local records, err = _M.parse(body, parse_opts)
-        parse_opts.invalid = nil
-        if not records then return nil, 400, err end
-        return records
-    end
-
-    local function addr_ok(ngx)
-        local addr = parse_ip(ngx.var.remote_addr)
-        if not addr then return false end
-        for i = 1, #nets do
-            if in_net(addr, nets[i]) then return true end
-        end
-        return false
-    end
-
-    -- on_record for one record, de-duplicated through the dict. Returns true, or false,
-    -- why when on_record failed; counts in info.
-    local function handle(ngx, rec, info)
-        if not dict then
-            local ok, why = call(on_record, rec)
-            if ok then info.new = info.new + 1 end
-            return ok, why
-        end
-        local key = prefix .. rec.voiceId
-        local state, derr, forcible = claim(ngx, dict, key, claim_ttl, busy_wait)
-        if forcible then info.evicted = info.evicted + 1 end
-        if state == "done" then
-            info.duplicates = info.duplicates + 1
-            return true
-        elseif state == "busy" then
-            info.busy = info.busy + 1
-            return true
-        elseif state == "nodict" then
-            warn(ngx, ngx.WARN, "nodict", "de-dup dict: ", derr, "; handling voiceId ",
-                 rec.voiceId, " without de-duplication")
-        end
-        local ok, why = call(on_record, rec)
-        if not ok then
-            if state == "claimed" then dict:delete(key) end
-            return false, why
-        end
-        info.new = info.new + 1
-        local sok, serr, sforcible = dict:set(key, DONE, window)
-        if sforcible then info.evicted = info.evicted + 1 end
-        if not sok then
-            warn(ngx, ngx.WARN, "noset", "de-dup dict: cannot remember voiceId ", rec.voiceId,
-                 ": ", serr, "; a re-send of it will be handled again")
-        end
-        return true
-    end
-
-    -- Every record, then every record that cannot be keyed (on_invalid). Counts in info.
-    local function handle_all(ngx, records, invalid, info)
-        local logged = 0
-        local function failed(what, pos, id, why)
-            info.failed = info.failed + 1
-            if logged < MAX_LOGGED_FAILURES then
-                logged = logged + 1
-                ngx.log(ngx.ERR, "laaffic.push: ", what, " failed for record ", pos,
-                        id and (" (voiceId " .. id .. ")") or "", "; the push is answered 500 ",
-                        "so the platform re-sends it: ", tostring(why))
-            end
-        end
-        local b = 0 -- invalid records before this one: its place in the push is i + b
-        for i = 1, #records do
-            while invalid[b + 1] and invalid[b + 1].index <= i + b do b = b + 1 end
-            local rec = records[i]
-            local ok, why = handle(ngx, rec, info)
-            if not ok then failed("on_record", i + b, rec.voiceId, why) end
-        end
-        for i = 1, #invalid do
-            local bad = invalid[i]
-            local ok, why = call(on_invalid, bad.raw, bad.err)
-            if not ok then failed("on_invalid", bad.index, nil, why) end
-        end
-        if logged < info.failed then
-            ngx.log(ngx.ERR, "laaffic.push: on_record or on_invalid failed for ", info.failed,
-                    " of ", info.records, " records of this push")
-        end
-        if info.evicted > 0 then
-            warn(ngx, ngx.WARN, "evicted", "de-dup dict is full: dict:add evicted a ",
-                 "remembered voiceId before its window ended (", info.evicted, " in this ",
-                 "push); a re-send of an evicted one is handled again: make the ",
-                 "lua_shared_dict larger or the window shorter")
-        end
-    end
-
+    local h = {
+        on_record = on_record, on_invalid = on_invalid, tokens = tokens, nets = nets,
+        max_bytes = max_bytes,
+        parse_opts = { max_bytes = max_bytes, max_records = opts.max_records,
+                       max_depth = opts.max_depth, utc_offset = opts.utc_offset },
+        warn = rate_limited_log(LOG_EVERY), -- one per handler, and so per worker
+    }
+    handler_dedup(h, opts, fname, 3)
     return function()
-        local ngx = ngx
-        local info = { status = nil, records = 0, new = 0, duplicates = 0, failed = 0, busy = 0,
-                       invalid = 0, evicted = 0, bytes = 0, from_file = false }
-        ngx.ctx.laaffic_push = info
-
-        local function refuse(status, reason)
-            ngx.req.discard_body()
-            info.status = status
-            return json_answer(status, reason), info
-        end
-
-        if nets and not addr_ok(ngx) then
-            return refuse(403, "forbidden")
-        end
-        if tokens and not token_ok(ngx) then
-            return refuse(401, "unauthorized")
-        end
-        if ngx.req.get_method() ~= "POST" then
-            ngx.header["Allow"] = "POST"
-            return refuse(405, "method not allowed")
-        end
-        local len = tonumber(ngx.var.http_content_length)
-        if len and len > max_bytes then
-            too_large(ngx, len)
-            return refuse(413, "body too large")
-        end
-
-        local invalid = {}
-        local records, err, reason = read_and_parse(ngx, info, invalid)
-        if not records and err ~= 400 then
-            info.status = err
-            return json_answer(err, reason), info
-        end
-        if not records then
-            err = reason
-            ngx.log(ngx.WARN, "laaffic.push: rejected a push from ", ngx.var.remote_addr, ": ", err)
-            info.status = 400
-            if #err > 200 then err = err:sub(1, 200) .. "..." end
-            return json_answer(400, err), info
-        end
-        info.records, info.invalid = #records + #invalid, #invalid
-        handle_all(ngx, records, invalid, info)
-
-        if info.failed > 0 then
-            info.status = 500
-            return json_answer(500, format("%d of %d records failed; re-send", info.failed,
-                                           info.records), info), info
-        end
-        if info.busy > 0 then
-            warn(ngx, ngx.WARN, "503", "answered 503: ", info.busy, " record(s) still being ",
-                 "handled by another delivery after busy_wait (", busy_wait, " s); the ",
-                 "platform re-sends the push, and gives up on them after a few tries")
-            info.status = 503
-            return json_answer(503, format("%d records are being handled by another delivery; " ..
-                                           "re-send", info.busy), info), info
-        end
-        info.status = 200
-        return json_answer(200, "success", info), info
+        return serve(h)
     end
 end
 
