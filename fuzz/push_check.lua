@@ -17,7 +17,11 @@
 --     left as JSON null; rec.raw a table holding only documented names (and "raw"), whose
 --     fields are then nil in the record;
 --   * every other field is the value as sent: equal to what a plain cjson decode of the
---     same body gives for that record.
+--     same body gives for that record;
+--   * with opts.invalid (a table), the records that cannot be keyed are listed there, in
+--     order, as { index, raw, err }: raw is the record's text as sent (a plain decode of it
+--     gives the plain decode's record), err starts "record <index>: "; the others are the
+--     records, in order.
 local cjson = require("cjson.safe")
 
 local C = {}
@@ -159,6 +163,30 @@ local function check_record(rec, i, ref)
     return true
 end
 
+-- With opts.invalid: checks its entries against the reference records and returns the
+-- reference records of the good ones, or nil, why.
+local function split_invalid(ref, invalid)
+    local good, at = {}, 1
+    for i = 1, #ref do
+        local bad = invalid[at]
+        if bad and bad.index == i then
+            local p = "invalid[" .. at .. "]: "
+            if type(bad.raw) ~= "string" or type(bad.err) ~= "string"
+                or bad.err:sub(1, #("record " .. i .. ": ")) ~= "record " .. i .. ": " then
+                return nil, p .. "not { index, raw, err = \"record " .. i .. ": ...\" }"
+            end
+            if not same(reference.decode(bad.raw), ref[i], 0) then
+                return nil, p .. "raw is not record " .. i .. " as sent: " .. bad.raw
+            end
+            at = at + 1
+        else
+            good[#good + 1] = ref[i]
+        end
+    end
+    if invalid[at] ~= nil then return nil, "invalid lists more records than the body has" end
+    return good
+end
+
 -- Returns true | false, why.
 function C.check(body, opts, records, err)
     if records == nil then
@@ -172,6 +200,13 @@ function C.check(body, opts, records, err)
     local max = opts and opts.max_records or 100000
     if #records > max then return false, "more records than max_records" end
     local ref = reference_records(body)
+    if type(ref) == "table" and opts and opts.invalid then
+        local why
+        ref, why = split_invalid(ref, opts.invalid)
+        if not ref then return false, why end
+    elseif opts and opts.invalid and next(opts.invalid) ~= nil then
+        return false, "opts.invalid filled for a body that does not decode"
+    end
     if not ref or type(ref) ~= "table" or #ref ~= #records then
         return false, "a plain decode of the body does not give as many records"
     end

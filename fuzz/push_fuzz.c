@@ -7,7 +7,8 @@
  * to its own (clears before each input, compares after). Each distinct error message
  * (digits left out) counts as coverage too, since cjson's C decoder is not instrumented.
  *
- * For each input, push.parse(body) and push.parse(body, SMALL_OPTS) run under pcall:
+ * For each input, push.parse(body) and push.parse(body, SMALL_OPTS) run under pcall
+ * (SMALL_OPTS with a fresh opts.invalid, so the records that cannot be keyed are listed):
  * a raise is an abort(), and so is any result fuzz/push_check.lua finds against the
  * documented promises (field types, raw, unknown fields as sent, limits).
  * LAAFFIC_ROOT overrides the source tree's root (for lua/ and fuzz/push_check.lua), and
@@ -133,6 +134,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 static void run(int body, int with_opts)
 {
     int top = lua_gettop(L), rc;
+    if (with_opts) { /* a fresh opts.invalid: the records that cannot be keyed */
+        lua_rawgeti(L, LUA_REGISTRYINDEX, ref_small_opts);
+        lua_newtable(L);
+        lua_setfield(L, -2, "invalid");
+        lua_pop(L, 1);
+    }
     lua_rawgeti(L, LUA_REGISTRYINDEX, ref_parse);
     lua_pushvalue(L, body);
     if (with_opts)

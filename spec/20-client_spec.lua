@@ -141,6 +141,49 @@ describe("laaffic.new", function()
         end)
     end)
 
+    it("refuses api_key, user_agent with CR/LF/NUL, base_url with bad URL bytes, naming only the option", function()
+        local function refused(opt, value, extra)
+            local o = { api_key = KEY, api_secret = SECRET }
+            for k, v in pairs(extra or {}) do o[k] = v end
+            o[opt] = value
+            local e = raises("laaffic%.new: option '" .. opt .. "'", function()
+                local c = laaffic.new(o)
+                return c
+            end)
+            assert.is_nil(e:find(value, 1, true), e)
+            assert.is_nil(e:find("request", 1, true), e)
+        end
+        refused("api_key", "bDqJ\r\nX-Injected: 1")
+        refused("api_key", "bDqJ\nFiq9")
+        refused("api_key", "bDqJ\0Fiq9")
+        refused("user_agent", "agent/1\r\nX-Injected: 1")
+        refused("user_agent", "agent\0/1")
+        refused("base_url", "https://api.laaffic .com")
+        refused("base_url", "https://api.laaffic.com/a b")
+        refused("base_url", "https://api.laaffic.com/\0")
+        refused("base_url", "https://api.laaffic.com/\226\128\166")
+        refused("base_url", 'https://api.laaffic.com/"x"')
+        refused("path", "/v3/voice group")
+        refused("path", "/v3/\r\n")
+        refused("cafile", "/etc/ssl/ca.pem\0junk")
+        refused("capath", "/etc/ssl/certs\0junk")
+        refused("proxy", "http://proxy:3128/\0")
+        refused("proxy", "http://proxy 3128")
+        local e = raises("laaffic%.new: option 'resolve%[2%]'", function()
+            local c = laaffic.new{ api_key = KEY, api_secret = SECRET,
+                                   resolve = { "a:443:127.0.0.1", "b:443:127.0.0.1\r\nX" } }
+            return c
+        end)
+        assert.is_nil(e:find("127", 1, true))
+        -- what stays valid
+        local c = laaffic.new{ api_key = KEY, api_secret = SECRET, user_agent = "my app/1.0 (x; y)",
+                               base_url = "https://user@api.laaffic.com:8443/~a/b-c_d.e;f=g?h=i&j=%20",
+                               path = "/v3/voice/group/call/send/agent" }
+        assert.equal("https://user@api.laaffic.com:8443/~a/b-c_d.e;f=g?h=i&j=%20", c.base_url)
+        -- a secret may hold any byte: it is only signed, never sent
+        assert.is_table(laaffic.new{ api_key = KEY, api_secret = "a\r\n\0b" })
+    end)
+
     it("does not put the secret value in a misuse message", function()
         local e = raises("option 'api_key'", function()
             local c = laaffic.new{ api_key = {}, api_secret = SECRET }
@@ -404,6 +447,123 @@ describe("client:build_task", function()
             local r = bad:build_task(valid_task())
             return r
         end)
+    end)
+
+    it("a malformed option names the public method and the option, not encode_body", function()
+        local c = new_client{ transport = function() error("must not send") end }
+        local function bad_opt(pattern, fn)
+            local e = raises(pattern, fn)
+            assert.is_nil(e:find("encode_body", 1, true), e)
+            assert.is_nil(e:find("bad argument", 1, true), e)
+        end
+        bad_opt("laaffic: client:build_task: opts%.require_texts must be a list", function()
+            return c:build_task(valid_task(), { require_texts = "x" })
+        end)
+        bad_opt("laaffic: client:build_task: opts%.max_rows must be an integer", function()
+            return c:build_task(valid_task(), { max_rows = -1 })
+        end)
+        bad_opt("laaffic: client:create_task: opts%.truncate must be a boolean", function()
+            return c:create_task(valid_task(), { truncate = "no" })
+        end)
+        bad_opt("laaffic: client:create_tasks: opts%.max_rows must be an integer", function()
+            return c:create_tasks(valid_task(), { max_rows = "x" })
+        end)
+        bad_opt("laaffic: client:create_tasks: opts%.rejects must be a table", function()
+            return c:create_tasks(valid_task(), { rejects = 5 })
+        end)
+    end)
+end)
+
+-- A client whose transport answers what answer(req) returns.
+local function answering(answer, extra)
+    local o = { transport = function(req) return answer(req) end }
+    for k, v in pairs(extra or {}) do o[k] = v end
+    return new_client(o)
+end
+
+local function api_answer(data_json)
+    return function()
+        return { status = 200, headers = {}, body = '{"status":"0","reason":"success","data":' ..
+                 data_json .. "}" }
+    end
+end
+
+describe("a custom transport's answer", function()
+    it("that is not a response table with an integer status is a protocol error, not a crash", function()
+        for _, bad in ipairs({ { status = "200", body = "{}" }, "HTTP/1.1 200 OK", 200, true,
+                               { status = 200.5, body = "{}" }, { body = '{"status":"0","data":1}' },
+                               { status = 200, body = { status = "0" } },
+                               { status = 200, body = '{"status":"0","data":1}', headers = 5 } }) do
+            local c = answering(function() return bad end)
+            local ok, key_id, err = pcall(c.create_task, c, valid_task())
+            assert.is_true(ok, tostring(key_id))
+            assert.is_nil(key_id)
+            assert.equal("protocol", err.kind, tostring(err))
+            assert.matches("transport returned", err.message)
+        end
+    end)
+end)
+
+describe("the server's keyId", function()
+    local function key_id_of(data_json)
+        local c = answering(api_answer(data_json))
+        return c:create_task(valid_task())
+    end
+
+    it("is a positive integer, sent as a number or a digit string", function()
+        assert.equal(123123, (key_id_of("123123")))
+        assert.equal(123123, (key_id_of('"123123"')))
+        if math.type then assert.equal("integer", math.type((key_id_of("123123")))) end
+        assert.equal(9007199254740991, (key_id_of("9007199254740991")))
+    end)
+
+    it("keeps every digit above 2^53, as a string", function()
+        assert.equal("9007199254740993", (key_id_of("9007199254740993")))
+        assert.equal("9007199254740993", (key_id_of('"9007199254740993"')))
+        assert.equal("12345678901234567890", (key_id_of("12345678901234567890")))
+        -- found at the top level only, the last one as cjson does
+        local c = answering(function()
+            return { status = 200, body = '{"x":{"data":5},"reason":"\\"data\\":7","status":"0",' ..
+                                          '"data":1,"data":9007199254740995}' }
+        end)
+        assert.equal("9007199254740995", (c:create_task(valid_task())))
+    end)
+
+    it("anything else says the task was created and its keyId is unreadable, never re-send", function()
+        for _, data in ipairs({ "true", "1.5", "-5", "0", '""', '"12a"', '"-3"', '"0"', "{}", "[1]",
+                                "1e400", "null", '"123456789012345678901"' }) do
+            local key_id, err = key_id_of(data)
+            assert.is_nil(key_id, data)
+            assert.equal("protocol", err.kind, data)
+            assert.equal(0, err.code, data)
+            local msg = tostring(err)
+            assert.matches("created", msg)
+            assert.matches("keyId", msg)
+            assert.is_nil(msg:lower():find("re%-send"), msg)
+        end
+    end)
+end)
+
+describe("create_tasks' on_progress", function()
+    it("that raises is reported, not ignored; the parts are still sent", function()
+        local sent = 0
+        local c = answering(function()
+            sent = sent + 1
+            return { status = 200, body = '{"status":"0","reason":"success","data":' .. sent .. "}" }
+        end)
+        local calls = 0
+        local list = { { calleeNumber = "463200000007" }, { calleeNumber = "463200000008" },
+                       { calleeNumber = "463200000009" } }
+        local result, err = c:create_tasks(valid_task{ numberInfoList = list }, { max_rows = 1,
+            on_progress = function() calls = calls + 1; error("progress bar broke") end })
+        assert.equal(3, sent)
+        assert.equal(3, result.created)
+        assert.equal(1, calls) -- not called again after it raised
+        assert.is_not_nil(err)
+        assert.equal("internal", err.kind)
+        assert.matches("on_progress raised", tostring(err))
+        assert.matches("progress bar broke", tostring(err))
+        assert.matches("progress bar broke", result.progress_error)
     end)
 end)
 

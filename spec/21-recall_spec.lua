@@ -217,4 +217,27 @@ describe("laaffic.recall", function()
             return f
         end)
     end)
+
+    it("bounds rounds and the agents list to recall.MAX_ROUNDS, before building anything", function()
+        assert.equal(1000, recall.MAX_ROUNDS)
+        for _, fn in ipairs({ recall.all, recall.failed }) do
+            raises("option 'rounds' must be at most 1000 %(recall%.MAX_ROUNDS%), got 1", function()
+                local f = fn{ rounds = 1e9, interval = 1, agent_id = 41 }
+                return f
+            end)
+        end
+        raises("option 'rounds' must be at most 1000", function()
+            local f = recall.by_intent{ rounds = 1001, interval = 1, agent_id = 41, intents = { 1 } }
+            return f
+        end)
+        local agents = {}
+        for i = 1, 1001 do agents[i] = 41 end
+        raises("option 'agents' must list at most 1000 agents %(recall%.MAX_ROUNDS%), got 1001", function()
+            local f = recall.all{ interval = 1, agents = agents }
+            return f
+        end)
+        agents[1001] = nil
+        assert.equal(1000, recall.failed{ interval = 1, agents = agents }.recallNum)
+        assert.equal(1000, #recall.all{ rounds = 1000, interval = 1, agent_id = 41 }.nodeList)
+    end)
 end)

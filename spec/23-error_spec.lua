@@ -72,6 +72,21 @@ describe("laaffic.error", function()
                      "(status -99 unknown, HTTP 200)", tostring(e))
     end)
 
+    it("quotes a server reason of any length in at most 200 bytes, keeping err.reason whole", function()
+        local long = ("R"):rep(5000)
+        for _, code in ipairs({ -22, -9999, "x" }) do
+            local e = lerror.from_status(code, long, 200)
+            local s = tostring(e)
+            assert.is_nil(s:find(("R"):rep(201), 1, true), tostring(code))
+            assert.is_truthy(s:find(("R"):rep(200) .. "...", 1, true), tostring(code))
+            assert.is_true(#s < 500, tostring(code))
+            assert.equal(long, e.reason)
+        end
+        -- also a reason given to new as the only text
+        local e = lerror.new{ kind = "status", code = -9999, reason = long }
+        assert.is_true(#tostring(e) < 500)
+    end)
+
     it("from_status turns a non-integer status into a protocol error", function()
         local e = lerror.from_status("oops", nil, 502)
         assert.equal("protocol", e.kind)

@@ -98,6 +98,109 @@ describe("laaffic.push.parse", function()
             bad_parse("{}", nil, "record 1: voiceId: missing")
         end)
 
+        it("opts.invalid keeps the good records and lists the ones that cannot be keyed", function()
+            local invalid = {}
+            local r = ok_parse('[{"voiceId":"m1"},{"x":1},{"voiceId":"m2"},5,{"voiceId":true,"cost":"1"},' ..
+                               '{"voiceId":""}]', { invalid = invalid })
+            assert.are.equal(2, #r)
+            assert.are.equal("m1", r[1].voiceId)
+            assert.are.equal("m2", r[2].voiceId)
+            assert.are.equal(4, #invalid)
+            assert.are.same({ index = 2, raw = '{"x":1}', err = "record 2: voiceId: missing" }, invalid[1])
+            assert.are.same({ index = 4, raw = "5", err = "record 4: must be an object" }, invalid[2])
+            assert.are.equal(5, invalid[3].index)
+            assert.are.equal('{"voiceId":true,"cost":"1"}', invalid[3].raw) -- as sent, untyped
+            assert.are.equal("record 5: voiceId: must be a string or number", invalid[3].err)
+            assert.are.equal("record 6: voiceId: empty", invalid[4].err)
+            -- every record bad: no records, all listed; appended to what the list held
+            r = ok_parse('{"array":[{"type":1},null]}', { invalid = invalid })
+            assert.are.same({}, r)
+            assert.are.equal(6, #invalid)
+            assert.are.same({ index = 2, raw = "null", err = "record 2: must be an object" }, invalid[6])
+            -- also when a long numeric voiceId makes parse decode the body twice: listed once
+            local inv2 = {}
+            r = ok_parse('[{"voiceId":12345678901234567890},{"voiceId":null}]', { invalid = inv2 })
+            assert.are.equal("12345678901234567890", r[1].voiceId)
+            assert.are.equal(1, #inv2)
+            assert.are.equal("record 2: voiceId: missing", inv2[1].err)
+            -- raw is the record's bytes as sent: spacing, escapes, key order, every digit
+            local inv3 = {}
+            local rec3 = '{ "callee" : 919777654321012345678, "note":"a \\"]}[{\\" \\u00e9",\n "x":[1,{"y":[]}] }'
+            r = ok_parse(' [ {"voiceId":"k1","z":[{},[]]} ,\r\n' .. rec3 .. ' , {"voiceId":"k2"} ]',
+                         { invalid = inv3 })
+            assert.are.equal(2, #r)
+            assert.are.same({ index = 2, raw = rec3, err = "record 2: voiceId: missing" }, inv3[1])
+            -- the wrapper: the last "array" key is the one decoded; a single object is itself
+            local inv4 = {}
+            r = ok_parse('{"array":[{"x":1}],"n":{"array":[5]},"array" : [{"voiceId":"w"},{"x":2}]}',
+                         { invalid = inv4 })
+            assert.are.equal("w", r[1].voiceId)
+            assert.are.same({ { index = 2, raw = '{"x":2}', err = "record 2: voiceId: missing" } }, inv4)
+            inv4 = {}
+            assert.are.same({}, ok_parse('\239\187\191 {"voiceId":[1,2], "array":7}\n', { invalid = inv4 }))
+            assert.are.equal('{"voiceId":[1,2], "array":7}', inv4[1].raw)
+            -- a body that is not a push at all is still nil, err
+            bad_parse('[{"voiceId":"a"}', { invalid = {} }, "invalid JSON")
+            assert.has_error(function() push.parse("[]", { invalid = 5 }) end, "laaffic.push.parse: " ..
+                             "invalid must be a table (the records that cannot be keyed are appended)")
+        end)
+
+        it("opts.invalid: raw is each bad record's text as sent, for random bodies", function()
+            local seed = 4242
+            local function rand(n) -- Park-Miller: exact in a double, so LuaJIT draws the same
+                seed = (seed * 16807) % 2147483647
+                return seed % n + 1
+            end
+            local WS = { "", " ", "\n", "\t ", "\r\n  " }
+            local function ws() return WS[rand(#WS)] end
+            local STRINGS = { '"a"', '""', '"\\"]}"', '"x\\\\"', '"[{,:"', '"\\u00e9\\n"', '"voiceId"' }
+            local value
+            local function member(k, v) return ws() .. k .. ws() .. ":" .. ws() .. v .. ws() end
+            value = function(depth)
+                local k = rand(depth > 3 and 4 or 6)
+                if k == 1 then return STRINGS[rand(#STRINGS)] end
+                if k == 2 then return ({ "0", "-1.5e3", "12345678901234567890123", "true", "null" })[rand(5)] end
+                if k == 3 then return "false" end
+                if k == 4 then return "3" end
+                local parts = {}
+                for i = 1, rand(4) - 1 do
+                    parts[i] = k == 5 and (ws() .. value(depth + 1) .. ws())
+                               or member('"k' .. rand(9) .. '"', value(depth + 1))
+                end
+                return k == 5 and ("[" .. table.concat(parts, ",") .. "]") or ("{" .. table.concat(parts, ",") .. "}")
+            end
+            local checked = 0
+            for round = 1, 300 do
+                local texts, bad_texts, good = {}, {}, 0
+                for i = 1, rand(6) do
+                    local members = {}
+                    for j = 1, rand(3) - 1 do members[j] = member('"f' .. j .. '"', value(1)) end
+                    if rand(2) == 1 then
+                        local id = member('"voiceId"', '"id' .. round .. "-" .. i .. '"')
+                        table.insert(members, rand(#members + 1), id)
+                        good = good + 1
+                        texts[i] = "{" .. table.concat(members, ",") .. "}"
+                    else -- keys are only "fN" and "kN" here: no voiceId
+                        texts[i] = rand(5) == 1 and value(3) or ("{" .. table.concat(members, ",") .. "}")
+                        bad_texts[#bad_texts + 1] = texts[i]
+                    end
+                end
+                local list = "[" .. ws() .. table.concat(texts, ws() .. "," .. ws()) .. ws() .. "]"
+                local body = rand(2) == 1 and list or
+                             ('{"other":' .. value(2) .. ', "array"' .. ws() .. ":" .. list .. "}")
+                local invalid = {}
+                local r = push.parse(body, { invalid = invalid })
+                assert(r, body)
+                assert.are.equal(good, #r, body)
+                assert.are.equal(#bad_texts, #invalid, body)
+                checked = checked + #invalid
+                for i, t in ipairs(bad_texts) do
+                    assert.are.equal(t, invalid[i].raw, body)
+                end
+            end
+            assert.is_true(checked > 300, checked)
+        end)
+
         it("must be a string or number", function()
             assert.are.equal("record 3: voiceId: must be a string or number",
                              bad_parse('[{"voiceId":"a"},{"voiceId":"b"},{"voiceId":true}]'))
@@ -434,6 +537,13 @@ describe("laaffic.push.parse", function()
                 cases[#cases + 1] = s
             end
             for i, s in ipairs(cases) do
+                local invalid = {}
+                assert(pcall(push.parse, s, { invalid = invalid }), ("case %d raised with opts.invalid"):format(i))
+                for _, bad in ipairs(invalid) do
+                    assert(type(bad.raw) == "string" and type(bad.err) == "string", ("case %d: invalid"):format(i))
+                    -- the bytes as sent, found by parse's scanner
+                    assert(s:find(bad.raw, 1, true), ("case %d: raw %q not in the body"):format(i, bad.raw))
+                end
                 local ok, records, err = pcall(push.parse, s)
                 assert(ok, ("case %d raised: %s"):format(i, tostring(records)))
                 if records == nil then
@@ -484,6 +594,25 @@ describe("laaffic.push.parse", function()
         end)
     end)
 
+    describe("the handler's rate-limited log", function()
+        it("writes a kind once per interval, then says how many it left out", function()
+            local lines, clock = {}, 1000.25
+            local fake = { ERR = 3, now = function() return clock end,
+                           log = function(_, ...) lines[#lines + 1] = table.concat({ ... }) end }
+            local warn = push._rate_limited_log(60)
+            warn(fake, fake.ERR, "413", "answered ", 413)
+            for _ = 1, 5 do
+                clock = clock + 10.6
+                warn(fake, fake.ERR, "413", "answered ", 413)
+            end
+            warn(fake, fake.ERR, "503", "answered 503") -- another kind is not held back
+            clock = clock + 10.6 -- 63.6 s after the first
+            warn(fake, fake.ERR, "413", "answered ", 413)
+            assert.are.same({ "laaffic.push: answered 413", "laaffic.push: answered 503",
+                              "laaffic.push: answered 413 (5 more like this in the last 63 s)" }, lines)
+        end)
+    end)
+
     describe("handler options", function()
         it("misuse raises when the handler is built", function()
             local f = function() end
@@ -504,6 +633,9 @@ describe("laaffic.push.parse", function()
             assert.is_function(push.handler{ on_record = f, token = "t", busy_wait = 0 })
             assert.is_function(push.handler{ on_record = f, open = true })
             assert.is_function(push.handler{ on_record = f, token = { "old", "new" }, allow = { "::1" } })
+            assert.is_function(push.handler{ on_record = f, on_invalid = f, open = true })
+            assert.has_error(function() push.handler{ on_record = f, on_invalid = 5, open = true } end,
+                             "laaffic.push.handler: on_invalid must be a function")
         end)
     end)
 end)
@@ -520,6 +652,7 @@ local TOKEN = "tok-5ecret_123"
 local NGINX_HTTP = [[
     lua_shared_dict push_dedup 4m;
     lua_shared_dict push_seen 4m;
+    lua_shared_dict push_tiny 12k;
     init_by_lua_block {
         local push = require("laaffic.push")
         local cjson = require("cjson.safe")
@@ -544,7 +677,23 @@ local NGINX_HTTP = [[
             nodedup = push.handler{ token = "]] .. TOKEN .. [[", on_record = on_record },
             busy = push.handler{ token = "]] .. TOKEN .. [[", dict = "push_dedup", key_prefix = "b:",
                                  busy_wait = 0.05, on_record = on_record },
+            -- on_invalid keeps what it gets; it fails while push_seen holds "fail_invalid"
+            inv = push.handler{ token = "]] .. TOKEN .. [[", dict = "push_dedup", key_prefix = "i:",
+                                on_record = on_record, on_invalid = function(raw, err)
+                                    if seen:get("fail_invalid") then return nil, "invalid store down" end
+                                    local n = seen:incr("invalid_n", 1, 0)
+                                    seen:set("invalid:" .. n, cjson.encode({ raw = raw, err = err }))
+                                    return true
+                                end },
+            -- a de-duplication dict far too small for the voiceIds it is given
+            tiny = push.handler{ token = "]] .. TOKEN .. [[", dict = "push_tiny", window = 600,
+                                 on_record = on_record },
         }
+        -- runs handler name and keeps its info table for the spec
+        h.run = function(name)
+            local _, info = h[name]()
+            seen:set("last_info", cjson.encode(info))
+        end
         package.loaded["spec50.handlers"] = h
     }
     server {
@@ -559,9 +708,11 @@ local NGINX_HTTP = [[
         }
         location /allow/ { content_by_lua_block { require("spec50.handlers").allow() } }
         location /deny/ { content_by_lua_block { require("spec50.handlers").deny() } }
-        location /small/ { content_by_lua_block { require("spec50.handlers").small() } }
         location /nodedup/ { content_by_lua_block { require("spec50.handlers").nodedup() } }
-        location /busy/ { content_by_lua_block { require("spec50.handlers").busy() } }
+        location /busy/ { content_by_lua_block { require("spec50.handlers").run("busy") } }
+        location /inv/ { content_by_lua_block { require("spec50.handlers").run("inv") } }
+        location /tiny/ { content_by_lua_block { require("spec50.handlers").run("tiny") } }
+        location /small/ { content_by_lua_block { require("spec50.handlers").run("small") } }
         location = /seen {
             content_by_lua_block {
                 local cjson = require("cjson.safe")
@@ -573,6 +724,11 @@ local NGINX_HTTP = [[
                     if id then out.calls[id] = seen:get(k) end
                 end
                 for i = 1, out.n do out.records[i] = cjson.decode(seen:get("order:" .. i)) end
+                out.last_info = cjson.decode(seen:get("last_info") or "null")
+                out.invalid = {}
+                for i = 1, seen:get("invalid_n") or 0 do
+                    out.invalid[i] = cjson.decode(seen:get("invalid:" .. i))
+                end
                 ngx.say(cjson.encode(out))
             }
         }
@@ -582,6 +738,8 @@ local NGINX_HTTP = [[
                 local seen = ngx.shared.push_seen
                 if args.fail then seen:set("fail:" .. args.fail, true) end
                 if args.fix then seen:delete("fail:" .. args.fix) end
+                if args.fail_invalid then seen:set("fail_invalid", true) end
+                if args.fix_invalid then seen:delete("fail_invalid") end
                 ngx.say("ok")
             }
         }
@@ -723,17 +881,94 @@ describe("laaffic.push.handler in nginx", function()
         end
     end)
 
-    it("answers 400 for bad JSON and for a record without voiceId, recording nothing", function()
+    it("answers 400 for a body that is not a push, recording nothing", function()
         local before = seen().n
         local code, json = post("/push/" .. TOKEN, '[{"voiceId":"j1"')
         assert.are.equal(400, code)
         assert.is_truthy(json.reason:find("invalid JSON", 1, true))
-        code, json = post("/push/" .. TOKEN, '[{"voiceId":"j2"},{"type":1}]')
+        code = post("/push/" .. TOKEN, '{"array":5}')
         assert.are.equal(400, code)
-        assert.are.equal("record 2: voiceId: missing", json.reason)
         code = post("/push/" .. TOKEN, "")
         assert.are.equal(400, code)
         assert.are.equal(before, seen().n)
+    end)
+
+    it("one record without a voiceId does not lose the others: they are handled, it is logged", function()
+        local code, json, raw = post("/push/" .. TOKEN, '[{"voiceId":"m1"},{"x":1},{"voiceId":"m2"}]')
+        -- 200: a re-send of the same bytes could not key the bad record either
+        assert.are.equal(200, code, raw)
+        assert.are.equal(3, json.records)
+        assert.are.equal(2, json.new)
+        assert.are.equal(1, json.invalid)
+        local s = seen()
+        assert.are.equal(1, s.calls.m1)
+        assert.are.equal(1, s.calls.m2)
+        -- the default on_invalid: the error log, with the record's JSON
+        local log = srv:log()
+        assert.is_truthy(log:find('record 2 cannot be keyed (voiceId: missing)', 1, true), log)
+        assert.is_truthy(log:find('{"x":1}', 1, true), log)
+    end)
+
+    it("on_invalid gets the raw record and the reason; if it fails, the push is re-sent", function()
+        local body = '{"array":[{"voiceId":"v1"},{"voiceId":{"a":1}},{"voiceId":"v2"},[]]}'
+        local code, json = post("/inv/" .. TOKEN, body)
+        assert.are.equal(200, code)
+        assert.are.equal(2, json.new)
+        assert.are.equal(2, json.invalid)
+        local s = seen()
+        assert.are.equal(2, #s.invalid)
+        assert.are.same({ a = 1 }, cjson.decode(s.invalid[1].raw).voiceId)
+        assert.are.equal("record 2: voiceId: must be a string or number", s.invalid[1].err)
+        assert.are.equal("record 4: voiceId: missing", s.invalid[2].err)
+        assert.are.equal(2, s.last_info.invalid)
+        -- the hook's store is down: 500, so the platform re-sends; the good records are
+        -- handled once, the bad ones reach on_invalid again on the re-send
+        control("fail_invalid=1")
+        body = '[{"voiceId":"v3"},{"nope":1}]'
+        code, json = post("/inv/" .. TOKEN, body)
+        assert.are.equal(500, code)
+        assert.are.equal(1, json.failed)
+        assert.is_truthy(srv:log():find("on_invalid failed for record 2; the push is answered 500 so the " ..
+                                        "platform re-sends it: invalid store down", 1, true))
+        control("fix_invalid=1")
+        code, json = post("/inv/" .. TOKEN, body)
+        assert.are.equal(200, code)
+        assert.are.equal(1, json.duplicates)
+        assert.are.equal(1, json.invalid)
+        s = seen()
+        assert.are.equal(1, s.calls.v3)
+        assert.are.equal(3, #s.invalid)
+        assert.are.equal('{"nope":1}', s.invalid[3].raw)
+    end)
+
+    it("a full de-duplication dict: every eviction counted, a warning logged (not each time)", function()
+        local ids = {}
+        for i = 1, 400 do ids[i] = ("evict-%04d-"):format(i) .. ("x"):rep(24) end
+        local code, json = post("/tiny/" .. TOKEN, records(ids))
+        assert.are.equal(200, code)
+        assert.are.equal(400, json.new)
+        local info = seen().last_info
+        assert.is_true(info.evicted > 300, "evicted " .. tostring(info.evicted))
+        -- the re-send: the evicted voiceIds are handled again, and the log says why
+        code, json = post("/tiny/" .. TOKEN, records(ids))
+        assert.are.equal(200, code)
+        assert.is_true(json.new > 300)
+        local log = srv:log()
+        local _, warnings = log:gsub("de%-dup dict is full", "")
+        assert.are.equal(1, warnings, log) -- rate-limited: once a minute per worker
+        assert.is_truthy(log:find("evicted a remembered voiceId", 1, true), log)
+    end)
+
+    it("logs 413 and 503 answers, rate-limited (the platform gives up on those records)", function()
+        local big = records({ "big1", "big2", "big3", "big4", "big5", "big6", "big7", "big8", "big9", "big10" })
+        for _ = 1, 3 do
+            assert.are.equal(413, (request("/small/" .. TOKEN, big)))
+        end
+        local log = srv:log()
+        local _, n = log:gsub("answered 413", "")
+        assert.are.equal(1, n, log)
+        assert.is_truthy(log:find("over max_bytes (1000)", 1, true), log)
+        assert.are.equal(413, seen().last_info.status)
     end)
 
     it("answers 405 to other methods and 413 to oversize bodies", function()
@@ -834,6 +1069,7 @@ describe("laaffic.push.handler in nginx", function()
         for c in out:gmatch("%d%d%d") do codes[#codes + 1] = c end
         table.sort(codes)
         assert.are.same({ "200", "503" }, codes)
+        assert.is_truthy(srv:log():find("answered 503: 1 record(s) still being handled by another", 1, true))
         -- the platform's re-send finds it done
         local code, json = post("/busy/" .. TOKEN, records({ "slowb1" }))
         assert.are.equal(200, code)

@@ -28,7 +28,8 @@
 --   name         its laaffic.status name ("task_name_exists"); filled from code if absent.
 --   message      what happened, in English; filled from laaffic.status if absent.
 --   field        the task field path the error is about ("numberInfoList[3].calleeNumber").
---   reason       the server's own `reason` text, untouched.
+--   reason       the server's own `reason` text, untouched (tostring quotes at most 200
+--                bytes of it).
 --   http_status  the HTTP status code of the answer.
 --   file, line, column   where in a CSV call list (column: the CSV column, from 1).
 --   part, task_name      which part of a split list (client:create_tasks).
@@ -86,12 +87,23 @@ local function clause(s)
     return (s:gsub("%.%s*$", ""))
 end
 
+local MAX_REASON = 200 -- bytes of a server's reason a message quotes
+
+-- s cut to MAX_REASON bytes (not inside a UTF-8 sequence), saying how long it was.
+local function cut(s)
+    if #s <= MAX_REASON then return s end
+    local n = MAX_REASON
+    while n > 0 and (s:byte(n + 1) or 0) >= 0x80 and s:byte(n + 1) < 0xC0 do n = n - 1 end
+    return s:sub(1, n) .. format("... (%d bytes)", #s)
+end
+
 function mt.__tostring(e)
     local head = kinds[e.kind] or e.kind
     local body = e.message
+    local reason = e.reason and cut(e.reason)
     local reason_used = false
-    if not body and e.reason then
-        body, reason_used = e.reason, true
+    if not body and reason then
+        body, reason_used = reason, true
     end
     if body then
         body = clause(body)
@@ -107,9 +119,9 @@ function mt.__tostring(e)
     if e.code then
         extra[#extra + 1] = format("status %d", e.code) .. (e.name and (" " .. e.name) or "")
     end
-    if e.reason and not reason_used
-       and clause(e.reason):lower() ~= (e.message and clause(e.message):lower()) then
-        extra[#extra + 1] = format("reason %q", e.reason)
+    if reason and not reason_used
+       and clause(reason):lower() ~= (e.message and clause(e.message):lower()) then
+        extra[#extra + 1] = format("reason %q", reason)
     end
     if e.http_status then
         extra[#extra + 1] = format("HTTP %d", e.http_status)
@@ -191,7 +203,7 @@ function _M.from_status(code, reason, http_status)
         kind = "status",
         code = c,
         name = s and s.name or "unknown",
-        message = s and s.message or reason or "an undocumented status",
+        message = s and s.message or (reason and cut(reason)) or "an undocumented status",
         reason = reason,
         http_status = http_status,
     }, mt)

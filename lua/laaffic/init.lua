@@ -142,8 +142,49 @@ local options = {
     location = true, keepalive = true, pool_size = true,
 }
 
+-- A header value must not hold CR or LF (a new header would start) or NUL (C ends there);
+-- %z, not \0: LuaJIT's patterns take no NUL.
+local HEADER_BREAK = "[\r\n%z]"
+-- A URL may hold only these bytes (RFC 3986: unreserved, reserved and "%"); a space, a
+-- control or a non-ASCII byte must be percent-encoded.
+local URL_BYTES = "^[%w%-%._~:/%?#%[%]@!%$&'%(%)%*%+,;=%%]*$"
+-- string options and the bytes they refuse, with the message's tail
+local STRING_CHECKS = {
+    { "api_key", HEADER_BREAK, "must not contain CR, LF or NUL (it is sent as a header)" },
+    { "user_agent", HEADER_BREAK, "must not contain CR, LF or NUL (it is sent as a header)" },
+    { "cafile", "%z", "must not contain a NUL byte" },
+    { "capath", "%z", "must not contain a NUL byte" },
+}
+local URL_OPTIONS = { "base_url", "path", "proxy" }
+
+-- Raises naming the option (never its value: it may be a credential) when a string
+-- option holds a byte it cannot carry.
+local function check_strings(o)
+    for _, c in ipairs(STRING_CHECKS) do
+        local v = o[c[1]]
+        if type(v) == "string" and v:find(c[2]) then
+            error("laaffic.new: option '" .. c[1] .. "' " .. c[3], 3)
+        end
+    end
+    for _, name in ipairs(URL_OPTIONS) do
+        local v = o[name]
+        if type(v) == "string" and not v:find(URL_BYTES) then
+            error("laaffic.new: option '" .. name .. "' must be a URL without spaces, " ..
+                  "quotes, control or non-ASCII bytes (percent-encode them)", 3)
+        end
+    end
+    if type(o.resolve) == "table" then
+        for i, v in ipairs(o.resolve) do
+            if type(v) == "string" and v:find("[%c%s]") then
+                error("laaffic.new: option 'resolve[" .. i .. "]' must not contain spaces " ..
+                      "or control bytes", 3)
+            end
+        end
+    end
+end
+
 -- laaffic.new{ api_key =, api_secret =, app_id =, base_url =, path =, clock = }
---   api_key, api_secret  required, non-empty strings.
+--   api_key, api_secret  required, non-empty strings (api_key without CR, LF or NUL).
 --   app_id               optional string: build_task fills task.appId with it when the
 --                        task has none.
 --   base_url             default "https://api.laaffic.com" (a trailing "/" is dropped).
@@ -170,6 +211,7 @@ function _M.new(o)
                   (v == "" and "an empty string" or type(v)), 2)
         end
     end
+    check_strings(o)
 
     local app_id = o.app_id
     if app_id ~= nil and (type(app_id) ~= "string" or app_id == "") then
@@ -182,8 +224,8 @@ function _M.new(o)
         base_url = _M.DEFAULT_BASE_URL
     end
     if type(base_url) ~= "string" or not base_url:match("^[Hh][Tt][Tt][Pp][Ss]?://[^/]") then
-        error("laaffic.new: option 'base_url' must be an http:// or https:// URL, got " ..
-              (type(base_url) == "string" and format("%q", base_url) or type(base_url)), 2)
+        error("laaffic.new: option 'base_url' must be an http:// or https:// URL" ..
+              (type(base_url) == "string" and "" or (", got " .. type(base_url))), 2)
     end
     base_url = base_url:gsub("/+$", "")
 
@@ -331,24 +373,28 @@ function client:headers(timestamp)
     return h, err
 end
 
--- client:build_task(task [, opts]) -> req | nil, err
--- Validates and encodes the task (laaffic.core.encode_body; opts passes through:
--- require_texts, truncate, max_rows, part, rejects, max_rejects) and signs it with the
--- clock's time now. task.numberInfoList may be a laaffic.csv source: each call takes its
--- next part (req.info.more says whether another follows; req.info.task_name is the part's
--- name). An error in a CSV row has file, line and column. task.appId comes from
--- the client's app_id when the task has none; the caller's table is not changed (only
--- its top level is copied: numberInfoList is shared, not copied).
--- req = { method = "POST", url =, headers =, body = <laaffic.body>, info = { rows =,
--- truncated =, bytes = } }; tostring(req) does not show the Sign.
--- An invalid task gives nil and a laaffic.error of kind "invalid" (field, code, name).
-function client:build_task(task, opts)
-    local p = check_self(self, "build_task")
+-- core.encode_body for the public method fname. A malformed option raises in the core as
+-- "bad argument #2 to 'encode_body' (opts.max_rows must be ...)": that is raised again as
+-- "laaffic: client:create_tasks: opts.max_rows must be ...", at error level `level` as
+-- seen from the caller of this function.
+local function encode_body(t, opts, fname, level)
+    local ok, body, info, field, code, where = pcall(core.encode_body, t, opts)
+    if not ok then
+        local what = tostring(body):match("bad argument #%d+ to '[^']*' %((.*)%)$")
+        if not what then error(body, 0) end
+        error("laaffic: " .. fname .. ": " .. what, level + 1)
+    end
+    return body, info, field, code, where
+end
+
+-- build_task's work, for the public method fname; misuse raises at error level `level`
+-- (as error(msg, level) would here).
+local function build_request(self, p, task, opts, fname, level)
     if type(task) ~= "table" then
-        error("laaffic: client:build_task: task must be a table, got " .. type(task), 2)
+        error("laaffic: " .. fname .. ": task must be a table, got " .. type(task), level)
     end
     if opts ~= nil and type(opts) ~= "table" then
-        error("laaffic: client:build_task: opts must be a table or nil, got " .. type(opts), 2)
+        error("laaffic: " .. fname .. ": opts must be a table or nil, got " .. type(opts), level)
     end
 
     local t = task
@@ -367,7 +413,7 @@ function client:build_task(task, opts)
         end
         opts = o
     end
-    local body, info, field, code, where = core.encode_body(t, opts)
+    local body, info, field, code, where = encode_body(t, opts, fname, level + 1)
     if not body then
         return nil, lerror.new{
             kind = "invalid",
@@ -384,8 +430,8 @@ function client:build_task(task, opts)
     local now = self.clock()
     local ts = timestamp_string(now)
     if not ts then
-        error("laaffic: client:build_task: the clock returned " .. tostring(now) ..
-              ", not unix seconds", 2)
+        error("laaffic: " .. fname .. ": the clock returned " .. tostring(now) ..
+              ", not unix seconds", level)
     end
     local headers, err = sign_headers(p, ts)
     if not headers then
@@ -399,6 +445,24 @@ function client:build_task(task, opts)
         body = body,
         info = info,
     }, req_mt)
+end
+
+-- client:build_task(task [, opts]) -> req | nil, err
+-- Validates and encodes the task (laaffic.core.encode_body; opts passes through:
+-- require_texts, truncate, max_rows, part, rejects, max_rejects) and signs it with the
+-- clock's time now. task.numberInfoList may be a laaffic.csv source: each call takes its
+-- next part (req.info.more says whether another follows; req.info.task_name is the part's
+-- name). An error in a CSV row has file, line and column. task.appId comes from
+-- the client's app_id when the task has none; the caller's table is not changed (only
+-- its top level is copied: numberInfoList is shared, not copied).
+-- req = { method = "POST", url =, headers =, body = <laaffic.body>, info = { rows =,
+-- truncated =, bytes = } }; tostring(req) does not show the Sign.
+-- An invalid task gives nil and a laaffic.error of kind "invalid" (field, code, name).
+function client:build_task(task, opts)
+    local p = check_self(self, "build_task")
+    -- not a tail call: it would take this function's level away from the error levels
+    local req, err = build_request(self, p, task, opts, "client:build_task", 3)
+    return req, err
 end
 
 -- ---------------------------------------------------------------------------- sending
@@ -452,22 +516,91 @@ local function log(self, ev)
     end
 end
 
+-- The text of the number given for key at the top level of the JSON object body (the
+-- last one, as cjson keeps the last of duplicate keys), or nil. body is valid JSON: cjson
+-- decoded it. (cjson has no way to give a number's digits: it reads a double.)
+local function top_level_number(body, key)
+    local depth, i, found = 0, 1, nil
+    while true do
+        local s, _, c = body:find('(["{}%[%]])', i)
+        if not s then return found end
+        if c == '"' then
+            local j = s + 1 -- to the closing quote; a backslash escapes the byte after it
+            while true do
+                local q = body:find('["\\]', j)
+                if not q then return found end
+                if body:byte(q) == 92 then j = q + 2 else j = q; break end
+            end
+            i = j + 1
+            if depth == 1 then -- a string followed by ':' here is a key of the top object
+                local _, e, num = body:find("^%s*:%s*(%-?%d[%d%.eE+%-]*)", i)
+                if e and cjson.decode(body:sub(s, j)) == key then
+                    found, i = num, e + 1
+                end
+            end
+        else
+            depth = depth + ((c == "{" or c == "[") and 1 or -1)
+            i = s + 1
+        end
+    end
+end
+
+local MAX_KEY_ID_DIGITS = 20
+local TWO53 = 2 ^ 53
+
+-- The keyId of a success answer's data: a positive integer, sent as a JSON number or a
+-- string of digits. Returns an integer below 2^53, the string of its digits from 2^53 on
+-- (a double would round 9007199254740993 to ...992), or nil for anything else.
+local function key_id_of(data, body)
+    local digits = data
+    if type(data) == "number" then
+        digits = top_level_number(body, "data")
+        if not (digits and digits:match("^%d+$")) then
+            -- 1e3 or 12.0: the value, when it is an integer a double holds exactly
+            if data == floor(data) and data > 0 and data < TWO53 then
+                return math.tointeger and math.tointeger(data) or data
+            end
+            return nil
+        end
+    end
+    if type(digits) ~= "string" or #digits > MAX_KEY_ID_DIGITS or not digits:match("^[1-9]%d*$") then
+        return nil
+    end
+    local n = tonumber(digits)
+    if n < TWO53 then
+        return math.tointeger and math.tointeger(n) or n
+    end
+    return digits
+end
+
+-- A success without a readable keyId: the task exists (the server said so), so the error
+-- must not invite a second send.
+local function unreadable_key_id(res, what)
+    return nil, lerror.new{ kind = "protocol", code = 0, http_status = res.status,
+        message = "the server created the task (status 0) but " .. what .. "; the task " ..
+                  "exists: do not send it again, look its keyId up in the console" }
+end
+
 -- Turns a parsed API answer into key_id or nil, err.
 local function api_result(self, res, decoded, task_name)
     local st = decoded.status
     local code = tonumber(st)
     if code == 0 then
-        local key_id = decoded.data
-        if key_id == nil or key_id == (cjson and cjson.null) then
-            return nil, lerror.new{ kind = "protocol", http_status = res.status,
-                message = "the server answered success without a keyId (data)" }
-        end
         if task_name then
             self.ambiguous[task_name] = nil
         end
-        -- cjson reads numbers as floats on Lua 5.4: a keyId is an integer
-        if type(key_id) == "number" and math.tointeger then
-            key_id = math.tointeger(key_id) or key_id
+        local data = decoded.data
+        if data == nil or data == (cjson and cjson.null) then
+            return unreadable_key_id(res, "sent no keyId (data)")
+        end
+        local key_id = key_id_of(data, res.body)
+        if not key_id then
+            local shown = type(data) == "string" and quote(data) or
+                          type(data) == "number" and (top_level_number(res.body, "data") or
+                                                      tostring(data)) or
+                          type(data) == "table" and "an object or a list" or tostring(data)
+            return unreadable_key_id(res, "its keyId is unreadable: data is " .. shown ..
+                                     ", not a positive integer")
         end
         return key_id
     end
@@ -495,6 +628,26 @@ local function api_result(self, res, decoded, task_name)
         }
     end
     return nil, err
+end
+
+-- What is wrong with a transport's response, or nil when it has the documented shape:
+-- { status = <integer 100-599>, headers = <table> or nil, body = <string> or nil }.
+local function bad_response(res)
+    if type(res) ~= "table" then
+        return "a " .. type(res)
+    end
+    local st = res.status
+    if type(st) ~= "number" or st ~= floor(st) or st < 100 or st > 599 then
+        return "a table whose status is " ..
+               (type(st) == "number" and tostring(st) or ("a " .. type(st)))
+    end
+    if res.body ~= nil and type(res.body) ~= "string" then
+        return "a table whose body is a " .. type(res.body)
+    end
+    if res.headers ~= nil and type(res.headers) ~= "table" then
+        return "a table whose headers are a " .. type(res.headers)
+    end
+    return nil
 end
 
 -- Sends a built request until it is created or fails for good: the retry policy of
@@ -525,7 +678,15 @@ local function send(self, req, task_name, transport, sleep)
         local t0 = clock_now()
         local res, msg, kind, sent = transport(req)
         local elapsed = clock_now() - t0
-        if not res then
+        local malformed = res and bad_response(res)
+        if malformed then
+            -- a custom transport's bug: whether it sent the request is unknown
+            mark_ambiguous()
+            return nil, lerror.new{ kind = "protocol", cause = "transport",
+                message = "the transport returned " .. malformed .. ", not a response " ..
+                    "{ status = <integer>, headers = <table>, body = <string> }; if it sent " ..
+                    "the request, the task may exist. " .. MAY_EXIST }
+        elseif not res then
             log(self, { event = "error", method = req.method, url = req.url, attempt = attempt,
                         kind = kind, sent = sent, elapsed = elapsed, message = msg,
                         task_name = task_name })
@@ -603,8 +764,9 @@ end
 
 -- client:create_task(task [, opts]) -> key_id, info | nil, err
 -- Validates, encodes (once), signs (at every attempt) and sends the task; returns the
--- task's keyId and info = { attempts =, http_status =, rows =, truncated =, bytes =,
--- time = seconds }. opts passes to the encoder (require_texts, truncate).
+-- task's keyId (an integer; the string of its digits from 2^53 on) and info =
+-- { attempts =, http_status =, rows =, truncated =, bytes =, time = seconds }. opts passes
+-- to the encoder (require_texts, truncate).
 --
 -- Retries never create a duplicate task: an attempt is retried only when no byte of it
 -- can have reached the server (DNS, connection refused, TLS handshake, connect timeout)
@@ -616,8 +778,8 @@ end
 -- A list longer than one task (over 200,000 numbers, or a CSV source that does not fit
 -- in one part) is refused before anything is sent: client:create_tasks splits it.
 function client:create_task(task, opts)
-    check_self(self, "create_task")
-    local req, err = self:build_task(task, opts)
+    local p = check_self(self, "create_task")
+    local req, err = build_request(self, p, task, opts, "client:create_task", 3)
     if not req then
         return nil, err
     end
@@ -642,9 +804,10 @@ end
 
 -- The next part of a list as a built request: part k of a table, or the next part of a
 -- CSV source. Returns req, or nil, err (err.part set).
-local function next_part(self, task, enc, k)
+local function next_part(self, p, task, enc, k)
     enc.part = not csv.is(task.numberInfoList) and k or nil
-    local req, err = self:build_task(task, enc)
+    -- build_request (1) <- next_part (2) <- build (3) <- create_tasks (4) <- its caller
+    local req, err = build_request(self, p, task, enc, "client:create_tasks", 5)
     if not req then
         err.part = k
         return nil, err
@@ -681,7 +844,7 @@ end
 -- truncated or replaced since it was opened stops the send with kind "io" before that
 -- part goes out.
 function client:create_tasks(task, opts)
-    check_self(self, "create_tasks")
+    local p = check_self(self, "create_tasks")
     if type(task) ~= "table" then
         error("laaffic: client:create_tasks: task must be a table, got " .. type(task), 2)
     end
@@ -715,8 +878,9 @@ function client:create_tasks(task, opts)
     local first_err
     local in_flight = 0     -- parts being sent
     local progress = { parts = 0, done = 0, created = 0, failed = 0, rows = 0 }
+    local progress_error    -- what on_progress raised: it is not called again
     local function report(finished)
-        if not on_progress then return end
+        if not on_progress or progress_error then return end
         progress.parts, progress.created = #result.parts, result.created + result.existing
         progress.failed, progress.rows = result.failed, result.rows
         progress.in_flight = in_flight
@@ -725,7 +889,11 @@ function client:create_tasks(task, opts)
             progress.bytes, progress.size = si.bytes, si.size
         end
         progress.finished = finished or nil
-        pcall(on_progress, progress)
+        -- a raise must not stop the parts under way (their keyIds would be lost)
+        local ok, perr = pcall(on_progress, progress)
+        if not ok then
+            progress_error = tostring(perr)
+        end
     end
     local function record(entry, key_id, err)
         if key_id then
@@ -764,7 +932,7 @@ function client:create_tasks(task, opts)
             return nil
         end
         k = k + 1
-        local req, err = next_part(self, task, enc, k)
+        local req, err = next_part(self, p, task, enc, k)
         local cerr = src and changed(req)
         if cerr then req, err = nil, cerr end
         local entry = { part = k }
@@ -882,6 +1050,7 @@ function client:create_tasks(task, opts)
     end
     result.time = clock_now() - started
     report(true)
+    result.progress_error = progress_error
     if first_err then
         local n = result.failed
         local e = lerror.new{ kind = first_err.kind, code = first_err.code,
@@ -894,6 +1063,11 @@ function client:create_tasks(task, opts)
                              first_err.task_name and format(" (%q)", first_err.task_name) or "",
                              tostring(first_err.message)) }
         return result, e
+    end
+    if progress_error then
+        return result, lerror.new{ kind = "internal", message = "opts.on_progress raised, " ..
+            "and was not called again (every part was sent as usual: see the result): " ..
+            progress_error }
     end
     return result
 end

@@ -48,6 +48,11 @@
 --   gives nil and a message ("record 3: voiceId: must be a string or number"; records are
 --   counted from 1). Misuse (opts not a table, an unknown or malformed option) raises.
 --   opts:
+--     invalid      a table: a record that cannot be keyed (not an object, or no usable
+--                  voiceId) is then left out of the result instead of failing the push,
+--                  and appended here as { index = <place in the push>, raw = <its JSON>,
+--                  err = "record 2: voiceId: missing" }. raw is the record's bytes as
+--                  sent (every digit, spacing and escapes kept).
 --     max_bytes    largest body accepted, default 8 MiB
 --     max_records  most records in one push, default 100,000
 --     max_depth    JSON nesting limit, default 20 (a record is at depth 2 or 3)
@@ -88,10 +93,10 @@
 --                  not be typed. Empty in the normal case. (A pushed field named "raw" is
 --                  kept as rec.raw.raw.)
 --
---   Why a record without a voiceId fails the whole push: voiceId is the only key to
---   de-duplicate on, and the platform re-sends a push that was not answered 200. Taking the
---   good records and dropping the bad one would lose it silently; failing the push (400)
---   keeps the delivery failed and visible in the platform's and in nginx's error log.
+--   A record without a usable voiceId cannot be de-duplicated (voiceId is the only key).
+--   The handler does not fail the push for it: a re-send carries the same bytes, so failing
+--   would make the platform re-send the good records a few times and then drop them all.
+--   It hands the good records to on_record and the bad one to on_invalid (see below).
 --
 -- push.handler(opts) -> function() -> status, info
 --
@@ -99,11 +104,19 @@
 --   function for each request in content_by_lua*. It runs in the content phase (it reads
 --   the body, may sleep, and calls on_record there, so on_record may use cosockets).
 --   It answers with a small JSON body and returns the HTTP status and an info table
---   { status, records, new, duplicates, failed, busy, bytes, from_file } (also left in
---   ngx.ctx.laaffic_push for a log_by_lua handler).
+--   { status, records, new, duplicates, failed, busy, invalid, evicted, bytes, from_file }
+--   (also left in ngx.ctx.laaffic_push for a log_by_lua handler). invalid: records that
+--   could not be keyed; evicted: de-dup entries the dict dropped early to make room.
 --   opts (misuse raises when the handler is built):
 --     on_record  function(rec), required. Called once per record not seen before, in the
 --                push's order. It fails by raising an error or by returning nil, err.
+--     on_invalid function(raw, err), for each record that cannot be keyed (not an object,
+--                no usable voiceId), after the push's good records: raw is its JSON
+--                (parse's opts.invalid), err "record 2: voiceId: missing". Default: an
+--                error-log line with the reason and the JSON (its first 1500 bytes). It
+--                fails like on_record (the push is then answered 500 and re-sent: the
+--                good records come back as duplicates). Not de-duplicated: a push the
+--                platform delivers twice calls it twice.
 --     token      the secret (a string, or a list of strings to rotate): the request must
 --                carry it as the last segment of the URL path (/laaffic/push/<token>) or in
 --                the X-Laaffic-Token header (not in the query string). Compared in
@@ -119,8 +132,13 @@
 --     window     seconds a handled voiceId is remembered, default 86400 (the platform
 --                re-sends for about 90 minutes). Size the dict for the voiceIds of one
 --                window: an entry takes about 130 bytes with a 32-character voiceId (16m
---                hold ~130,000). When it is full nginx evicts the oldest entries early,
---                and the handler logs a warning (at most once a minute per worker).
+--                hold ~130,000). When it is full nginx evicts the oldest entries early
+--                (dict:add's `forcible`), so a re-send of an evicted voiceId is handled
+--                again: each eviction is counted in info.evicted and the handler logs a
+--                warning (at most once a minute per worker). A lua_shared_dict whose size
+--                changed starts empty after a reload; a worker that dies after on_record
+--                did its work but before the "done" mark hands the record over again
+--                once claim_ttl has passed.
 --     claim_ttl  seconds a voiceId stays claimed while on_record runs, default 120.
 --     busy_wait  seconds to wait for a concurrent delivery of the same voiceId, default 2.
 --     key_prefix prefix of the dict keys, default "lp:".
@@ -130,11 +148,16 @@
 --     401  the token is missing or wrong (the body is not read, on_record never called)
 --     405  not a POST
 --     413  the body is larger than max_bytes
---     400  the body does not parse (push.parse's message, short)
---     500  on_record failed for a record, or the spooled body file could not be read
+--     400  the body is not a push: not JSON, not one of the three shapes, too many
+--          records (push.parse's message, short; a truncated body is worth a re-send)
+--     500  on_record or on_invalid failed for a record, or the spooled body file could
+--          not be read
 --     503  a record is being handled by a concurrent delivery that did not finish within
 --          busy_wait
---     200  every record was handled now or before: {"status":"0","reason":"success",...}
+--     200  every record was handled now or before, and each that cannot be keyed went to
+--          on_invalid: {"status":"0","reason":"success","records":3,...,"invalid":1}
+--   413 and 503 are logged (at most once a minute per worker each): the platform gives up
+--   on a push after a few re-sends.
 --   De-duplication: for each record, dict:add(voiceId, "processing", claim_ttl) claims it
 --   (a concurrent delivery of the same voiceId waits up to busy_wait for the claim to end
 --   and skips the record if it ends "done"); after on_record succeeds the key is set to
@@ -150,6 +173,8 @@
 
 local type = type
 local pairs = pairs
+local next = next
+local select = select
 local ipairs = ipairs
 local pcall = pcall
 local tostring = tostring
@@ -411,7 +436,114 @@ local function decoder(depth)
     return d
 end
 
-local PARSE_OPTS = { max_bytes = true, max_records = true, max_depth = true, utc_offset = true }
+local PARSE_OPTS = { max_bytes = true, max_records = true, max_depth = true, utc_offset = true,
+                     invalid = true }
+
+local function is_list(t)
+    local n = #t
+    local count = 0
+    for k in pairs(t) do
+        if type(k) ~= "number" or k < 1 or k > n or k ~= floor(k) then return false end
+        count = count + 1
+    end
+    return count == n
+end
+
+-- The text of a record that cannot be keyed, for on_invalid and the log: its bytes as
+-- sent, found by the small scanner below (cjson keeps no positions). The body is valid
+-- JSON when it runs (cjson decoded it), so the scanner checks nothing.
+local function skip_ws(body, i)
+    return body:find("[^ \t\r\n]", i) or #body + 1
+end
+
+local skip_value
+
+local function skip_string(body, i) -- i at the opening quote; returns the closing one's
+    local j = i + 1
+    while true do
+        local q = body:find('["\\]', j)
+        if not q then return #body end
+        if byte(body, q) == 34 then return q end
+        j = q + 2
+    end
+end
+
+-- The elements of the array at i (its '['): a list of { from, to }, and the ']'.
+local function array_spans(body, i)
+    local spans = {}
+    i = skip_ws(body, i + 1)
+    while i <= #body and byte(body, i) ~= 93 do
+        local e = skip_value(body, i)
+        spans[#spans + 1] = { i, e }
+        i = skip_ws(body, e + 1)
+        if byte(body, i) == 44 then i = skip_ws(body, i + 1) end
+    end
+    return spans, i
+end
+
+-- Calls fn(key_from, key_to, value_from) for each member of the object at i (its '{')
+-- and returns the '}'. fn returns the value's last byte when it skipped it itself.
+local function each_member(body, i, fn)
+    i = skip_ws(body, i + 1)
+    while byte(body, i) == 34 do
+        local ke = skip_string(body, i)
+        local v = skip_ws(body, skip_ws(body, ke + 1) + 1) -- past ':'
+        local e = fn and fn(i, ke, v) or skip_value(body, v)
+        i = skip_ws(body, e + 1)
+        if byte(body, i) == 44 then i = skip_ws(body, i + 1) end
+    end
+    return i
+end
+
+-- Returns the last byte of the JSON value at i.
+skip_value = function(body, i)
+    local c = byte(body, i)
+    if c == 34 then return skip_string(body, i) end
+    if c == 91 then return select(2, array_spans(body, i)) end
+    if c == 123 then return each_member(body, i) end
+    local _, e = body:find("^[%w%.%+%-]+", i)
+    return e or i
+end
+
+-- The spans of the records of body, in the order decode_list gives them: a bare array's
+-- elements, those of the wrapper's "array" (the last, as cjson keeps), or the object.
+local function record_spans(body, first, single)
+    local i = skip_ws(body, 1)
+    if first == "[" then return (array_spans(body, i)) end
+    if single then return { { i, each_member(body, i) } } end
+    local spans
+    each_member(body, i, function(ks, ke, v)
+        if byte(body, v) == 91 and cjson_safe.decode(body:sub(ks, ke)) == "array" then
+            local s, e = array_spans(body, v)
+            spans = s
+            return e
+        end
+    end)
+    return spans or {}
+end
+
+-- The JSON text of v written back from the decode: the fallback should the scanner
+-- and the decode ever disagree (numbers to a double's last digit, cjson's key order).
+local function raw_json(v)
+    local t = type(v)
+    if t == "string" then
+        return cjson_safe.encode(v) or '"?"'
+    elseif t == "number" then
+        if finite(v) then return number_text(v) end
+        return v ~= v and "NaN" or (v > 0 and "1e999" or "-1e999")
+    elseif t ~= "table" then
+        return v == null and "null" or tostring(v)
+    end
+    local parts = {}
+    if next(v) ~= nil and is_list(v) then
+        for i = 1, #v do parts[i] = raw_json(v[i]) end
+        return "[" .. concat(parts, ",") .. "]"
+    end
+    for k, x in pairs(v) do
+        parts[#parts + 1] = raw_json(tostring(k)) .. ":" .. raw_json(x)
+    end
+    return "{" .. concat(parts, ",") .. "}"
+end
 
 local function check_positive(opts, fname, name, limit, level)
     local v = opts[name]
@@ -438,6 +570,10 @@ local function check_opts(opts, fname, known, level)
     if off ~= nil and (type(off) ~= "number" or not finite(off) or off < -86400 or off > 86400) then
         error(fname .. ": utc_offset must be a number of seconds between -86400 and 86400",
               level + 1)
+    end
+    if opts.invalid ~= nil and type(opts.invalid) ~= "table" then
+        error(fname .. ": invalid must be a table (the records that cannot be keyed are " ..
+              "appended)", level + 1)
     end
     return opts
 end
@@ -490,16 +626,6 @@ local function quote_id_numbers(body)
     end
     parts[#parts + 1] = body:sub(last)
     return concat(parts)
-end
-
-local function is_list(t)
-    local n = #t
-    local count = 0
-    for k in pairs(t) do
-        if type(k) ~= "number" or k < 1 or k > n or k ~= floor(k) then return false end
-        count = count + 1
-    end
-    return count == n
 end
 
 -- Types the documented fields of one record in place. Returns true, or nil, reason.
@@ -592,7 +718,7 @@ local function decode_list(body, first, opts)
         return nil, "invalid JSON: the body must be a JSON array or object"
     end
 
-    local list
+    local list, single
     if first == "[" then
         list = doc
     elseif doc.array ~= nil and doc.voiceId == nil then
@@ -601,18 +727,20 @@ local function decode_list(body, first, opts)
             return nil, "array: must be a list of records"
         end
     else
-        list = { doc }
+        list, single = { doc }, true
     end
-    return list
+    return list, nil, single
 end
 
--- Decodes and types the records. Returns list | nil, err | false when a voiceId, callee or
--- displayNum was sent as a number that a double may not hold exactly (past 2^53, or with a
--- fraction or exponent): the caller then decodes the body again with those numbers quoted
+-- Decodes and types the records. Returns list, bad | nil, err | false when a voiceId, callee
+-- or displayNum was sent as a number that a double may not hold exactly (past 2^53, or with
+-- a fraction or exponent): the caller then decodes the body again with those numbers quoted
 -- and passes that decode as `exact`, whose records give those three fields' digits (only
 -- those: every other field, however deep, is the plain decode's).
+-- A record that cannot be keyed fails the whole list, unless opts.invalid is given: it is
+-- then left out of list and described in bad, { index =, raw =, err = } each.
 local function decode_records(body, first, opts, exact)
-    local list, err = decode_list(body, first, opts)
+    local list, err, single = decode_list(body, first, opts)
     if not list then return nil, err end
 
     local n = #list
@@ -621,24 +749,47 @@ local function decode_records(body, first, opts, exact)
         return nil, format("too many records: %d (at most %d)", n, max_records)
     end
     local utc_offset = opts.utc_offset or 0
+    local keep_bad = opts.invalid ~= nil
+    local bad, out, spans = nil, list, nil
     for i = 1, n do
         local rec = list[i]
+        local why
         if type(rec) ~= "table" or rec[1] ~= nil then
-            return nil, format("record %d: must be an object", i)
-        end
-        local q = exact and exact[i]
-        if type(q) == "table" then
-            for _, k in ipairs(QUOTE_NUMBERS) do
-                if type(rec[k]) == "number" and type(q[k]) == "string" then rec[k] = q[k] end
+            why = "must be an object"
+        else
+            local q = exact and exact[i]
+            if type(q) == "table" then
+                for _, k in ipairs(QUOTE_NUMBERS) do
+                    if type(rec[k]) == "number" and type(q[k]) == "string" then rec[k] = q[k] end
+                end
+            end
+            local ok, twhy = type_record(rec, utc_offset)
+            if not ok then
+                why = twhy -- (type_record changes rec only once it has a voiceId)
+            elseif twhy == INEXACT and not exact then
+                return false
             end
         end
-        local ok, why = type_record(rec, utc_offset)
-        if not ok then
-            return nil, format("record %d: %s", i, why)
+        if why then
+            why = format("record %d: %s", i, why)
+            if not keep_bad then return nil, why end
+            if out == list then -- from the first bad one on, the good ones go to a new list
+                out = {}
+                for j = 1, i - 1 do out[j] = list[j] end
+            end
+            if not spans then
+                spans = record_spans(body, first, single)
+                if #spans ~= n then spans = {} end
+            end
+            local span = spans[i]
+            bad = bad or {}
+            bad[#bad + 1] = { index = i, raw = span and body:sub(span[1], span[2]) or raw_json(rec),
+                              err = why }
+        elseif out ~= list then
+            out[#out + 1] = rec
         end
-        if why == INEXACT and not exact then return false end
     end
-    return list
+    return out, bad
 end
 
 local function parse(body, opts)
@@ -660,6 +811,11 @@ local function parse(body, opts)
         -- rare: quote the id-like numbers in the text, so they decode as their exact digits
         local exact = decode_list(quote_id_numbers(body), first, opts)
         list, err = decode_records(body, first, opts, exact or {})
+    end
+    if list and err then -- err: the records that cannot be keyed (opts.invalid)
+        local invalid = opts.invalid
+        for i = 1, #err do invalid[#invalid + 1] = err[i] end
+        err = nil
     end
     return list, err
 end
@@ -780,13 +936,48 @@ _M._in_net = in_net
 ---------------------------------------------------------------------------------------
 
 local HANDLER_OPTS = {
-    on_record = true, token = true, allow = true, open = true, dict = true, window = true,
-    claim_ttl = true, busy_wait = true, key_prefix = true,
+    on_record = true, on_invalid = true, token = true, allow = true, open = true, dict = true,
+    window = true, claim_ttl = true, busy_wait = true, key_prefix = true,
     max_bytes = true, max_records = true, max_depth = true, utc_offset = true,
 }
 
 local PROCESSING, DONE = 0, 1
 local MAX_LOGGED_FAILURES = 5
+local LOG_EVERY = 60        -- seconds between two log lines of one kind (per worker)
+local MAX_LOGGED_RAW = 1500 -- bytes of a record's JSON the default on_invalid logs
+
+-- A logger that writes a line of one kind at most once per LOG_EVERY seconds; the next
+-- line of that kind says how many were left out. One per handler (and so per worker).
+local function rate_limited_log(every)
+    local last, skipped = {}, {}
+    return function(ngx, level, kind, ...)
+        local now = ngx.now()
+        local t = last[kind]
+        if t and now - t < every then
+            skipped[kind] = (skipped[kind] or 0) + 1
+            return
+        end
+        local n = skipped[kind] or 0
+        last[kind], skipped[kind] = now, 0
+        ngx.log(level, "laaffic.push: ", concat({ ... }),
+                n > 0 and format(" (%d more like this in the last %d s)", n, floor(now - t)) or "")
+    end
+end
+
+_M._rate_limited_log = rate_limited_log -- for the specs
+
+-- The default on_invalid: the error log, with the record's JSON (its start, if long).
+local function log_invalid(raw, err)
+    local ngx = ngx
+    local i, why = err:match("^record (%d+): (.*)$")
+    local shown = raw
+    if #raw > MAX_LOGGED_RAW then
+        shown = raw:sub(1, MAX_LOGGED_RAW) .. format("... (%d bytes)", #raw)
+    end
+    ngx.log(ngx.ERR, "laaffic.push: record ", i or "?", " cannot be keyed (", why or err,
+            ") in a push from ", ngx.var.remote_addr, ": not passed to on_record, and not ",
+            "re-sent either (a re-send has the same bytes); its JSON: ", shown)
+end
 
 local function random_key()
     local f = io.open("/dev/urandom", "rb")
@@ -815,8 +1006,9 @@ local function json_answer(status, reason, info)
     local parts = { '{"status":"', status == 200 and "0" or tostring(status), '","reason":',
                     cjson_safe.encode(reason) or '"error"' }
     if info then
-        parts[#parts + 1] = format(',"records":%d,"new":%d,"duplicates":%d,"failed":%d',
-                                   info.records, info.new, info.duplicates, info.failed)
+        parts[#parts + 1] = format(',"records":%d,"new":%d,"duplicates":%d,"failed":%d,' ..
+                                   '"invalid":%d', info.records, info.new, info.duplicates,
+                                   info.failed, info.invalid)
     end
     parts[#parts + 1] = "}\n"
     local body = concat(parts)
@@ -854,19 +1046,21 @@ local function read_body(ngx, max_bytes)
     return body, true
 end
 
--- Claims key for this request. Returns "claimed", "done", "busy" or "nodict", err.
+-- Claims key for this request. Returns "claimed", "done", "busy" or "nodict", err; and
+-- true when dict:add made room by evicting entries before they expired (its `forcible`):
+-- an evicted "done" lets a re-send through again, an evicted claim a concurrent delivery.
 local function claim(ngx, dict, key, claim_ttl, busy_wait)
-    local ok, err = dict:add(key, PROCESSING, claim_ttl)
-    if ok then return "claimed" end
-    if err ~= "exists" then return "nodict", err end
+    local ok, err, forcible = dict:add(key, PROCESSING, claim_ttl)
+    if ok then return "claimed", nil, forcible end
+    if err ~= "exists" then return "nodict", err, forcible end
     local waited, step = 0, 0.005
     while true do
         local v = dict:get(key)
         if v == DONE then return "done" end
         if v == nil then
-            ok, err = dict:add(key, PROCESSING, claim_ttl)
-            if ok then return "claimed" end
-            if err ~= "exists" then return "nodict", err end
+            ok, err, forcible = dict:add(key, PROCESSING, claim_ttl)
+            if ok then return "claimed", nil, forcible end
+            if err ~= "exists" then return "nodict", err, forcible end
         else
             if waited >= busy_wait then return "busy" end
             ngx.sleep(step)
@@ -877,11 +1071,276 @@ local function claim(ngx, dict, key, claim_ttl, busy_wait)
     end
 end
 
-local function call(on_record, rec)
-    local ok, r1, r2 = pcall(on_record, rec)
+local function call(fn, a, b)
+    local ok, r1, r2 = pcall(fn, a, b)
     if not ok then return false, r1 end
     if not r1 and r2 ~= nil then return false, r2 end
     return true
+end
+
+-- The guard options: returns tokens, nets (a list each, or nil). Raises at `level`.
+local function handler_guards(opts, fname, level)
+    local tokens
+    if opts.token ~= nil then
+        local list = type(opts.token) == "table" and opts.token or { opts.token }
+        tokens = {}
+        for i, t in ipairs(list) do
+            if type(t) ~= "string" or t == "" or t:find("[/%c%s]") then
+                error(fname .. ": token" .. (type(opts.token) == "table" and ("[" .. i .. "]") or "") ..
+                      " must be a non-empty string without '/', spaces or control characters",
+                      level)
+            end
+            tokens[#tokens + 1] = t
+        end
+        if #tokens == 0 then error(fname .. ": token must not be an empty list", level) end
+    end
+
+    local nets
+    if opts.allow ~= nil then
+        if type(opts.allow) ~= "table" then
+            error(fname .. ": allow must be a list of addresses or CIDRs", level)
+        end
+        nets = {}
+        for i, s in ipairs(opts.allow) do
+            local net = parse_cidr(s)
+            if not net then
+                error(fname .. ": allow[" .. i .. "]: not an IP address or CIDR: " .. tostring(s),
+                      level)
+            end
+            nets[#nets + 1] = net
+        end
+    end
+
+    if not tokens and not nets and opts.open ~= true then
+        error(fname .. ": give token and/or allow (pushes are unsigned; open = true to run " ..
+              "without a guard)", level)
+    end
+    return tokens, nets
+end
+
+-- The de-duplication options, into h: dict, window, claim_ttl, busy_wait, prefix.
+-- Raises at `level`.
+local function handler_dedup(h, opts, fname, level)
+    local dict = opts.dict
+    if type(dict) == "string" then
+        local shared = ngx and ngx.shared
+        local d = shared and shared[dict]
+        if not d then
+            error(fname .. ": dict: no lua_shared_dict named " .. dict, level)
+        end
+        dict = d
+    elseif dict ~= nil and (type(dict) ~= "table" and type(dict) ~= "userdata") then
+        error(fname .. ": dict must be the name of a lua_shared_dict", level)
+    end
+    h.dict = dict
+
+    -- (an exptime of 0 would mean "never expires" to the shared dict: window and
+    -- claim_ttl must be positive)
+    local function seconds(name, default, min)
+        local v = opts[name]
+        if v == nil then return default end
+        if type(v) ~= "number" or not finite(v) or v < min then
+            error(fname .. ": " .. name .. " must be a number of seconds " ..
+                  (min == 0 and ">= 0" or "> 0"), level + 1)
+        end
+        return v
+    end
+    h.window = seconds("window", 86400, 0.001)
+    h.claim_ttl = seconds("claim_ttl", 120, 0.001)
+    h.busy_wait = seconds("busy_wait", 2, 0)
+    h.prefix = opts.key_prefix or "lp:"
+    if type(h.prefix) ~= "string" then error(fname .. ": key_prefix must be a string", level) end
+end
+
+-- The functions below serve one request for the handler state h (made by _M.handler).
+
+local function token_ok(h, ngx)
+    if not h.token_digests then -- made on the first request (ngx.hmac_sha1 needs nginx)
+        h.hkey = random_key()
+        h.token_digests = {}
+        for i, t in ipairs(h.tokens) do h.token_digests[i] = ngx.hmac_sha1(h.hkey, t) end
+    end
+    local digests = h.token_digests
+    local candidates = { ngx.var.uri:match("([^/]+)/*$"), ngx.var.http_x_laaffic_token }
+    local ok = false
+    for c = 1, 2 do
+        local cand = candidates[c]
+        if cand then
+            local d = ngx.hmac_sha1(h.hkey, cand)
+            for i = 1, #digests do
+                if same_digest(d, digests[i]) then ok = true end
+            end
+        end
+    end
+    return ok
+end
+
+local function addr_ok(h, ngx)
+    local addr = parse_ip(ngx.var.remote_addr)
+    if not addr then return false end
+    for i = 1, #h.nets do
+        if in_net(addr, h.nets[i]) then return true end
+    end
+    return false
+end
+
+-- A 413 loses the push's records once the platform stops re-sending: say so.
+local function too_large(h, ngx, bytes)
+    h.warn(ngx, ngx.ERR, "413", "answered 413 to a push from ", ngx.var.remote_addr, ": ",
+           bytes, " bytes, over max_bytes (", h.max_bytes, "); the platform re-sends it a ",
+           "few times, then gives up on its records: raise max_bytes and client_max_body_size")
+    return nil, 413, "body too large"
+end
+
+-- The body is a local here only, so the GC may take it while on_record runs.
+-- Returns records | nil, http_status, reason. invalid: see parse's opts.invalid.
+local function read_and_parse(h, ngx, info, invalid)
+    local max_bytes = h.max_bytes
+    local body, from_file, reason = read_body(ngx, max_bytes)
+    if not body then
+        if from_file == 413 then return too_large(h, ngx, "more than " .. max_bytes) end
+        return nil, from_file, reason
+    end
+    info.bytes, info.from_file = #body, from_file
+    if #body > max_bytes then return too_large(h, ngx, #body) end -- e.g. chunked
+    local parse_opts = h.parse_opts
+    parse_opts.invalid = invalid
+    local records, err = _M.parse(body, parse_opts)
+    parse_opts.invalid = nil
+    if not records then return nil, 400, err end
+    return records
+end
+
+-- on_record for one record, de-duplicated through the dict. Returns true, or false,
+-- why when on_record failed; counts in info.
+local function handle(h, ngx, rec, info)
+    local dict = h.dict
+    if not dict then
+        local ok, why = call(h.on_record, rec)
+        if ok then info.new = info.new + 1 end
+        return ok, why
+    end
+    local key = h.prefix .. rec.voiceId
+    local state, derr, forcible = claim(ngx, dict, key, h.claim_ttl, h.busy_wait)
+    if forcible then info.evicted = info.evicted + 1 end
+    if state == "done" then
+        info.duplicates = info.duplicates + 1
+        return true
+    elseif state == "busy" then
+        info.busy = info.busy + 1
+        return true
+    elseif state == "nodict" then
+        h.warn(ngx, ngx.WARN, "nodict", "de-dup dict: ", derr, "; handling voiceId ",
+               rec.voiceId, " without de-duplication")
+    end
+    local ok, why = call(h.on_record, rec)
+    if not ok then
+        if state == "claimed" then dict:delete(key) end
+        return false, why
+    end
+    info.new = info.new + 1
+    local sok, serr, sforcible = dict:set(key, DONE, h.window)
+    if sforcible then info.evicted = info.evicted + 1 end
+    if not sok then
+        h.warn(ngx, ngx.WARN, "noset", "de-dup dict: cannot remember voiceId ", rec.voiceId,
+               ": ", serr, "; a re-send of it will be handled again")
+    end
+    return true
+end
+
+-- Every record, then every record that cannot be keyed (on_invalid). Counts in info.
+local function handle_all(h, ngx, records, invalid, info)
+    local logged = 0
+    local function failed(what, pos, id, why)
+        info.failed = info.failed + 1
+        if logged < MAX_LOGGED_FAILURES then
+            logged = logged + 1
+            ngx.log(ngx.ERR, "laaffic.push: ", what, " failed for record ", pos,
+                    id and (" (voiceId " .. id .. ")") or "", "; the push is answered 500 ",
+                    "so the platform re-sends it: ", tostring(why))
+        end
+    end
+    local b = 0 -- invalid records before this one: its place in the push is i + b
+    for i = 1, #records do
+        while invalid[b + 1] and invalid[b + 1].index <= i + b do b = b + 1 end
+        local rec = records[i]
+        local ok, why = handle(h, ngx, rec, info)
+        if not ok then failed("on_record", i + b, rec.voiceId, why) end
+    end
+    for i = 1, #invalid do
+        local bad = invalid[i]
+        local ok, why = call(h.on_invalid, bad.raw, bad.err)
+        if not ok then failed("on_invalid", bad.index, nil, why) end
+    end
+    if logged < info.failed then
+        ngx.log(ngx.ERR, "laaffic.push: on_record or on_invalid failed for ", info.failed,
+                " of ", info.records, " records of this push")
+    end
+    if info.evicted > 0 then
+        h.warn(ngx, ngx.WARN, "evicted", "de-dup dict is full: dict:add evicted a ",
+               "remembered voiceId before its window ended (", info.evicted, " in this ",
+               "push); a re-send of an evicted one is handled again: make the ",
+               "lua_shared_dict larger or the window shorter")
+    end
+end
+
+-- One request. Returns the HTTP status and the info table.
+local function serve(h)
+    local ngx = ngx
+    local info = { status = nil, records = 0, new = 0, duplicates = 0, failed = 0, busy = 0,
+                   invalid = 0, evicted = 0, bytes = 0, from_file = false }
+    ngx.ctx.laaffic_push = info
+
+    local function answer(status, reason, with_counts)
+        info.status = status
+        return json_answer(status, reason, with_counts and info), info
+    end
+    local function refuse(status, reason)
+        ngx.req.discard_body()
+        return answer(status, reason)
+    end
+
+    if h.nets and not addr_ok(h, ngx) then
+        return refuse(403, "forbidden")
+    end
+    if h.tokens and not token_ok(h, ngx) then
+        return refuse(401, "unauthorized")
+    end
+    if ngx.req.get_method() ~= "POST" then
+        ngx.header["Allow"] = "POST"
+        return refuse(405, "method not allowed")
+    end
+    local len = tonumber(ngx.var.http_content_length)
+    if len and len > h.max_bytes then
+        too_large(h, ngx, len)
+        return refuse(413, "body too large")
+    end
+
+    local invalid = {}
+    local records, err, reason = read_and_parse(h, ngx, info, invalid)
+    if not records and err ~= 400 then
+        return answer(err, reason)
+    end
+    if not records then
+        ngx.log(ngx.WARN, "laaffic.push: rejected a push from ", ngx.var.remote_addr, ": ", reason)
+        if #reason > 200 then reason = reason:sub(1, 200) .. "..." end
+        return answer(400, reason)
+    end
+    info.records, info.invalid = #records + #invalid, #invalid
+    handle_all(h, ngx, records, invalid, info)
+
+    if info.failed > 0 then
+        return answer(500, format("%d of %d records failed; re-send", info.failed,
+                                  info.records), true)
+    end
+    if info.busy > 0 then
+        h.warn(ngx, ngx.WARN, "503", "answered 503: ", info.busy, " record(s) still being ",
+               "handled by another delivery after busy_wait (", h.busy_wait, " s); the ",
+               "platform re-sends the push, and gives up on them after a few tries")
+        return answer(503, format("%d records are being handled by another delivery; " ..
+                                  "re-send", info.busy), true)
+    end
+    return answer(200, "success", true)
 end
 
 function _M.handler(opts)
@@ -894,223 +1353,22 @@ function _M.handler(opts)
     if type(on_record) ~= "function" then
         error(fname .. ": on_record must be a function", 2)
     end
-
-    local tokens
-    if opts.token ~= nil then
-        local list = type(opts.token) == "table" and opts.token or { opts.token }
-        tokens = {}
-        for i, t in ipairs(list) do
-            if type(t) ~= "string" or t == "" or t:find("[/%c%s]") then
-                error(fname .. ": token" .. (type(opts.token) == "table" and ("[" .. i .. "]") or "") ..
-                      " must be a non-empty string without '/', spaces or control characters", 2)
-            end
-            tokens[#tokens + 1] = t
-        end
-        if #tokens == 0 then error(fname .. ": token must not be an empty list", 2) end
+    local on_invalid = opts.on_invalid or log_invalid
+    if type(on_invalid) ~= "function" then
+        error(fname .. ": on_invalid must be a function", 2)
     end
-
-    local nets
-    if opts.allow ~= nil then
-        if type(opts.allow) ~= "table" then
-            error(fname .. ": allow must be a list of addresses or CIDRs", 2)
-        end
-        nets = {}
-        for i, s in ipairs(opts.allow) do
-            local net = parse_cidr(s)
-            if not net then
-                error(fname .. ": allow[" .. i .. "]: not an IP address or CIDR: " .. tostring(s), 2)
-            end
-            nets[#nets + 1] = net
-        end
-    end
-
-    if not tokens and not nets and opts.open ~= true then
-        error(fname .. ": give token and/or allow (pushes are unsigned; open = true to run " ..
-              "without a guard)", 2)
-    end
-
-    local dict = opts.dict
-    if type(dict) == "string" then
-        local shared = ngx and ngx.shared
-        local d = shared and shared[dict]
-        if not d then
-            error(fname .. ": dict: no lua_shared_dict named " .. dict, 2)
-        end
-        dict = d
-    elseif dict ~= nil and (type(dict) ~= "table" and type(dict) ~= "userdata") then
-        error(fname .. ": dict must be the name of a lua_shared_dict", 2)
-    end
-
-    -- (an exptime of 0 would mean "never expires" to the shared dict: window and
-    -- claim_ttl must be positive)
-    local function seconds(name, default, min)
-        local v = opts[name]
-        if v == nil then return default end
-        if type(v) ~= "number" or not finite(v) or v < min then
-            error(fname .. ": " .. name .. " must be a number of seconds " ..
-                  (min == 0 and ">= 0" or "> 0"), 3)
-        end
-        return v
-    end
-    local window = seconds("window", 86400, 0.001)
-    local claim_ttl = seconds("claim_ttl", 120, 0.001)
-    local busy_wait = seconds("busy_wait", 2, 0)
-    local prefix = opts.key_prefix or "lp:"
-    if type(prefix) ~= "string" then error(fname .. ": key_prefix must be a string", 2) end
+    local tokens, nets = handler_guards(opts, fname, 3)
     local max_bytes = opts.max_bytes or DEFAULT_MAX_BYTES
-    local parse_opts = { max_bytes = max_bytes, max_records = opts.max_records,
-                         max_depth = opts.max_depth, utc_offset = opts.utc_offset }
-
-    local hkey, token_digests -- made on the first request (ngx.hmac_sha1 needs nginx)
-    local last_evict_warning = 0
-
-    local function token_ok(ngx)
-        if not token_digests then
-            hkey = random_key()
-            token_digests = {}
-            for i, t in ipairs(tokens) do token_digests[i] = ngx.hmac_sha1(hkey, t) end
-        end
-        local candidates = { ngx.var.uri:match("([^/]+)/*$"), ngx.var.http_x_laaffic_token }
-        local ok = false
-        for c = 1, 2 do
-            local cand = candidates[c]
-            if cand then
-                local d = ngx.hmac_sha1(hkey, cand)
-                for i = 1, #token_digests do
-                    if same_digest(d, token_digests[i]) then ok = true end
-                end
-            end
-        end
-        return ok
-    end
-
-    -- The body is a local here only, so the GC may take it while on_record runs.
-    -- Returns records | nil, http_status, reason.
-    local function read_and_parse(ngx, info)
-        local body, from_file, reason = read_body(ngx, max_bytes)
-        if not body then return nil, from_file, reason end
-        info.bytes, info.from_file = #body, from_file
-        if #body > max_bytes then return nil, 413, "body too large" end -- e.g. chunked
-        local records, err = _M.parse(body, parse_opts)
-        if not records then return nil, 400, err end
-        return records
-    end
-
-    local function addr_ok(ngx)
-        local addr = parse_ip(ngx.var.remote_addr)
-        if not addr then return false end
-        for i = 1, #nets do
-            if in_net(addr, nets[i]) then return true end
-        end
-        return false
-    end
-
+    local h = {
+        on_record = on_record, on_invalid = on_invalid, tokens = tokens, nets = nets,
+        max_bytes = max_bytes,
+        parse_opts = { max_bytes = max_bytes, max_records = opts.max_records,
+                       max_depth = opts.max_depth, utc_offset = opts.utc_offset },
+        warn = rate_limited_log(LOG_EVERY), -- one per handler, and so per worker
+    }
+    handler_dedup(h, opts, fname, 3)
     return function()
-        local ngx = ngx
-        local info = { status = nil, records = 0, new = 0, duplicates = 0, failed = 0, busy = 0,
-                       bytes = 0, from_file = false }
-        ngx.ctx.laaffic_push = info
-
-        local function refuse(status, reason)
-            ngx.req.discard_body()
-            info.status = status
-            return json_answer(status, reason), info
-        end
-
-        if nets and not addr_ok(ngx) then
-            return refuse(403, "forbidden")
-        end
-        if tokens and not token_ok(ngx) then
-            return refuse(401, "unauthorized")
-        end
-        if ngx.req.get_method() ~= "POST" then
-            ngx.header["Allow"] = "POST"
-            return refuse(405, "method not allowed")
-        end
-        local len = tonumber(ngx.var.http_content_length)
-        if len and len > max_bytes then
-            return refuse(413, "body too large")
-        end
-
-        local records, err, reason = read_and_parse(ngx, info)
-        if not records and err ~= 400 then
-            info.status = err
-            return json_answer(err, reason), info
-        end
-        if not records then
-            err = reason
-            ngx.log(ngx.WARN, "laaffic.push: rejected a push from ", ngx.var.remote_addr, ": ", err)
-            info.status = 400
-            if #err > 200 then err = err:sub(1, 200) .. "..." end
-            return json_answer(400, err), info
-        end
-        info.records = #records
-
-        local logged = 0
-        local function failed(i, rec, why)
-            info.failed = info.failed + 1
-            if logged < MAX_LOGGED_FAILURES then
-                logged = logged + 1
-                ngx.log(ngx.ERR, "laaffic.push: on_record failed for record ", i, " (voiceId ",
-                        rec.voiceId, "); it is not marked seen, the push is answered 500 so ",
-                        "the platform re-sends it: ", tostring(why))
-            end
-        end
-
-        for i = 1, #records do
-            local rec = records[i]
-            if not dict then
-                local ok, why = call(on_record, rec)
-                if ok then info.new = info.new + 1 else failed(i, rec, why) end
-            else
-                local key = prefix .. rec.voiceId
-                local state, derr = claim(ngx, dict, key, claim_ttl, busy_wait)
-                if state == "done" then
-                    info.duplicates = info.duplicates + 1
-                elseif state == "busy" then
-                    info.busy = info.busy + 1
-                else
-                    if state == "nodict" then
-                        ngx.log(ngx.WARN, "laaffic.push: de-dup dict: ", derr,
-                                "; handling voiceId ", rec.voiceId, " without de-duplication")
-                    end
-                    local ok, why = call(on_record, rec)
-                    if ok then
-                        info.new = info.new + 1
-                        local sok, serr, forcible = dict:set(key, DONE, window)
-                        if not sok then
-                            ngx.log(ngx.WARN, "laaffic.push: de-dup dict: cannot remember voiceId ",
-                                    rec.voiceId, ": ", serr)
-                        elseif forcible and ngx.now() - last_evict_warning > 60 then
-                            last_evict_warning = ngx.now()
-                            ngx.log(ngx.WARN, "laaffic.push: de-dup dict is full: unexpired ",
-                                    "voiceIds are evicted, duplicates may get through; make ",
-                                    "the lua_shared_dict larger or the window shorter")
-                        end
-                    else
-                        if state == "claimed" then dict:delete(key) end
-                        failed(i, rec, why)
-                    end
-                end
-            end
-        end
-        if logged < info.failed then
-            ngx.log(ngx.ERR, "laaffic.push: on_record failed for ", info.failed, " of ",
-                    info.records, " records of this push")
-        end
-
-        if info.failed > 0 then
-            info.status = 500
-            return json_answer(500, format("%d of %d records failed; re-send", info.failed,
-                                           info.records), info), info
-        end
-        if info.busy > 0 then
-            info.status = 503
-            return json_answer(503, format("%d records are being handled by another delivery; " ..
-                                           "re-send", info.busy), info), info
-        end
-        info.status = 200
-        return json_answer(200, "success", info), info
+        return serve(h)
     end
 end
 

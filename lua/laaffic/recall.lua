@@ -12,14 +12,16 @@
 -- vendor's examples, nodeList agentIds are strings.
 --
 -- Options:
---   rounds    number of recall rounds (recallNum), a positive integer. May be left out
---             when agents is given: it is then #agents.
+--   rounds    number of recall rounds (recallNum), a positive integer, at most
+--             recall.MAX_ROUNDS (1000: laaffic's bound, not the vendor's; it keeps a typo
+--             such as 1e9 from building a billion nodes). May be left out when agents is
+--             given: it is then #agents.
 --   interval  minutes between rounds (recallInterval), a positive integer. The vendor's
---             public pages say 1-1440 and rounds 1-10; that is unverified, so no upper
+--             public pages say 1-1440 and rounds 1-10; that is unverified, so no tighter
 --             bound is enforced here and the server has the last word.
 --   agent_id  the agent for every round: a positive integer or a string of digits.
---   agents    instead of agent_id: a list with one agent per round; #agents must equal
---             rounds.
+--   agents    instead of agent_id: a list with one agent per round (at most
+--             recall.MAX_ROUNDS); #agents must equal rounds.
 --   intents   (by_intent only) a non-empty list of intent codes, as strings or
 --             integers: 99999 becomes "99999". recall.NOT_CONNECTED is "99999", the code
 --             for "called but not connected".
@@ -47,6 +49,9 @@ _M.FAILED = 1
 _M.BY_INTENT = 3
 
 local MAX_AGENT_ID = 2147483647
+-- laaffic's bound on rounds (one nodeList entry each), not the vendor's: see above
+local MAX_ROUNDS = 1000
+_M.MAX_ROUNDS = MAX_ROUNDS
 
 local function is_integer(v)
     return type(v) == "number" and v == v and v > -huge and v < huge and v == floor(v)
@@ -112,6 +117,10 @@ local function build(fname, recall_type, o)
     if rounds ~= nil and (not is_integer(rounds) or rounds < 1) then
         fail(fname, "option 'rounds' must be a positive integer, got " .. show(rounds))
     end
+    if rounds ~= nil and rounds > MAX_ROUNDS then
+        fail(fname, "option 'rounds' must be at most " .. MAX_ROUNDS .. " (recall.MAX_ROUNDS), got " ..
+                    show(rounds))
+    end
     rounds = rounds and floor(rounds)    -- 2.0 -> 2 (an integer on Lua 5.4)
 
     local interval = o.interval
@@ -131,6 +140,10 @@ local function build(fname, recall_type, o)
     elseif agents ~= nil then
         if type(agents) ~= "table" or not is_sequence(agents) or #agents == 0 then
             fail(fname, "option 'agents' must be a non-empty list of agent ids")
+        end
+        if #agents > MAX_ROUNDS then
+            fail(fname, "option 'agents' must list at most " .. MAX_ROUNDS .. " agents " ..
+                        "(recall.MAX_ROUNDS), got " .. #agents)
         end
         if rounds == nil then
             rounds = #agents
