@@ -145,6 +145,7 @@ static int parse(lf_csv *c)
     c->nf = 0;
     c->tlen = 0;
     c->rec_line = line;
+    c->rec_at = c->base + i;
     if (i == len)
         return eof ? P_END : P_MORE;
     for (;;) {
@@ -268,16 +269,10 @@ int lf_csv_next(lf_csv *c)
     }
 }
 
-void lf_csv_mark_get(const lf_csv *c, lf_csv_mark *m)
+void lf_csv_unread(lf_csv *c)
 {
-    m->at = c->base + c->pos;
-    m->line = c->line;
-}
-
-void lf_csv_mark_reset(lf_csv *c, const lf_csv_mark *m)
-{
-    c->pos = (size_t)(m->at - c->base);
-    c->line = m->line;
+    c->pos = (size_t)(c->rec_at - c->base);
+    c->line = c->rec_line;
     c->records--;
 }
 

@@ -1773,12 +1773,10 @@ static int put_csv_numbers(enc *e, lf_csv *c)
     if (put_chars(e, "[", 1))
         return -1;
     for (;;) {
-        lf_csv_mark m;
         size_t mark = e->b->len, trunc = e->truncated, need = 64;
         unsigned present = 0;
         int r, j, depth = e->depth;
 
-        lf_csv_mark_get(c, &m);
         r = lf_csv_next(c);
         if (r == 0)
             break;
@@ -1828,7 +1826,7 @@ static int put_csv_numbers(enc *e, lf_csv *c)
             if (e->rows == max) { /* one past the part: give it back */
                 e->b->len = mark;
                 e->truncated = trunc;
-                lf_csv_mark_reset(c, &m);
+                lf_csv_unread(c);
                 e->more = 1;
                 break;
             }
