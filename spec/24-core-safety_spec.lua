@@ -45,6 +45,44 @@ local function aggressive_gc(f)
     assert(ok, err)
 end
 
+-- Runs f with 2000 finalizers pending: the collector has begun to call them, a few a
+-- step, and steps after every few allocations (the step multiplier sets how much work,
+-- so how many finalizers, a step does). on_gc(k) is what the k-th does once f runs.
+-- Returns f's results.
+local function with_pending_finalizers(stepmul, on_gc, f)
+    collectgarbage("collect")
+    local st = { armed = false, ran = 0 }
+    local mt = { __gc = function(o)
+        st.ran = st.ran + 1
+        if st.armed then on_gc(o[1]) end
+    end }
+    collectgarbage("stop")
+    for k = 1, 2000 do setmetatable({ k }, mt) end
+    collectgarbage("restart")
+    if H.is_luajit then
+        collectgarbage("setpause", 0)
+        collectgarbage("setstepmul", stepmul)
+    else
+        collectgarbage("incremental", 0, stepmul, 0)
+    end
+    for _ = 1, 100000 do
+        if st.ran > 0 then break end
+        collectgarbage("step", 0)
+    end
+    st.armed = true
+    local r = { pcall(f) }
+    st.armed = false
+    if H.is_luajit then
+        collectgarbage("setpause", 200)
+        collectgarbage("setstepmul", 200)
+    else
+        collectgarbage("incremental", 200, 100, 13)
+    end
+    collectgarbage("collect")
+    assert(r[1], r[2])
+    return H.unpack(r, 2)
+end
+
 -- Lua 5.4 needs its incremental mode for setpause/setstepmul to matter
 if not H.is_luajit then collectgarbage("incremental") end
 
@@ -106,7 +144,8 @@ describe("the CSV reader", function()
         end
         local after = fds()
         collectgarbage("restart")
-        assert.are.equal(before, after)
+        -- 100 refused calls: without the fix, 100 more (busted may close one of its own)
+        assert.is_true(after <= before, ("%d descriptors before, %d after"):format(before, after))
     end)
 
     it("refuses columns.calleeNumber = false with a header row as what it is", function()
@@ -121,51 +160,19 @@ end)
 
 ---------------------------------------------------------------------------------------
 describe("the encoder with finalizers that change the task", function()
-    -- 2000 finalizers are made pending (the collector has begun to call them, a few a
-    -- step), then the encode runs: the step its key-array allocation triggers (300 keys,
-    -- more than the debt a step leaves) calls finalizers that add keys to the table being
-    -- written, or take keys away. Every run either succeeds with JSON or says what went
-    -- wrong; none writes out of bounds or reads a freed key.
-    local state = {}
-    local MT = { __gc = function(o)
-        state.ran = state.ran + 1
-        if not state.armed then return end
-        local t = state.target
-        if state.mode == "add" then
-            t[("added_key_%d_%s"):format(o[1], ("z"):rep(40))] = "v"
-        else
-            local key = next(t)
-            if key then t[key] = nil end
-        end
-    end }
-
+    -- The step the encoder's key-array allocation triggers (300 keys: more than the debt
+    -- a step leaves) calls finalizers that add keys to the table being written, or take
+    -- keys away. Every run either succeeds with JSON or says what went wrong; none writes
+    -- out of bounds or reads a freed key.
     local function encode_churned(t, target, mode, stepmul)
-        collectgarbage("collect")
-        state.armed, state.ran, state.target, state.mode = false, 0, target, mode
-        collectgarbage("stop")
-        for k = 1, 2000 do setmetatable({ k }, MT) end
-        collectgarbage("restart")
-        if H.is_luajit then
-            collectgarbage("setpause", 0)
-            collectgarbage("setstepmul", stepmul)
-        else
-            collectgarbage("incremental", 0, stepmul, 0)
-        end
-        for _ = 1, 100000 do
-            if state.ran > 0 then break end
-            collectgarbage("step", 0)
-        end
-        state.armed = true
-        local json, msg = core.encode(t)
-        state.armed = false
-        if H.is_luajit then
-            collectgarbage("setpause", 200)
-            collectgarbage("setstepmul", 200)
-        else
-            collectgarbage("incremental", 200, 100, 13)
-        end
-        state.target = nil
-        return json, msg
+        return with_pending_finalizers(stepmul, function(k)
+            if mode == "add" then
+                target[("added_key_%d_%s"):format(k, ("z"):rep(40))] = "v"
+            else
+                local key = next(target)
+                if key then target[key] = nil end
+            end
+        end, function() return core.encode(t) end)
     end
 
     local function check(mode, json, msg)
@@ -223,8 +230,9 @@ describe("the body-size estimate", function()
             "io.write(body and ('ok ' .. #body) or tostring(info))",
         }, "\n"))
         local lua = H.is_luajit and "luajit" or "lua5.4"
-        local out = S.sh_all("ulimit -v 1500000; env -u LD_PRELOAD LUA_CPATH=" .. S.q(cpath) ..
-                             " " .. lua .. " " .. S.q(script))
+        -- (without the sanitizer runtime: it cannot start under such a limit)
+        local out = S.sh_all("env -u LD_PRELOAD -u ASAN_OPTIONS LUA_CPATH=" .. S.q(cpath) ..
+                             " sh -c " .. S.q("ulimit -v 1500000; exec " .. lua .. " " .. S.q(script)))
         local n = tonumber(out:match("^ok (%d+)$"))
         assert(n, out)
         assert.is_true(n > 20 * 1000 * 1000 and n < 30 * 1000 * 1000, out)
@@ -283,7 +291,7 @@ describe("HTTP handles, bodies and multis", function()
         assert.is_table(done[1].response, done[1].error)
         assert.are.equal(200, done[1].response.status)
         assert.is_true(done[1].response.body == json, "the server got other bytes")
-        assert.has_error(function() body:tostring() end)
+        assert.are.equal("", body:tostring())
         m:close()
         h:close()
     end)
@@ -327,28 +335,52 @@ describe("HTTP handles, bodies and multis", function()
         c:close()
     end)
 
-    it("survives finalizers that close the handle and the multi during m:wait", function()
-        aggressive_gc(function()
-            for i = 1, 20 do
-                local m, h = core.multi(), core.http{ timeout = 10 }
-                m:add(h, "GET", base .. "/big/" .. (1000 + i))
-                for _ = 1, 20 do
-                    setmetatable({}, { __gc = function()
-                        h:close()
-                        if i % 2 == 0 then m:close() end
-                    end })
-                end
-                local ok, done = pcall(m.wait, m, 5)
-                if ok then
-                    for _, d in ipairs(done) do
-                        if d.response then assert.are.equal(1000 + i, #d.response.body) end
-                    end
-                end
-                m:close()
+    -- finalizers that run while a response is turned into Lua values (300 headers: many
+    -- allocations) close the handle, or the multi, under it
+    for _, stepmul in ipairs({ 1, 10, 40 }) do
+        it("survives finalizers that close the handle during h:request (step multiplier " ..
+           stepmul .. ")", function()
+            for _ = 1, 3 do
+                local h = core.http{ timeout = 10 }
+                local res, err = with_pending_finalizers(stepmul, function() h:close() end,
+                    function() return h:request("GET", base .. "/headers/300") end)
+                assert.is_table(res, err)
+                assert.are.equal(200, res.status)
+                assert.are.equal("value 299 " .. ("v"):rep(40), res.headers["x-header-299"])
                 h:close()
             end
         end)
-    end)
+
+        it("survives finalizers that close the handle and the multi during m:wait " ..
+           "(step multiplier " .. stepmul .. ")", function()
+            for i = 1, 4 do
+                local m, h = core.multi(), core.http{ timeout = 10 }
+                local other = core.http{ timeout = 10 }
+                m:add(h, "GET", base .. "/headers/300")
+                m:add(other, "GET", base .. "/headers/300")
+                -- the transfers end before the finalizers are armed: m:wait reports them
+                core.sleep(0.3)
+                local done = with_pending_finalizers(stepmul, function()
+                    other:close()
+                    if i % 2 == 0 then m:close() end
+                end, function() return m:wait(5) end)
+                for _, d in ipairs(done) do
+                    assert.is_true(d.handle == h or d.handle == other)
+                    if d.response then
+                        assert.are.equal("value 299 " .. ("v"):rep(40), d.response.headers["x-header-299"])
+                    end
+                end
+                -- what is left runs to its end, unless a finalizer closed the multi
+                local t0 = core.now()
+                while select(2, pcall(m.running, m)) == 1 and core.now() - t0 < 10 do
+                    m:wait(1)
+                end
+                m:close()
+                h:close()
+                other:close()
+            end
+        end)
+    end
 
     it("frees a large response buffer after a too_large failure", function()
         if ASAN or VALGRIND then return end -- their allocators keep freed memory

@@ -9,6 +9,7 @@ followed by a line "-- body N": what a spec reads to see what went on the wire.
   /echo       answers 200 with the request's body
   /slow       answers after 3 seconds
   /big/N      answers 200 with a body of N bytes
+  /headers/N  answers 200 with N more headers (X-Header-0 .. X-Header-<N-1>)
   /trickle    answers 200 with a Content-Length of 10 MB and then stops sending
   anything    answers 200 "ok N" (N: the request body's length)
 
@@ -29,9 +30,9 @@ def log(text):
         f.write(text)
 
 
-def answer(conn, body, status="200 OK", length=None):
-    head = "HTTP/1.1 %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n" % (
-        status, len(body) if length is None else length)
+def answer(conn, body, status="200 OK", length=None, extra=""):
+    head = "HTTP/1.1 %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n%s\r\n" % (
+        status, len(body) if length is None else length, extra)
     conn.sendall(head.encode() + body)
 
 
@@ -63,6 +64,10 @@ def serve(conn):
             elif target == b"/slow":
                 time.sleep(3)
                 answer(conn, b"slow")
+            elif target.startswith(b"/headers/"):
+                n = int(target[9:])
+                answer(conn, b"h", extra="".join(
+                    "X-Header-%d: value %d %s\r\n" % (i, i, "v" * 40) for i in range(n)))
             elif target.startswith(b"/big/"):
                 answer(conn, b"x" * int(target[5:]))
             elif target == b"/trickle":
