@@ -128,6 +128,22 @@ describe("the CSV reader", function()
         end)
     end)
 
+    it("names the source in the error when a finalizer closes it during an encode", function()
+        local lines = { "calleeNumber,text1" }
+        for i = 1, 400 do
+            lines[#lines + 1] = (i % 2 == 0 and "12x%d" or "9197776%05d"):format(i) .. ",t"
+        end
+        local src = assert(core.csv_string(table.concat(lines, "\n"), { name = "list.csv" }))
+        local json, msg = with_pending_finalizers(1, function() src:close() end, function()
+            return core.encode(task(src), { rejects = {}, max_rejects = 1000 })
+        end)
+        if json == nil then
+            assert.matches("^list%.csv:%d+: ", msg)
+            assert.is_nil(msg:find("(null)", 1, true))
+        end
+        src:close()
+    end)
+
     it("checks its options before it opens the file: a refused call leaves no descriptor", function()
         local path = tmpdir .. "/fd.csv"
         S.write(path, "calleeNumber\n919777654321\n")

@@ -360,9 +360,18 @@ static int csv_close(lua_State *L)
     free(c->set);
     c->set = NULL;
     c->set_n = c->set_cap = 0;
+    c->closed = 1;
+    return 0;
+}
+
+/* __gc: close, and free the name, which messages about a closed reader still use (an
+ * encode that a finalizer closed its reader under names it) */
+static int csv_gc(lua_State *L)
+{
+    lf_csv *c = (lf_csv *)luaL_checkudata(L, 1, LAAFFIC_CSV_MT);
+    csv_close(L);
     free(c->name);
     c->name = NULL;
-    c->closed = 1;
     return 0;
 }
 
@@ -764,7 +773,7 @@ static int l_is_csv(lua_State *L)
 int laaffic_csv_open(lua_State *L)
 {
     static const luaL_Reg methods[] = {
-        {"close", csv_close}, {"__gc", csv_close}, {"info", csv_info},
+        {"close", csv_close}, {"__gc", csv_gc}, {"info", csv_info},
         {"__tostring", csv_tostring}, {NULL, NULL}};
     static const luaL_Reg funcs[] = {
         {"csv_file", l_csv_file}, {"csv_string", l_csv_string}, {"is_csv", l_is_csv},
