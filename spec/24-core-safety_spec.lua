@@ -160,8 +160,8 @@ describe("the CSV reader", function()
         end
         local after = fds()
         collectgarbage("restart")
-        -- 100 refused calls: without the fix, 100 more (busted may close one of its own)
-        assert.is_true(after <= before, ("%d descriptors before, %d after"):format(before, after))
+        -- 100 refused calls: without the fix, 100 more (give or take one of busted's own)
+        assert.is_true(after <= before + 2, ("%d descriptors before, %d after"):format(before, after))
     end)
 
     it("refuses columns.calleeNumber = false with a header row as what it is", function()
