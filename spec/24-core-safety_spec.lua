@@ -434,6 +434,9 @@ describe("HTTP handles, bodies and multis", function()
             assert.has_error(function() core.http{ user_agent = ua } end,
                              "laaffic.http: option user_agent contains CR, LF or NUL")
         end
+        -- curl reads a file or proxy option up to a NUL: a shorter one than given
+        assert.has_error(function() core.http{ cafile = "/etc/ssl/ca.pem\0.evil" } end,
+                         "laaffic.http: option cafile contains NUL")
         local h = core.http{ timeout = 5, user_agent = "agent/1 (ok)" }
         assert.has_error(function() h:request("GET", base .. "/\0evil") end,
                          "bad argument #2 to 'request' (the URL contains CR, LF or NUL)")
