@@ -114,7 +114,7 @@ describe("the CSV reader", function()
 
     it("keeps the name it was given while the collector runs (options are read raw)", function()
         aggressive_gc(function()
-            for i = 1, 300 do
+            for i = 1, 100 do
                 local name = ("n"):rep(60) .. i
                 -- a name behind __index is not an option: only the table's own fields are
                 local fresh = setmetatable({}, { __index = function(_, k)
