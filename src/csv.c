@@ -564,10 +564,6 @@ static void read_columns(lua_State *L, colmap *m)
             luaL_argerror(L, 2, "opts.columns values must be a header name, a column number, or false");
         }
     }
-    if (m->col[0] < 0)
-        luaL_argerror(L, 2, "opts.columns.calleeNumber must not be false");
-    if (!m->header && m->col[0] == 0)
-        luaL_argerror(L, 2, "opts.columns: without a header row, give calleeNumber's column number");
 }
 
 /* Reads the options (a table at o, or none) into c and m, before the source is opened:
@@ -602,6 +598,12 @@ static int start(lua_State *L, lf_csv *c, int ud, const colmap *m)
     int k;
     for (k = 0; k < LF_CSV_NKEYS; k++)
         c->map[k] = -1;
+    /* before the header is read: it is the option that is wrong, not the file */
+    if (m->col[0] < 0)
+        return open_fail(L, c, 0, "opts.columns.calleeNumber must not be false");
+    if (!m->header && m->any && m->col[0] == 0)
+        return open_fail(L, c, 0, "opts.columns maps other columns but not calleeNumber "
+                                  "(without a header row, give its column number)");
 
     /* skip a byte order mark */
     if (c->fd >= 0 && fill(c, 0) < 0)
