@@ -9,6 +9,10 @@
 #   make fuzz            libFuzzer harnesses for the encoder, CSV reader, push parser
 #   make check-resty-http RESTY_HTTP=<dir with resty/http.lua> [RESTY_STRING=<dir with
 #                        resty/string.lua>]   spec/61 against a real lua-resty-http (LuaJIT)
+#   make asan-specs      laaffic.core for Lua 5.4 under ASan + UBSan (build/asan/), and the
+#                        memory-safety specs (ASAN_SPECS) run with it; any report fails
+#   make docs            doc/openapi.yaml as one HTML page (build/docs/api.html)
+#   make contract        doc/openapi.yaml: Redocly lint and the ajv differential run
 #   make install         install with luarocks into the system tree
 #
 # LUA_INCDIR, CFLAGS, LDFLAGS and INST_* may come from the caller (luarocks passes them).
@@ -38,7 +42,7 @@ ALL_CFLAGS := $(CFLAGS) $(WARN) -std=c99 -D_POSIX_C_SOURCE=200809L -fPIC -fvisib
               -DLAAFFIC_VERSION='"$(VERSION)"'
 LIBS       := $(shell $(PKG_CONFIG) --libs libcurl libcrypto)
 
-.PHONY: all clean check test bench deps install demo check-resty-http docs contract
+.PHONY: all clean check test bench deps install demo check-resty-http docs contract asan-specs
 
 all: $(BUILD)/laaffic/core.so
 
@@ -111,6 +115,38 @@ install: deps
 
 clean:
 	rm -rf build
+
+# The core built with AddressSanitizer and UBSan, loaded into the system's lua5.4 with the
+# sanitizer runtime preloaded. Reports go to build/asan/report.*: any such file fails.
+ASAN_CC    ?= clang-14
+ASAN_DIR   := build/asan
+ASAN_RT     = $(shell $(ASAN_CC) -print-file-name=libclang_rt.asan-x86_64.so)
+ASAN_SPECS ?= spec/24-core-safety_spec.lua
+ASAN_OBJ   := $(SRC:src/%.c=$(ASAN_DIR)/obj/%.o)
+ASAN_CFLAGS := -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
+               -fno-sanitize-recover=all $(WARN) -std=c99 -D_POSIX_C_SOURCE=200809L -fPIC \
+               -fvisibility=hidden $(shell $(PKG_CONFIG) --cflags lua5.4 libcurl libcrypto) \
+               -DLAAFFIC_VERSION='"$(VERSION)"'
+
+$(ASAN_DIR)/obj/%.o: src/%.c $(HDR) $(ROCKSPEC)
+	@mkdir -p $(@D)
+	$(ASAN_CC) $(ASAN_CFLAGS) -c $< -o $@
+
+$(ASAN_DIR)/laaffic/core.so: $(ASAN_OBJ)
+	@mkdir -p $(@D)
+	$(ASAN_CC) -shared -fsanitize=address,undefined -o $@ $(ASAN_OBJ) $(LIBS)
+
+asan-specs: $(ASAN_DIR)/laaffic/core.so
+	@$(MAKE) --no-print-directory -s LUA=lua5.4 all
+	@rm -f $(ASAN_DIR)/report.*
+	@LUA_PATH="lua/?.lua;lua/?/init.lua;spec/?.lua;;" LUA_CPATH="$(ASAN_DIR)/?.so;;" \
+	  LD_PRELOAD="$(ASAN_RT)" LAAFFIC_ASAN=1 \
+	  ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:log_path=$(CURDIR)/$(ASAN_DIR)/report" \
+	  UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$(CURDIR)/$(ASAN_DIR)/report" \
+	  lua5.4 /usr/bin/busted $(ASAN_SPECS); rc=$$?; \
+	if ls $(ASAN_DIR)/report.* > /dev/null 2>&1; then \
+	  cat $(ASAN_DIR)/report.* | head -60; echo "asan-specs: sanitizer reports in $(ASAN_DIR)/"; exit 1; \
+	fi; exit $$rc
 
 # libFuzzer harnesses: make fuzz, fuzz-short, fuzz-build, fuzz-regressions (fuzz/README.md)
 include fuzz/fuzz.mk

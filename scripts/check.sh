@@ -2,7 +2,8 @@
 # scripts/check.sh [--quick]: everything `make check` runs, ending with "N passed, N failed".
 #   1. build laaffic.core for Lua 5.4 and for LuaJIT (warnings are errors)
 #   2. every spec under Lua 5.4 and under LuaJIT
-#   3. the spec suite under valgrind (memory errors and definite/indirect leaks fail)
+#   3. the spec suite under valgrind (memory errors and definite/indirect leaks fail),
+#      and the core-safety specs against the core built with ASan + UBSan (make asan-specs)
 #   4. `luarocks make` into a temporary tree, then require laaffic from that tree only
 #   5. luacheck over lua/, spec/, bench/, examples/, bin/laaffic; cppcheck over src/;
 #      doc/openapi.yaml: Redocly lint, and ajv on what the encoder writes (scripts/contract.sh)
@@ -54,6 +55,11 @@ if [ $QUICK = 0 ]; then
   if cat "$LOG"/valgrind.* 2>/dev/null | grep -q '=='; then
     cat "$LOG"/valgrind.* | head -80; bad "valgrind reported memory errors or leaks"
   else ok "valgrind: no memory error, no leak"; fi
+
+  echo "== AddressSanitizer + UBSan"
+  if make --no-print-directory -s asan-specs > "$LOG/asan" 2>&1; then
+    ok "asan-specs: the core-safety specs under ASan + UBSan, no report"
+  else tail -60 "$LOG/asan"; bad "asan-specs (reports in build/asan/report.*)"; fi
 
   echo "== luarocks make into a temporary tree"
   T="$LOG/rocks"; mkdir -p "$T/src"

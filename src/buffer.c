@@ -13,6 +13,7 @@ lf_body *lf_body_new(lua_State *L)
     lf_body *b = (lf_body *)lua_newuserdata(L, sizeof *b);
     b->data = NULL;
     b->len = b->cap = 0;
+    b->busy = b->closed = 0;
     luaL_getmetatable(L, LAAFFIC_BODY_MT);
     lua_setmetatable(L, -2);
     return b;
@@ -38,6 +39,12 @@ void lf_body_free(lf_body *b)
     b->len = b->cap = 0;
 }
 
+void lf_body_release(lf_body *b)
+{
+    if (b->busy > 0 && --b->busy == 0 && b->closed)
+        lf_body_free(b);
+}
+
 lf_body *lf_body_test(lua_State *L, int idx)
 {
     lf_body *b = (lf_body *)lua_touserdata(L, idx);
@@ -59,7 +66,7 @@ lf_body *lf_body_check(lua_State *L, int idx)
 static int body_tostring(lua_State *L)
 {
     lf_body *b = lf_body_check(L, 1);
-    lua_pushlstring(L, b->data ? b->data : "", b->len);
+    lua_pushlstring(L, b->data && !b->closed ? b->data : "", b->closed ? 0 : b->len);
     return 1;
 }
 
@@ -67,14 +74,27 @@ static int body_tostring(lua_State *L)
 static int body_len(lua_State *L)
 {
     lf_body *b = lf_body_check(L, 1);
-    lua_pushinteger(L, (lua_Integer)b->len);
+    lua_pushinteger(L, b->closed ? 0 : (lua_Integer)b->len);
     return 1;
 }
 
-/* body:close() and __gc: free the bytes now; the body is empty afterwards. */
+/* body:close(): the body is empty afterwards; its bytes are freed now, or when the
+ * last transfer sending them ends (see buffer.h). */
 static int body_close(lua_State *L)
 {
-    lf_body_free(lf_body_check(L, 1));
+    lf_body *b = lf_body_check(L, 1);
+    b->closed = 1;
+    if (b->busy == 0)
+        lf_body_free(b);
+    return 0;
+}
+
+/* __gc: nothing can be sending a body that is collected */
+static int body_gc(lua_State *L)
+{
+    lf_body *b = lf_body_check(L, 1);
+    b->closed = 1;
+    lf_body_free(b);
     return 0;
 }
 
@@ -83,7 +103,7 @@ void lf_body_open(lua_State *L)
     static const luaL_Reg methods[] = {
         {"tostring", body_tostring}, {"__tostring", body_tostring},
         {"len", body_len},           {"__len", body_len},
-        {"close", body_close},       {"__gc", body_close},
+        {"close", body_close},       {"__gc", body_gc},
         {NULL, NULL}};
     lf_newclass(L, LAAFFIC_BODY_MT, methods);
     lua_pop(L, 1);

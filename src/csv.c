@@ -145,6 +145,7 @@ static int parse(lf_csv *c)
     c->nf = 0;
     c->tlen = 0;
     c->rec_line = line;
+    c->rec_at = c->base + i;
     if (i == len)
         return eof ? P_END : P_MORE;
     for (;;) {
@@ -268,16 +269,10 @@ int lf_csv_next(lf_csv *c)
     }
 }
 
-void lf_csv_mark_get(const lf_csv *c, lf_csv_mark *m)
+void lf_csv_unread(lf_csv *c)
 {
-    m->at = c->base + c->pos;
-    m->line = c->line;
-}
-
-void lf_csv_mark_reset(lf_csv *c, const lf_csv_mark *m)
-{
-    c->pos = (size_t)(m->at - c->base);
-    c->line = m->line;
+    c->pos = (size_t)(c->rec_at - c->base);
+    c->line = c->rec_line;
     c->records--;
 }
 
@@ -365,11 +360,20 @@ static int csv_close(lua_State *L)
     free(c->set);
     c->set = NULL;
     c->set_n = c->set_cap = 0;
-    free(c->name);
-    c->name = NULL;
     free(c->path);
     c->path = NULL;
     c->closed = 1;
+    return 0;
+}
+
+/* __gc: close, and free the name, which messages about a closed reader still use (an
+ * encode that a finalizer closed its reader under names it) */
+static int csv_gc(lua_State *L)
+{
+    lf_csv *c = (lf_csv *)luaL_checkudata(L, 1, LAAFFIC_CSV_MT);
+    csv_close(L);
+    free(c->name);
+    c->name = NULL;
     return 0;
 }
 
@@ -579,88 +583,113 @@ static int io_fail(lua_State *L, lf_csv *c, const char *why)
     return 4;
 }
 
-/* Reads the options and the header. The reader is at stack index `ud`, the options at
- * `o` (a table or none). Returns 1 with the reader on top, or 2 (nil, message). */
-static int start(lua_State *L, lf_csv *c, int ud, int o)
-{
-    int k, header = 1, any_mapped = 0;
-    const char *mapped[LF_CSV_NKEYS];
-    size_t mlen[LF_CSV_NKEYS];
-    int mcol[LF_CSV_NKEYS];
+/* What the options say about columns. The mapped header names are strings that
+ * read_opts leaves on the Lua stack, so they stay alive whatever changes the table. */
+typedef struct colmap {
+    const char *name[LF_CSV_NKEYS];
+    size_t len[LF_CSV_NKEYS];
+    int col[LF_CSV_NKEYS]; /* > 0: a column number; -1: false (ignored); 0: by name */
+    int header, any;
+} colmap;
 
+/* opts[k] without metamethods (the encoder's rule: options are the table's own fields) */
+static int raw_opt(lua_State *L, int o, const char *k)
+{
+    lua_pushstring(L, k);
+    lua_rawget(L, o);
+    return lua_type(L, -1);
+}
+
+static int opt_flag(lua_State *L, int o, const char *k, int def)
+{
+    int t = raw_opt(L, o, k), v = def;
+    if (t != LUA_TNIL) {
+        if (t != LUA_TBOOLEAN)
+            luaL_argerror(L, 2, lua_pushfstring(L, "opts.%s must be a boolean", k));
+        v = lua_toboolean(L, -1);
+    }
+    lua_pop(L, 1);
+    return v;
+}
+
+/* Reads opts.columns (the table at the top) into m; leaves its values on the stack. */
+static void read_columns(lua_State *L, colmap *m)
+{
+    int cols = lua_gettop(L), k;
+    luaL_argcheck(L, lua_type(L, cols) == LUA_TTABLE, 2,
+                  "opts.columns must map calleeNumber/text1..text10 to a header name or column number");
+    lua_pushnil(L);
+    while (lua_next(L, cols)) {
+        size_t kn;
+        const char *kk;
+        if (lua_type(L, -2) != LUA_TSTRING)
+            luaL_argerror(L, 2, "opts.columns keys must be calleeNumber or text1..text10");
+        kk = lua_tolstring(L, -2, &kn);
+        if (key_index(kk, kn) < 0)
+            luaL_argerror(L, 2, lua_pushfstring(L,
+                "opts.columns: unknown field '%s' (calleeNumber, text1..text10)", kk));
+        lua_pop(L, 1);
+    }
     for (k = 0; k < LF_CSV_NKEYS; k++) {
-        c->map[k] = -1;
-        mapped[k] = NULL;
-        mlen[k] = 0;
-        mcol[k] = 0;
+        int t = raw_opt(L, cols, KEYS[k]); /* stays on the stack */
+        if (t == LUA_TNIL)
+            continue;
+        m->any = 1;
+        if (t == LUA_TNUMBER) {
+            lua_Number n = lua_tonumber(L, -1);
+            luaL_argcheck(L, n >= 1 && n <= MAX_COLUMNS && n == (lua_Number)(int)n, 2,
+                          "opts.columns: a column number must be an integer from 1");
+            m->col[k] = (int)n;
+        } else if (t == LUA_TSTRING) {
+            if (!m->header)
+                luaL_argerror(L, 2, "opts.columns: without a header row, map columns by number");
+            m->name[k] = lua_tolstring(L, -1, &m->len[k]);
+        } else if (t == LUA_TBOOLEAN && !lua_toboolean(L, -1)) {
+            m->col[k] = -1; /* false: ignore this column */
+        } else {
+            luaL_argerror(L, 2, "opts.columns values must be a header name, a column number, or false");
+        }
     }
+}
+
+/* Reads the options (a table at o, or none) into c and m, before the source is opened:
+ * a misuse raises while the reader owns nothing but its name. */
+static void read_opts(lua_State *L, lf_csv *c, int o, colmap *m)
+{
+    memset(m, 0, sizeof *m);
+    m->header = 1;
     c->delim = ',';
-    if (lua_istable(L, o)) {
-        lua_getfield(L, o, "delimiter");
-        if (!lua_isnil(L, -1)) {
-            size_t n;
-            const char *d = lua_tolstring(L, -1, &n);
-            luaL_argcheck(L, lua_type(L, -1) == LUA_TSTRING && n == 1 && d[0] != '"' &&
-                             d[0] != '\r' && d[0] != '\n',
-                          2, "opts.delimiter must be one character other than a quote or a line break");
-            c->delim = d[0];
-        }
-        lua_pop(L, 1);
-        lua_getfield(L, o, "header");
-        if (!lua_isnil(L, -1)) {
-            luaL_argcheck(L, lua_type(L, -1) == LUA_TBOOLEAN, 2, "opts.header must be a boolean");
-            header = lua_toboolean(L, -1);
-        }
-        lua_pop(L, 1);
-        lua_getfield(L, o, "normalize");
-        if (!lua_isnil(L, -1)) {
-            luaL_argcheck(L, lua_type(L, -1) == LUA_TBOOLEAN, 2, "opts.normalize must be a boolean");
-            c->normalize = lua_toboolean(L, -1);
-        }
-        lua_pop(L, 1);
-        lua_getfield(L, o, "dedupe");
-        if (!lua_isnil(L, -1)) {
-            luaL_argcheck(L, lua_type(L, -1) == LUA_TBOOLEAN, 2, "opts.dedupe must be a boolean");
-            c->dedupe = lua_toboolean(L, -1);
-        }
-        lua_pop(L, 1);
-        lua_getfield(L, o, "columns");
-        if (!lua_isnil(L, -1)) {
-            luaL_argcheck(L, lua_type(L, -1) == LUA_TTABLE, 2,
-                          "opts.columns must map calleeNumber/text1..text10 to a header name or column number");
-            lua_pushnil(L);
-            while (lua_next(L, -2)) {
-                size_t kn;
-                const char *kk;
-                if (lua_type(L, -2) != LUA_TSTRING)
-                    return luaL_argerror(L, 2, "opts.columns keys must be calleeNumber or text1..text10");
-                kk = lua_tolstring(L, -2, &kn);
-                k = key_index(kk, kn);
-                any_mapped = 1;
-                if (k < 0)
-                    return luaL_argerror(L, 2, lua_pushfstring(L,
-                        "opts.columns: unknown field '%s' (calleeNumber, text1..text10)", kk));
-                if (lua_type(L, -1) == LUA_TNUMBER) {
-                    lua_Number n = lua_tonumber(L, -1);
-                    luaL_argcheck(L, n >= 1 && n <= MAX_COLUMNS && n == (lua_Number)(int)n, 2,
-                                  "opts.columns: a column number must be an integer from 1");
-                    mcol[k] = (int)n;
-                } else if (lua_type(L, -1) == LUA_TSTRING) {
-                    mapped[k] = lua_tolstring(L, -1, &mlen[k]);
-                    if (!header)
-                        return luaL_argerror(L, 2,
-                            "opts.columns: without a header row, map columns by number");
-                } else if (lua_type(L, -1) != LUA_TBOOLEAN || lua_toboolean(L, -1)) {
-                    return luaL_argerror(L, 2,
-                        "opts.columns values must be a header name, a column number, or false");
-                } else {
-                    mcol[k] = -1; /* false: ignore this column */
-                }
-                lua_pop(L, 1);
-            }
-        }
-        /* the strings in `mapped` stay alive: the table stays on the stack */
+    if (!lua_istable(L, o))
+        return;
+    luaL_checkstack(L, LF_CSV_NKEYS + 8, "laaffic.csv: options");
+    if (raw_opt(L, o, "delimiter") != LUA_TNIL) {
+        size_t n = 0;
+        const char *d = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &n) : "";
+        luaL_argcheck(L, n == 1 && d[0] != '"' && d[0] != '\r' && d[0] != '\n', 2,
+                      "opts.delimiter must be one character other than a quote or a line break");
+        c->delim = d[0];
     }
+    lua_pop(L, 1);
+    m->header = opt_flag(L, o, "header", 1);
+    c->normalize = opt_flag(L, o, "normalize", 0);
+    c->dedupe = opt_flag(L, o, "dedupe", 0);
+    if (raw_opt(L, o, "columns") != LUA_TNIL)
+        read_columns(L, m); /* the table and its values stay on the stack */
+}
+
+/* Reads the header (if any) and maps the columns. The reader is at stack index `ud`.
+ * Returns 1 with the reader on top, or 4 (nil, message, kind, line). */
+static int start(lua_State *L, lf_csv *c, int ud, const colmap *m)
+{
+    int k;
+    for (k = 0; k < LF_CSV_NKEYS; k++)
+        c->map[k] = -1;
+    /* before the header is read: it is the option that is wrong, not the file */
+    if (m->col[0] < 0)
+        return open_fail(L, c, 0, "opts.columns.calleeNumber must not be false");
+    if (!m->header && m->any && m->col[0] == 0)
+        return open_fail(L, c, 0, "opts.columns maps other columns but not calleeNumber "
+                                  "(without a header row, give its column number)");
 
     /* skip a byte order mark */
     if (c->fd >= 0 && fill(c, 0) < 0)
@@ -671,9 +700,9 @@ static int start(lua_State *L, lf_csv *c, int ud, int o)
     if (c->len >= 3 && memcmp(c->buf, "\xEF\xBB\xBF", 3) == 0)
         c->pos = 3;
 
-    if (!header) {
+    if (!m->header) {
         for (k = 0; k < LF_CSV_NKEYS; k++)
-            c->map[k] = mcol[k] > 0 ? mcol[k] - 1 : (mcol[k] < 0 || any_mapped) ? -1 : k;
+            c->map[k] = m->col[k] > 0 ? m->col[k] - 1 : (m->col[k] < 0 || m->any) ? -1 : k;
     } else {
         int r = lf_csv_next(c), col;
         if (r < 0)
@@ -682,18 +711,18 @@ static int start(lua_State *L, lf_csv *c, int ud, int o)
             return open_fail(L, c, 0, "the file is empty: it needs a header row naming calleeNumber");
         c->records = 0;
         for (k = 0; k < LF_CSV_NKEYS; k++) {
-            if (mcol[k] > 0) {
-                c->map[k] = mcol[k] - 1;
+            if (m->col[k] > 0) {
+                c->map[k] = m->col[k] - 1;
                 continue;
             }
-            if (mcol[k] < 0)
+            if (m->col[k] < 0)
                 continue;
             for (col = 0; col < (int)c->nf; col++) {
                 const char *s;
                 size_t n;
                 trimmed(&c->f[col], &s, &n);
-                if (mapped[k] ? (n == mlen[k] && memcmp(s, mapped[k], n) == 0)
-                              : ieq(s, n, KEYS[k])) {
+                if (m->name[k] ? (n == m->len[k] && memcmp(s, m->name[k], n) == 0)
+                               : ieq(s, n, KEYS[k])) {
                     if (c->map[k] >= 0) {
                         char msg[160];
                         snprintf(msg, sizeof msg, "columns %d and %d are both %s", c->map[k] + 1,
@@ -703,9 +732,9 @@ static int start(lua_State *L, lf_csv *c, int ud, int o)
                     c->map[k] = col;
                 }
             }
-            if (mapped[k] && c->map[k] < 0) {
+            if (m->name[k] && c->map[k] < 0) {
                 lua_pushfstring(L, "opts.columns maps %s to \"%s\", but the header row has no such column",
-                                KEYS[k], mapped[k]);
+                                KEYS[k], m->name[k]);
                 return open_fail(L, c, c->rec_line, lua_tostring(L, -1));
             }
         }
@@ -734,13 +763,12 @@ static int start(lua_State *L, lf_csv *c, int ud, int o)
             return open_fail(L, c, c->rec_line, lua_tostring(L, -1));
         }
     }
-    if (c->map[0] < 0)
-        return open_fail(L, c, 0, "opts.columns.calleeNumber must not be false");
     lua_pushvalue(L, ud);
     return 1;
 }
 
-static lf_csv *new_reader(lua_State *L, const char *name)
+/* Pushes a new reader named by the string at the top of the stack, in its place. */
+static lf_csv *new_reader(lua_State *L)
 {
     lf_csv *c = (lf_csv *)lua_newuserdata(L, sizeof *c);
     memset(c, 0, sizeof *c);
@@ -749,41 +777,46 @@ static lf_csv *new_reader(lua_State *L, const char *name)
     c->line = 1;
     luaL_getmetatable(L, LAAFFIC_CSV_MT);
     lua_setmetatable(L, -2);
-    c->name = strdup(name);
+    /* the name is still on the stack below: the allocations above may run the collector */
+    c->name = strdup(lua_tostring(L, -2));
     if (c->name == NULL)
         luaL_error(L, "laaffic.csv: out of memory");
+    lua_replace(L, -2);
     return c;
 }
 
-static const char *opt_name(lua_State *L, int o, const char *def)
+/* Pushes opts.name (read raw), or the value at stack index def. */
+static void push_name(lua_State *L, int o, int def)
 {
-    const char *s = def;
-    if (lua_istable(L, o)) {
-        lua_getfield(L, o, "name");
-        if (!lua_isnil(L, -1)) {
-            luaL_argcheck(L, lua_type(L, -1) == LUA_TSTRING, 2, "opts.name must be a string");
-            s = lua_tostring(L, -1);
-        }
-        lua_pop(L, 1); /* the string stays alive in the options table */
+    if (lua_istable(L, o) && raw_opt(L, o, "name") != LUA_TNIL) {
+        luaL_argcheck(L, lua_type(L, -1) == LUA_TSTRING, 2, "opts.name must be a string");
+        return;
     }
-    return s;
+    if (lua_istable(L, o))
+        lua_pop(L, 1);
+    lua_pushvalue(L, def);
 }
 
 /* core.csv_file(path [, opts]) -> reader | nil, message, kind ("io" or "invalid"), line */
 static int l_csv_file(lua_State *L)
 {
-    const char *path = luaL_checkstring(L, 1);
     lf_csv *c;
+    colmap m;
     struct stat st;
     int fd;
+    luaL_checkstring(L, 1);
     if (!lua_isnoneornil(L, 2))
         luaL_checktype(L, 2, LUA_TTABLE);
     lua_settop(L, 2);
-    c = new_reader(L, opt_name(L, 2, path)); /* 3 */
+    push_name(L, 2, 1);
+    c = new_reader(L); /* 3 */
     c->own_buf = 1;
+    read_opts(L, c, 2, &m); /* may raise: nothing is open yet */
     do
-        fd = open(path, O_RDONLY | O_CLOEXEC);
+        fd = open(lua_tostring(L, 1), O_RDONLY | O_CLOEXEC);
     while (fd < 0 && errno == EINTR);
+    if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+        c->path = strdup(lua_tostring(L, 1)); /* check() stats the path again */
     lua_pushvalue(L, 3);
     lua_replace(L, 1); /* the fail functions close argument 1 */
     if (fd < 0)
@@ -792,26 +825,29 @@ static int l_csv_file(lua_State *L)
     if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode))
         return io_fail(L, c, "is a directory");
     if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
-        c->size = (unsigned long long)st.st_size;
-        remember_id(c, &st);
-        c->path = strdup(path);
         if (c->path == NULL)
             return io_fail(L, c, "out of memory");
+        c->size = (unsigned long long)st.st_size;
+        remember_id(c, &st);
     }
-    return start(L, c, 3, 2);
+    return start(L, c, 3, &m);
 }
 
 /* core.csv_string(s [, opts]) -> reader | nil, message, "invalid", line */
-
 static int l_csv_string(lua_State *L)
 {
     size_t n;
     const char *s = luaL_checklstring(L, 1, &n);
     lf_csv *c;
+    colmap m;
     if (!lua_isnoneornil(L, 2))
         luaL_checktype(L, 2, LUA_TTABLE);
     lua_settop(L, 2);
-    c = new_reader(L, opt_name(L, 2, "<string>")); /* 3 */
+    lua_pushliteral(L, "<string>");
+    push_name(L, 2, 3);
+    lua_remove(L, 3);
+    c = new_reader(L); /* 3 */
+    read_opts(L, c, 2, &m);
     lua_pushvalue(L, 1);
     c->strref = luaL_ref(L, LUA_REGISTRYINDEX);
     c->buf = (char *)s;
@@ -820,7 +856,7 @@ static int l_csv_string(lua_State *L)
     c->eof = 1;
     lua_pushvalue(L, 3);
     lua_replace(L, 1);
-    return start(L, c, 3, 2);
+    return start(L, c, 3, &m);
 }
 
 /* core.is_csv(v) -> true if v is a CSV reader (open or closed) */
@@ -833,7 +869,7 @@ static int l_is_csv(lua_State *L)
 int laaffic_csv_open(lua_State *L)
 {
     static const luaL_Reg methods[] = {
-        {"close", csv_close}, {"__gc", csv_close}, {"info", csv_info}, {"check", csv_check},
+        {"close", csv_close}, {"__gc", csv_gc}, {"info", csv_info}, {"check", csv_check},
         {"__tostring", csv_tostring}, {NULL, NULL}};
     static const luaL_Reg funcs[] = {
         {"csv_file", l_csv_file}, {"csv_string", l_csv_string}, {"is_csv", l_is_csv},

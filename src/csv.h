@@ -49,6 +49,7 @@ typedef struct lf_csv {
     char *tmp;
     size_t tlen, tcap;
     long rec_line;
+    unsigned long long rec_at; /* stream offset where the current record starts */
     /* columns: map[k] is the 0-based column of key k, or -1 */
     int map[LF_CSV_NKEYS];
     char delim;
@@ -65,19 +66,15 @@ typedef struct lf_csv {
     int err_col;
 } lf_csv;
 
-typedef struct lf_csv_mark {
-    unsigned long long at;
-    long line;
-} lf_csv_mark;
-
 /* Reads the next record into c->f[0..c->nf). Returns 1, 0 at the end, -1 on an error
  * that ends the source (an unterminated quote, a read error, a record too long), or -2
  * on a malformed record that was skipped (text after a closing quote). Errors set
  * c->err, c->err_line and c->err_col. Blank lines are skipped. */
 LAAFFIC_INTERNAL int lf_csv_next(lf_csv *c);
-LAAFFIC_INTERNAL void lf_csv_mark_get(const lf_csv *c, lf_csv_mark *m);
-/* Goes back to a mark taken before the last lf_csv_next (no other call in between). */
-LAAFFIC_INTERNAL void lf_csv_mark_reset(lf_csv *c, const lf_csv_mark *m);
+/* Gives back the record the last lf_csv_next returned: the next call reads it again. Its
+ * start is still in the buffer (a refill keeps the record being read), while a position
+ * taken before lf_csv_next may not be: skipped blank lines can be dropped by the refill. */
+LAAFFIC_INTERNAL void lf_csv_unread(lf_csv *c);
 /* Has this number (6-18 digits, already checked) been seen? With insert, remembers it.
  * Returns 1 seen, 0 not seen, -1 out of memory. */
 LAAFFIC_INTERNAL int lf_csv_seen(lf_csv *c, const char *digits, size_t n, int insert);

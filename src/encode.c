@@ -225,10 +225,15 @@ static int grow(enc *e, size_t need)
         return fail(e, CODE_DATA, "the request body would be too large");
     cap = b->cap ? b->cap + b->cap / 2 : 4096;
     /* Inside numberInfoList, extrapolate from the rows so far, so a 200k-row list is
-     * reallocated a few times in all and the final slack stays small. */
+     * reallocated a few times in all and the final slack stays small. At most twice what
+     * is written: one huge row must not be assumed for every row after it (a 20 MB field
+     * in row 100 of 200,000 asked for 20 GB). */
     if (e->rows >= 64 && e->rows < e->rows_total) {
         double per = (double)(b->len - e->list_start) / (double)e->rows;
         double est = (double)b->len + per * (double)(e->rows_total - e->rows) * 1.05 + 4096.0;
+        double most = 2.0 * (double)b->len + 4096.0;
+        if (est > most)
+            est = most;
         if (est < (double)((size_t)-1 / 2))
             cap = est > (double)want ? (size_t)est : b->cap + b->cap / 4;
     }
@@ -547,6 +552,52 @@ static int enter(enc *e, int t)
 
 #define leave(e) ((e)->nopen--)
 
+/* The known-field test of collect_keys: 1 keeps the key. */
+typedef int (*key_test)(const void *ctx, const char *k, size_t len);
+
+/* Pushes the string keys of the table at t that `keep` accepts (every key when NULL):
+ * a table holding them, which keeps them alive while they are written whatever changes t,
+ * then an array of n krefs over them, sorted. n is what a first pass counted; both are
+ * allocated before the walk, so no finalizer runs during it, but one may have run at the
+ * allocations: a table that now has other keys fails. Returns the array, or NULL. */
+static kref *collect_keys(enc *e, int t, size_t n, key_test keep, const void *ctx)
+{
+    lua_State *L = e->L;
+    size_t i = 0;
+    kref *keys;
+    lua_createtable(L, n > 0x7fffffff ? 0x7fffffff : (int)n, 0);
+    keys = (kref *)lua_newuserdata(L, (n ? n : 1) * sizeof *keys);
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+        size_t klen;
+        const char *k;
+        if (lua_type(L, -2) != LUA_TSTRING) {
+            lua_pop(L, 2);
+            i = n + 1;
+            break;
+        }
+        k = lua_tolstring(L, -2, &klen);
+        lua_pop(L, 1);
+        if (keep && !keep(ctx, k, klen))
+            continue;
+        if (i == n) {
+            lua_pop(L, 1);
+            i++;
+            break;
+        }
+        keys[i].s = k;
+        keys[i].len = klen;
+        lua_pushvalue(L, -1);
+        lua_rawseti(L, -4, (lua_Integer)++i); /* the array part is sized: no allocation */
+    }
+    if (i != n) {
+        fail(e, CODE_PARAM, "changed while it was encoded (by a finalizer?)");
+        return NULL;
+    }
+    qsort(keys, n, sizeof *keys, kref_cmp);
+    return keys;
+}
+
 static int put_member(enc *e, int t, const kref *k, int depth)
 {
     lua_State *L = e->L;
@@ -620,22 +671,15 @@ static int put_table(enc *e, int t, int depth)
         return put_chars(e, "]", 1);
     }
     /* object: collect, sort, write */
-    keys = (kref *)lua_newuserdata(L, (nstr ? nstr : 1) * sizeof *keys);
-    i = 0;
-    lua_pushnil(L);
-    while (lua_next(L, t)) {
-        keys[i].s = lua_tolstring(L, -2, &keys[i].len);
-        i++;
-        lua_pop(L, 1);
-    }
-    qsort(keys, nstr, sizeof *keys, kref_cmp);
+    if ((keys = collect_keys(e, t, nstr, NULL, NULL)) == NULL)
+        return -1;
     if (put_chars(e, "{", 1))
         return -1;
     for (i = 0; i < nstr; i++) {
         if ((i > 0 && put_chars(e, ",", 1)) || put_member(e, t, &keys[i], depth))
             return -1;
     }
-    lua_pop(L, 1); /* keys */
+    lua_pop(L, 2); /* keys */
     leave(e);
     return put_chars(e, "}", 1);
 }
@@ -1080,6 +1124,23 @@ static const field TOP[] = {
     {"recallFlow", put_recall, 0, 0, 0, NULL, 0},
 };
 
+typedef struct rules {
+    const field *fields;
+    int n;
+} rules;
+
+/* A key_test: is k a name no rule of the object knows? */
+static int unknown_field(const void *ctx, const char *k, size_t klen)
+{
+    const rules *r = (const rules *)ctx;
+    int j;
+    for (j = 0; j < r->n; j++)
+        if (r->fields[j].name && strlen(r->fields[j].name) == klen &&
+            memcmp(r->fields[j].name, k, klen) == 0)
+            return 0;
+    return 1;
+}
+
 /* Writes an object: the known fields in table order (a NULL name marks where the unknown
  * ones go; by default they go last), then or there the unknown ones sorted by name. */
 static int put_object(enc *e, int t, const field *fields, int nfields)
@@ -1088,7 +1149,10 @@ static int put_object(enc *e, int t, const field *fields, int nfields)
     size_t nunknown = 0, i;
     int j, first = 1, unknown_done = 0;
     kref *keys = NULL;
+    rules r;
 
+    r.fields = fields;
+    r.n = nfields;
     if (!lua_checkstack(L, 8))
         return fail(e, CODE_PARAM, "is nested too deeply");
     if (enter(e, t))
@@ -1104,33 +1168,12 @@ static int put_object(enc *e, int t, const field *fields, int nfields)
             return fail(e, CODE_PARAM, "must be an object with named fields, got a %s key", tn);
         }
         k = lua_tolstring(L, -2, &klen);
-        for (j = 0; j < nfields; j++)
-            if (fields[j].name && strlen(fields[j].name) == klen &&
-                memcmp(fields[j].name, k, klen) == 0)
-                break;
-        if (j == nfields)
-            nunknown++;
+        nunknown += unknown_field(&r, k, klen);
         lua_pop(L, 1);
     }
     if (nunknown) {
-        keys = (kref *)lua_newuserdata(L, nunknown * sizeof *keys);
-        i = 0;
-        lua_pushnil(L);
-        while (lua_next(L, t)) {
-            size_t klen;
-            const char *k = lua_tolstring(L, -2, &klen);
-            for (j = 0; j < nfields; j++)
-                if (fields[j].name && strlen(fields[j].name) == klen &&
-                    memcmp(fields[j].name, k, klen) == 0)
-                    break;
-            if (j == nfields) {
-                keys[i].s = k;
-                keys[i].len = klen;
-                i++;
-            }
-            lua_pop(L, 1);
-        }
-        qsort(keys, nunknown, sizeof *keys, kref_cmp);
+        if ((keys = collect_keys(e, t, nunknown, unknown_field, &r)) == NULL)
+            return -1;
     }
     if (put_chars(e, "{", 1))
         return -1;
@@ -1179,7 +1222,7 @@ static int put_object(enc *e, int t, const field *fields, int nfields)
         lua_pop(L, 1);
     }
     if (nunknown)
-        lua_pop(L, 1); /* keys */
+        lua_pop(L, 2); /* keys */
     if (fields == TOP && e->split && put_task_name(e, t, first))
         return -1;
     leave(e);
@@ -1334,6 +1377,12 @@ static int put_text_slot(enc *e, const slot *v)
     }
 }
 
+/* A key_test: is k a name other than calleeNumber and text1..text10? */
+static int unknown_row_key(const void *interned, const char *k, size_t klen)
+{
+    return row_key((const char *const *)interned, k, klen) < 0;
+}
+
 /* Passes a row's unknown fields through, sorted by name. Rare, so not tuned. */
 static int put_row_unknown(enc *e, int row, const char *const *interned)
 {
@@ -1343,29 +1392,22 @@ static int put_row_unknown(enc *e, int row, const char *const *interned)
     lua_pushnil(L);
     while (lua_next(L, row)) {
         size_t klen;
-        const char *k = lua_tolstring(L, -2, &klen);
+        const char *k;
+        if (lua_type(L, -2) != LUA_TSTRING) { /* put_row's pass saw only names */
+            lua_pop(L, 2);
+            return fail(e, CODE_PARAM, "changed while it was encoded (by a finalizer?)");
+        }
+        k = lua_tolstring(L, -2, &klen);
         n += row_key(interned, k, klen) < 0;
         lua_pop(L, 1);
     }
-    keys = (kref *)lua_newuserdata(L, n * sizeof *keys);
-    i = 0;
-    lua_pushnil(L);
-    while (lua_next(L, row)) {
-        size_t klen;
-        const char *k = lua_tolstring(L, -2, &klen);
-        if (row_key(interned, k, klen) < 0) {
-            keys[i].s = k;
-            keys[i].len = klen;
-            i++;
-        }
-        lua_pop(L, 1);
-    }
-    qsort(keys, n, sizeof *keys, kref_cmp);
+    if ((keys = collect_keys(e, row, n, unknown_row_key, interned)) == NULL)
+        return -1;
     for (i = 0; i < n; i++) {
         if (put_chars(e, ",", 1) || put_member(e, row, &keys[i], 0))
             return -1;
     }
-    lua_pop(L, 1);
+    lua_pop(L, 2);
     return 0;
 }
 
@@ -1865,12 +1907,10 @@ static int put_csv_numbers(enc *e, lf_csv *c)
     if (put_chars(e, "[", 1))
         return -1;
     for (;;) {
-        lf_csv_mark m;
         size_t mark = e->b->len, trunc = e->truncated, need = 64;
         unsigned present = 0;
         int r, j, depth = e->depth;
 
-        lf_csv_mark_get(c, &m);
         r = lf_csv_next(c);
         if (r == 0)
             break;
@@ -1920,7 +1960,7 @@ static int put_csv_numbers(enc *e, lf_csv *c)
             if (e->rows == max) { /* one past the part: give it back */
                 e->b->len = mark;
                 e->truncated = trunc;
-                lf_csv_mark_reset(c, &m);
+                lf_csv_unread(c);
                 e->more = 1;
                 break;
             }

@@ -29,9 +29,12 @@ typedef struct cbuf {
     size_t len, cap;
 } cbuf;
 
+struct lf_multi;
+
 typedef struct lf_http {
     CURL *easy;
-    CURLM *multi;            /* the multi handle it is running in, or NULL */
+    struct lf_multi *multi;  /* the multi it is running in, or NULL */
+    lf_body *sending;        /* the body that multi transfer sends (held busy), or NULL */
     struct curl_slist *hdrs; /* the request's headers, freed after each perform */
     struct curl_slist *resolve; /* opts.resolve: "host:port:address" entries */
     cbuf body, head;         /* the response */
@@ -107,14 +110,14 @@ static lf_http *check_http(lua_State *L, int idx)
     return h;
 }
 
-/* close and __gc: idempotent */
+static void detach(lua_State *L, lf_http *h);
+
+/* close and __gc: idempotent. A handle running in a multi leaves it first. */
 static int http_close(lua_State *L)
 {
     lf_http *h = (lf_http *)luaL_checkudata(L, 1, HTTP_MT);
-    if (h->easy && h->multi) {
-        curl_multi_remove_handle(h->multi, h->easy);
-        h->multi = NULL;
-    }
+    if (h->multi)
+        detach(L, h);
     if (h->easy) {
         curl_easy_cleanup(h->easy);
         h->easy = NULL;
@@ -147,16 +150,24 @@ static double opt_number(lua_State *L, int t, const char *name, double def, doub
     return v;
 }
 
+static int has_crlf(const char *s, size_t n);
+
 /* Returns the string option, or NULL. The string stays valid while opts is alive: it is
- * used only inside http_new, and curl copies every string option. */
-static const char *opt_string(lua_State *L, int t, const char *name)
+ * used only inside http_new, and curl copies every string option. curl reads it up to a
+ * NUL, so one inside is refused; so are CR and LF where the value goes into a header
+ * line (`line`). */
+static const char *opt_string(lua_State *L, int t, const char *name, int line)
 {
     const char *s = NULL;
+    size_t n;
     lua_getfield(L, t, name);
     if (!lua_isnil(L, -1)) {
         if (lua_type(L, -1) != LUA_TSTRING)
             luaL_error(L, "laaffic.http: option %s must be a string", name);
-        s = lua_tostring(L, -1);
+        s = lua_tolstring(L, -1, &n);
+        if (line ? has_crlf(s, n) : memchr(s, 0, n) != NULL)
+            luaL_error(L, "laaffic.http: option %s contains %s", name,
+                       line ? "CR, LF or NUL" : "NUL");
     }
     lua_pop(L, 1);
     return s;
@@ -237,13 +248,13 @@ static int http_new(lua_State *L)
         SETOPT(h, CURLOPT_SSL_VERIFYPEER, 1L);
         SETOPT(h, CURLOPT_SSL_VERIFYHOST, 2L);
     }
-    if ((s = opt_string(L, t, "cafile")) != NULL)
+    if ((s = opt_string(L, t, "cafile", 0)) != NULL)
         SETOPT(h, CURLOPT_CAINFO, s);
-    if ((s = opt_string(L, t, "capath")) != NULL)
+    if ((s = opt_string(L, t, "capath", 0)) != NULL)
         SETOPT(h, CURLOPT_CAPATH, s);
-    if ((s = opt_string(L, t, "proxy")) != NULL)
+    if ((s = opt_string(L, t, "proxy", 0)) != NULL)
         SETOPT(h, CURLOPT_PROXY, s);
-    s = opt_string(L, t, "user_agent");
+    s = opt_string(L, t, "user_agent", 1);
     SETOPT(h, CURLOPT_USERAGENT, s ? s : "laaffic/" LAAFFIC_VERSION);
     lua_getfield(L, t, "resolve");
     if (!lua_isnil(L, -1)) {
@@ -342,17 +353,35 @@ static int has_crlf(const char *s, size_t n)
     return memchr(s, '\r', n) != NULL || memchr(s, '\n', n) != NULL || memchr(s, 0, n) != NULL;
 }
 
-/* Parses the raw response header block into a table of lower-case name -> value
- * (repeated names joined with ", "). */
-static void push_headers(lua_State *L, const cbuf *hb)
+/* An RFC 9110 token (a method, a header name): one or more of ALPHA DIGIT and
+ * !#$%&'*+-.^_`|~ ; nothing that could end the request line or a header early. */
+static int is_token(const char *s, size_t n)
 {
-    size_t i = 0;
+    size_t i;
+    if (n == 0)
+        return 0;
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL)))
+            return 0;
+    }
+    return 1;
+}
+
+/* Parses the raw response header block (the Lua string at idx: a copy, so a finalizer
+ * that reuses or closes the handle while this allocates cannot move it) into a table of
+ * lower-case name -> value (repeated names joined with ", "). */
+static void push_headers(lua_State *L, int idx)
+{
+    size_t i = 0, hlen;
+    const char *hdata = lua_tolstring(L, idx, &hlen);
     lua_newtable(L);
-    while (i < hb->len) {
-        const char *line = hb->data + i, *colon, *end;
+    while (i < hlen) {
+        const char *line = hdata + i, *colon, *end;
         size_t llen;
-        end = (const char *)memchr(line, '\n', hb->len - i);
-        llen = end ? (size_t)(end - line) : hb->len - i;
+        end = (const char *)memchr(line, '\n', hlen - i);
+        llen = end ? (size_t)(end - line) : hlen - i;
         i += llen + 1;
         if (llen && line[llen - 1] == '\r')
             llen--;
@@ -388,34 +417,27 @@ static void push_headers(lua_State *L, const cbuf *hb)
     }
 }
 
-static void set_time(lua_State *L, CURL *c, CURLINFO info, const char *name)
-{
-    curl_off_t us = 0;
-    curl_easy_getinfo(c, info, &us);
-    lua_pushnumber(L, (lua_Number)us / 1e6);
-    lua_setfield(L, -2, name);
-}
-
 /* Sets the easy handle up for one request from the arguments at base .. base+3: method,
- * url, headers, body. The body's bytes are not copied: the caller keeps the body alive
- * until finish(). */
-static void prepare(lua_State *L, lf_http *h, int base)
+ * url, headers, body. Every check and conversion that may allocate (and so run a
+ * finalizer, which may close h or the body) comes first; the rest allocates nothing in
+ * Lua. The body's bytes are not copied: the caller keeps the body alive until finish().
+ * Returns the body userdata, or NULL for a string body. */
+static lf_body *prepare(lua_State *L, lf_http *h, int base)
 {
-    const char *method = luaL_checkstring(L, base);
-    const char *url = luaL_checkstring(L, base + 1);
+    size_t mlen, ulen, dlen = 0;
+    const char *method = luaL_checklstring(L, base, &mlen);
+    const char *url = luaL_checklstring(L, base + 1, &ulen);
     const char *data = NULL;
-    size_t dlen = 0;
     lf_body *b;
 
+    luaL_argcheck(L, is_token(method, mlen), base, "the method must be an HTTP token");
+    luaL_argcheck(L, !has_crlf(url, ulen), base + 1, "the URL contains CR, LF or NUL");
     if (!lua_isnoneornil(L, base + 2))
         luaL_checktype(L, base + 2, LUA_TTABLE);
-    if ((b = lf_body_test(L, base + 3)) != NULL) {
-        luaL_argcheck(L, b->data != NULL || b->len == 0, base + 3, "the body was closed");
-        data = b->data;
-        dlen = b->len;
-    } else if (!lua_isnoneornil(L, base + 3)) {
+    if ((b = lf_body_test(L, base + 3)) == NULL && !lua_isnoneornil(L, base + 3))
         data = luaL_checklstring(L, base + 3, &dlen);
-    }
+    if (h->easy == NULL)
+        luaL_error(L, "laaffic.http: the handle is closed");
     /* headers: the list lives in the handle, so a raise here cannot leak it */
     if (h->hdrs) {
         curl_slist_free_all(h->hdrs);
@@ -426,19 +448,27 @@ static void prepare(lua_State *L, lf_http *h, int base)
         while (lua_next(L, base + 2)) {
             size_t nlen, vlen;
             const char *n, *v;
+            char *line;
             struct curl_slist *l;
             if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
                 luaL_argerror(L, base + 2, "headers must map names to string values");
             n = lua_tolstring(L, -2, &nlen);
             v = lua_tolstring(L, -1, &vlen);
-            if (nlen == 0 || has_crlf(n, nlen) || memchr(n, ':', nlen) || has_crlf(v, vlen))
-                luaL_argerror(L, base + 2, "a header name or value contains CR, LF, NUL or ':'");
-            lua_pushfstring(L, "%s: %s", n, v);
-            l = curl_slist_append(h->hdrs, lua_tostring(L, -1));
+            if (!is_token(n, nlen) || has_crlf(v, vlen))
+                luaL_argerror(L, base + 2, "a header name must be a token (no ':', space, CR, LF or NUL), a value must have no CR, LF or NUL");
+            /* "name: value" in C: no Lua allocation between the checks and the send */
+            line = (char *)malloc(nlen + vlen + 3);
+            if (line == NULL)
+                luaL_error(L, "laaffic.http: out of memory");
+            memcpy(line, n, nlen);
+            memcpy(line + nlen, ": ", 2);
+            memcpy(line + nlen + 2, v, vlen + 1);
+            l = curl_slist_append(h->hdrs, line);
+            free(line);
             if (l == NULL)
                 luaL_error(L, "laaffic.http: out of memory");
             h->hdrs = l;
-            lua_pop(L, 2);
+            lua_pop(L, 1);
         }
     }
     /* no Expect: 100-continue round trip for large bodies */
@@ -447,6 +477,11 @@ static void prepare(lua_State *L, lf_http *h, int base)
         if (l == NULL)
             luaL_error(L, "laaffic.http: out of memory");
         h->hdrs = l;
+    }
+    if (b != NULL) {
+        luaL_argcheck(L, !b->closed, base + 3, "the body was closed");
+        data = b->data;
+        dlen = b->len;
     }
     h->body.len = h->head.len = 0;
     h->too_large = h->oom = 0;
@@ -463,13 +498,23 @@ static void prepare(lua_State *L, lf_http *h, int base)
         curl_easy_setopt(h->easy, CURLOPT_POSTFIELDS, data ? data : "");
         curl_easy_setopt(h->easy, CURLOPT_CUSTOMREQUEST, strcmp(method, "POST") ? method : NULL);
     }
+    return b;
+}
+
+static void set_time(lua_State *L, curl_off_t us, const char *name)
+{
+    lua_pushnumber(L, (lua_Number)us / 1e6);
+    lua_setfield(L, -2, name);
 }
 
 /* After a transfer: pushes { status, headers, body, http_version, connects, time } and
- * returns 1, or pushes nil, message, kind, sent and returns 4. */
+ * returns 1, or pushes nil, message, kind, sent and returns 4. Everything is read from
+ * the handle before the first Lua allocation, or copied by it: a finalizer run by one
+ * may reuse or close the handle. */
 static int finish(lua_State *L, lf_http *h, CURLcode rc)
 {
     long code = 0, connects = 0, version = 0;
+    curl_off_t t[4] = {0, 0, 0, 0};
 
     curl_easy_setopt(h->easy, CURLOPT_POSTFIELDS, NULL);
     curl_easy_setopt(h->easy, CURLOPT_HTTPHEADER, NULL);
@@ -477,10 +522,13 @@ static int finish(lua_State *L, lf_http *h, CURLcode rc)
     h->hdrs = NULL;
 
     if (rc != CURLE_OK) {
-        int sent;
+        int sent, too_large = h->too_large;
         const char *kind = kind_of(rc, h, &sent);
+        /* what a failed transfer received is not needed: free a large buffer now */
+        if (h->body.cap > 64 * 1024)
+            cbuf_free(&h->body);
         lua_pushnil(L);
-        if (h->too_large)
+        if (too_large)
             lua_pushfstring(L, "the response was larger than %d bytes", (int)h->max_response);
         else
             lua_pushfstring(L, "%s (curl %d: %s)", curl_easy_strerror(rc), (int)rc,
@@ -492,23 +540,29 @@ static int finish(lua_State *L, lf_http *h, CURLcode rc)
     curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &code);
     curl_easy_getinfo(h->easy, CURLINFO_NUM_CONNECTS, &connects);
     curl_easy_getinfo(h->easy, CURLINFO_HTTP_VERSION, &version);
+    curl_easy_getinfo(h->easy, CURLINFO_CONNECT_TIME_T, &t[0]);
+    curl_easy_getinfo(h->easy, CURLINFO_APPCONNECT_TIME_T, &t[1]);
+    curl_easy_getinfo(h->easy, CURLINFO_STARTTRANSFER_TIME_T, &t[2]);
+    curl_easy_getinfo(h->easy, CURLINFO_TOTAL_TIME_T, &t[3]);
     lua_createtable(L, 0, 7);
     lua_pushinteger(L, (lua_Integer)code);
     lua_setfield(L, -2, "status");
     lua_pushlstring(L, h->body.data ? h->body.data : "", h->body.len);
     lua_setfield(L, -2, "body");
-    push_headers(L, &h->head);
-    lua_setfield(L, -2, "headers");
+    lua_pushlstring(L, h->head.data ? h->head.data : "", h->head.len);
+    push_headers(L, lua_gettop(L));
+    lua_setfield(L, -3, "headers");
+    lua_pop(L, 1); /* the raw header block */
     lua_pushstring(L, version == CURL_HTTP_VERSION_2_0 ? "2" :
                       version == CURL_HTTP_VERSION_1_0 ? "1.0" : "1.1");
     lua_setfield(L, -2, "http_version");
     lua_pushinteger(L, (lua_Integer)connects);
     lua_setfield(L, -2, "connects");
     lua_createtable(L, 0, 5);
-    set_time(L, h->easy, CURLINFO_CONNECT_TIME_T, "connect");
-    set_time(L, h->easy, CURLINFO_APPCONNECT_TIME_T, "tls");
-    set_time(L, h->easy, CURLINFO_STARTTRANSFER_TIME_T, "first_byte");
-    set_time(L, h->easy, CURLINFO_TOTAL_TIME_T, "total");
+    set_time(L, t[0], "connect");
+    set_time(L, t[1], "tls");
+    set_time(L, t[2], "first_byte");
+    set_time(L, t[3], "total");
     lua_setfield(L, -2, "time");
     /* keep a large response buffer from pinning memory between calls */
     if (h->body.cap > 64 * 1024)
@@ -525,7 +579,10 @@ static int http_request(lua_State *L)
     if (h->multi)
         return luaL_error(L, "laaffic.http: the handle is busy in a multi");
     prepare(L, h, 2);
-    /* the body stays alive on the Lua stack (argument 5) for the whole perform */
+    if (h->multi) /* a finalizer run by prepare's checks added it to a multi */
+        return luaL_error(L, "laaffic.http: the handle is busy in a multi");
+    /* the body stays alive on the Lua stack (argument 5) for the whole perform, and no
+     * Lua code runs until it ends */
     return finish(L, h, curl_easy_perform(h->easy));
 }
 
@@ -556,6 +613,42 @@ static lf_multi *check_multi(lua_State *L)
     return m;
 }
 
+/* The transfer of h no longer sends its body. */
+static void release_body(lf_http *h)
+{
+    if (h->sending) {
+        lf_body_release(h->sending);
+        h->sending = NULL;
+    }
+}
+
+/* Drops the multi's entry for h (the table of entries at idx); allocates nothing. */
+static void drop_entry(lua_State *L, int idx, lf_http *h)
+{
+    lua_pushlightuserdata(L, h);
+    lua_pushnil(L);
+    lua_rawset(L, idx);
+}
+
+/* Takes h out of the multi it runs in, before its report: out of curl, out of the
+ * running count and the entries, its body released. Allocates nothing, so it is safe
+ * from __gc and from a finalizer that runs during m:wait. */
+static void detach(lua_State *L, lf_http *h)
+{
+    lf_multi *m = h->multi;
+    h->multi = NULL;
+    release_body(h);
+    if (m == NULL || m->m == NULL)
+        return;
+    if (h->easy)
+        curl_multi_remove_handle(m->m, h->easy);
+    m->running--;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, m->anchors);
+    if (lua_istable(L, -1))
+        drop_entry(L, lua_gettop(L), h);
+    lua_pop(L, 1);
+}
+
 static int multi_close(lua_State *L)
 {
     lf_multi *m = (lf_multi *)luaL_checkudata(L, 1, MULTI_MT);
@@ -567,13 +660,14 @@ static int multi_close(lua_State *L)
         lua_pushnil(L);
         while (lua_next(L, -2)) {
             lf_http *h = (lf_http *)lua_touserdata(L, -2);
-            if (h && h->easy && h->multi == m->m) {
-                curl_multi_remove_handle(m->m, h->easy);
+            if (h && h->multi == m) {
+                if (h->easy)
+                    curl_multi_remove_handle(m->m, h->easy);
                 curl_slist_free_all(h->hdrs);
                 h->hdrs = NULL;
-            }
-            if (h)
+                release_body(h);
                 h->multi = NULL;
+            }
             lua_pop(L, 1);
         }
     }
@@ -593,11 +687,12 @@ static int multi_new(lua_State *L)
     m->anchors = LUA_NOREF;
     luaL_getmetatable(L, MULTI_MT);
     lua_setmetatable(L, -2);
-    lua_newtable(L);
-    m->anchors = luaL_ref(L, LUA_REGISTRYINDEX);
+    /* curl first: if it fails, no registry reference is left behind */
     m->m = curl_multi_init();
     if (m->m == NULL)
         return luaL_error(L, "laaffic.multi: curl_multi_init failed");
+    lua_newtable(L);
+    m->anchors = luaL_ref(L, LUA_REGISTRYINDEX);
     return 1;
 }
 
@@ -606,34 +701,77 @@ static int multi_add(lua_State *L)
 {
     lf_multi *m = check_multi(L);
     lf_http *h;
+    lf_body *b;
     CURLMcode mc;
     lua_settop(L, 6);
     h = check_http(L, 2);
     if (h->multi)
         return luaL_error(L, "laaffic.multi: the handle is already running");
-    prepare(L, h, 3);
-    mc = curl_multi_add_handle(m->m, h->easy);
-    if (mc != CURLM_OK) {
-        curl_easy_setopt(h->easy, CURLOPT_POSTFIELDS, NULL);
-        curl_easy_setopt(h->easy, CURLOPT_HTTPHEADER, NULL);
-        return luaL_error(L, "laaffic.multi: %s", curl_multi_strerror(mc));
+    b = prepare(L, h, 3);
+    if (h->multi || m->m == NULL) /* changed by a finalizer during prepare's checks */
+        return luaL_error(L, "laaffic.multi: the handle or the multi changed while adding");
+    /* the body is busy from here: a finalizer run by the allocations below may close it */
+    if (b != NULL) {
+        b->busy++;
+        h->sending = b;
     }
-    h->multi = m->m;
-    m->running++;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, m->anchors);
+    /* the entry keeps the handle and the body alive until the transfer is reported */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, m->anchors); /* 7 */
     lua_pushlightuserdata(L, h);
     lua_createtable(L, 2, 0);
     lua_pushvalue(L, 2);
     lua_rawseti(L, -2, 1);
     lua_pushvalue(L, 6);
     lua_rawseti(L, -2, 2);
-    lua_rawset(L, -3);
+    lua_rawset(L, 7);
+    /* from here on nothing allocates in Lua */
+    mc = (h->easy && m->m) ? curl_multi_add_handle(m->m, h->easy) : CURLM_BAD_EASY_HANDLE;
+    if (mc != CURLM_OK) {
+        if (h->easy) {
+            curl_easy_setopt(h->easy, CURLOPT_POSTFIELDS, NULL);
+            curl_easy_setopt(h->easy, CURLOPT_HTTPHEADER, NULL);
+        }
+        release_body(h);
+        drop_entry(L, 7, h);
+        return luaL_error(L, "laaffic.multi: %s", curl_multi_strerror(mc));
+    }
+    h->multi = m;
+    m->running++;
     return 0;
+}
+
+/* Reports the finished transfer of h (its result rc) as an entry appended to the result
+ * table at index 3; the entries table is at 4. */
+static void report(lua_State *L, lf_multi *m, lf_http *h, CURLcode rc, int n)
+{
+    int k;
+    curl_multi_remove_handle(m->m, h->easy);
+    h->multi = NULL;
+    release_body(h);
+    m->running--;
+    lua_pushlightuserdata(L, h);
+    lua_rawget(L, 4);          /* { handle, body } */
+    lua_createtable(L, 0, 5);  /* the entry */
+    lua_rawgeti(L, -2, 1);
+    lua_setfield(L, -2, "handle");
+    k = finish(L, h, rc);
+    if (k == 1) {
+        lua_setfield(L, -2, "response");
+    } else {
+        lua_setfield(L, -5, "sent");
+        lua_setfield(L, -4, "kind");
+        lua_setfield(L, -3, "error");
+        lua_pop(L, 1); /* nil */
+    }
+    lua_rawseti(L, 3, n);
+    lua_pop(L, 1); /* { handle, body } */
+    drop_entry(L, 4, h);
 }
 
 /* m:wait([timeout]) -> list of { handle =, response = } | { handle =, error =, kind =,
  * sent = }: the transfers that finished, waiting up to timeout seconds (default 1) for
- * at least one. An empty list: none finished in time, or none is running. */
+ * at least one. An empty list: none finished in time, or none is running. Finalizers run
+ * by report() may close handles or the multi itself: each turn starts from curl's state. */
 static int multi_wait(lua_State *L)
 {
     lf_multi *m = check_multi(L);
@@ -645,46 +783,21 @@ static int multi_wait(lua_State *L)
     lua_settop(L, 2);
     lua_newtable(L); /* 3: the result */
     lua_rawgeti(L, LUA_REGISTRYINDEX, m->anchors); /* 4 */
-    for (;;) {
+    while (m->m != NULL) {
         int still, left;
         CURLMsg *msg;
         double elapsed;
         curl_multi_perform(m->m, &still);
-        while ((msg = curl_multi_info_read(m->m, &left)) != NULL) {
+        while (m->m != NULL && (msg = curl_multi_info_read(m->m, &left)) != NULL) {
             lf_http *h = NULL;
             if (msg->msg != CURLMSG_DONE)
                 continue;
             curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&h);
-            if (h == NULL)
+            if (h == NULL || h->multi != m)
                 continue;
-            {
-                CURLcode rc = msg->data.result; /* msg is invalid after remove_handle */
-                int k;
-                curl_multi_remove_handle(m->m, h->easy);
-                h->multi = NULL;
-                m->running--;
-                lua_pushlightuserdata(L, h);
-                lua_rawget(L, 4);          /* { handle, body } */
-                lua_createtable(L, 0, 5);  /* the entry */
-                lua_rawgeti(L, -2, 1);
-                lua_setfield(L, -2, "handle");
-                k = finish(L, h, rc);
-                if (k == 1) {
-                    lua_setfield(L, -2, "response");
-                } else {
-                    lua_setfield(L, -5, "sent");
-                    lua_setfield(L, -4, "kind");
-                    lua_setfield(L, -3, "error");
-                    lua_pop(L, 1); /* nil */
-                }
-                lua_rawseti(L, 3, ++n);
-                lua_pop(L, 1); /* { handle, body } */
-                lua_pushlightuserdata(L, h);
-                lua_pushnil(L);
-                lua_rawset(L, 4);
-            }
+            report(L, m, h, msg->data.result, ++n); /* msg is invalid after this */
         }
-        if (n > 0 || m->running <= 0)
+        if (n > 0 || m->running <= 0 || m->m == NULL)
             break;
         clock_gettime(CLOCK_MONOTONIC, &t);
         elapsed = (double)(t.tv_sec - t0.tv_sec) + (double)(t.tv_nsec - t0.tv_nsec) / 1e9;
