@@ -1,5 +1,5 @@
 -- spec/sandbox.lua: shell helpers and a Sandbox object for the specs that run against
--- the local sandbox (sandbox/laaffic-sandbox). Loaded with dofile by spec/40-44 and 70.
+-- the local sandbox (sandbox/laaffic-sandbox). Loaded with dofile by spec/4x, 6x, 70, 80.
 -- It also puts the sandbox's Lua modules (sandbox/lua, laaffic_sandbox.*) on package.path
 -- for the specs that call their pure functions outside nginx.
 
