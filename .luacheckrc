@@ -2,8 +2,8 @@ std = "max"
 max_line_length = 120
 files["spec/"] = { std = "+busted" }
 exclude_files = { "build/" }
--- the sandbox handler runs inside nginx's lua module (ngx is its API table)
-files["lua/laaffic/sandbox/"] = { globals = { "ngx" } }
+-- the sandbox runs inside nginx's lua module (ngx is its API table)
+files["sandbox/lua/"] = { globals = { "ngx" } }
 -- the push receiver's handler runs inside nginx's lua module too (parse does not use ngx)
 files["lua/laaffic/push.lua"] = { globals = { "ngx" } }
 -- wrk's script API: the globals wrk calls and the table it provides (tid: set by setup())

@@ -5,7 +5,7 @@
 #   3. the spec suite under valgrind (memory errors and definite/indirect leaks fail),
 #      and the core-safety specs against the core built with ASan + UBSan (make asan-specs)
 #   4. `luarocks make` into a temporary tree, then require laaffic from that tree only
-#   5. luacheck over lua/, spec/, bench/, examples/, bin/laaffic; cppcheck over src/;
+#   5. luacheck over lua/, sandbox/lua/, spec/, bench/, examples/, bin/laaffic; cppcheck over src/;
 #      doc/openapi.yaml: Redocly lint, and ajv on what the encoder writes (scripts/contract.sh)
 #   6. a short run of each libFuzzer harness (make fuzz-short)
 # --quick runs 1 and 2 for Lua 5.4 only (make test).
@@ -73,7 +73,7 @@ if [ $QUICK = 0 ]; then
   else cat "$LOG/rocks.log"; bad "luarocks install"; fi
 
   echo "== luacheck"
-  if luacheck -q lua spec bench examples bin/laaffic; then ok "luacheck lua/ spec/ bench/ examples/ bin/laaffic"; else bad "luacheck"; fi
+  if luacheck -q lua sandbox/lua spec bench examples bin/laaffic; then ok "luacheck lua/ sandbox/lua/ spec/ bench/ examples/ bin/laaffic"; else bad "luacheck"; fi
 
   echo "== contract (doc/openapi.yaml): Redocly lint, ajv on 10,000 generated tasks and the specs' encodes"
   if scripts/contract.sh 10000 "$LOG/contract-specs.jsonl"; then ok "contract: lint and ajv differential"

@@ -8,35 +8,22 @@
 # Everything it starts is stopped on exit, whatever happens.
 set -eu
 cd "$(dirname "$0")/.."
-ROOT=$(pwd)
 DIR=$(mktemp -d "${TMPDIR:-/tmp}/laaffic-demo.XXXXXX")
 RECV="$DIR/receiver"
 stop() {
-  bin/laaffic-sandbox stop --dir "$DIR/sandbox" >/dev/null 2>&1 || true
+  sandbox/laaffic-sandbox stop --dir "$DIR/sandbox" >/dev/null 2>&1 || true
   [ -f "$RECV/nginx.pid" ] && kill -QUIT "$(cat "$RECV/nginx.pid")" 2>/dev/null || true
   sleep 0.2; rm -rf "$DIR"
 }
 trap stop EXIT
 
-module() { for d in /usr/lib/nginx/modules /usr/share/nginx/modules; do
-  [ -f "$d/$1" ] && { echo "$d/$1"; return; }; done; echo "missing nginx module $1" >&2; exit 1; }
 PORT=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
 TOKEN=$(openssl rand -hex 16)
-mkdir -p "$RECV/logs" "$RECV/tmp"
+mkdir -p "$RECV"
 # the token reaches the receiver through a file only its owner reads, not argv
 umask 077; printf 'return "%s"\n' "$TOKEN" > "$RECV/token.lua"; umask 022
-USER_LINE=""; [ "$(id -u)" = 0 ] && USER_LINE="user root;"
-cat > "$RECV/nginx.conf" <<CONF
-load_module $(module ndk_http_module.so);
-load_module $(module ngx_http_lua_module.so);
-$USER_LINE
-daemon on; worker_processes 1; pid $RECV/nginx.pid; error_log $RECV/logs/error.log;
-events { worker_connections 64; }
-http {
-  access_log off;
-  client_body_temp_path $RECV/tmp;
-  lua_package_path "$ROOT/lua/?.lua;$ROOT/lua/?/init.lua;/usr/share/lua/5.1/?.lua;;";
-  lua_package_cpath "$ROOT/build/luajit/?.so;/usr/lib/x86_64-linux-gnu/lua/5.1/?.so;;";
+# the receiver's part of the nginx.conf that the sandbox and the specs use too
+sandbox/nginx-conf "$RECV" --log-level error > "$RECV/nginx.conf" <<CONF
   lua_shared_dict push_dedup 4m;
   lua_shared_dict received 1m;
   init_by_lua_block {
@@ -68,14 +55,13 @@ http {
       }
     }
   }
-}
 CONF
 echo "== starting a push receiver (nginx + laaffic.push.handler) on 127.0.0.1:$PORT"
 nginx -p "$RECV/" -c "$RECV/nginx.conf"
 
 echo "== starting the sandbox (nginx + this project's Lua handlers, HTTPS on 127.0.0.1)"
 LAAFFIC_SANDBOX_PUSH_URL="http://127.0.0.1:$PORT/push/$TOKEN" \
-  bin/laaffic-sandbox start --dir "$DIR/sandbox" >/dev/null
+  sandbox/laaffic-sandbox start --dir "$DIR/sandbox" >/dev/null
 # shellcheck disable=SC1091
 . "$DIR/sandbox/env"
 export LAAFFIC_BASE_URL="$LAAFFIC_SANDBOX_HTTPS" LAAFFIC_CAFILE="$LAAFFIC_SANDBOX_CA"

@@ -1,5 +1,5 @@
--- The local sandbox: bin/laaffic-sandbox starts a real nginx (Debian's nginx with the lua
--- module) running lua/laaffic/sandbox/handler.lua on 127.0.0.1. The spec talks to it over
+-- The local sandbox: sandbox/laaffic-sandbox starts a real nginx (Debian's nginx with the
+-- lua module) running sandbox/lua/laaffic_sandbox/ on 127.0.0.1. The spec talks to it over
 -- real HTTP and HTTPS with the curl command-line tool: request bodies go through files
 -- (--data-binary @file) and the headers through a curl config file (-K), so neither the
 -- secret nor the Sign derived from it is ever in a process's argv.
@@ -83,7 +83,7 @@ end
 
 ---------------------------------------------------------------------------------------
 
-describe("laaffic sandbox (nginx + lua/laaffic/sandbox/handler.lua)", function()
+describe("laaffic sandbox (nginx + sandbox/lua/laaffic_sandbox)", function()
     local sb
 
     lazy_setup(function()
@@ -407,8 +407,8 @@ describe("laaffic sandbox (nginx + lua/laaffic/sandbox/handler.lua)", function()
     end)
 end)
 
-describe("laaffic.sandbox.handler.has_comment", function()
-    local has = require("laaffic.sandbox.handler").has_comment
+describe("laaffic_sandbox.api.has_comment", function()
+    local has = require("laaffic_sandbox.api").has_comment
 
     it("finds // outside strings only", function()
         assert.is_true(has('{"a":1,//one\n"b":"http://x"}'))

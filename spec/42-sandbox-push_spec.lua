@@ -1,5 +1,5 @@
 -- The sandbox's status report pushes: after a task is created, the sandbox (a real nginx,
--- bin/laaffic-sandbox) POSTs simulated call reports for every number to its push URL. The
+-- sandbox/laaffic-sandbox) POSTs simulated call reports for every number to its push URL. The
 -- receiver here is a second real nginx (spec/nginx.lua) whose few lines of Lua keep every
 -- record it gets in a shared dict and show them on /seen.
 --
@@ -196,16 +196,17 @@ local function wait_for(what, seconds, cond)
     end
 end
 
-describe("laaffic.sandbox.handler push helpers (outside nginx)", function()
-    local handler = require("laaffic.sandbox.handler")
+describe("laaffic_sandbox push helpers (outside nginx)", function()
+    local push_config = require("laaffic_sandbox.push_config")
+    local records = require("laaffic_sandbox.records")
 
     it("accepts only http:// URLs to 127.0.0.1 or localhost", function()
-        local t = assert(handler.parse_push_url("http://127.0.0.1:8080/push?token=x"))
+        local t = assert(push_config.parse_url("http://127.0.0.1:8080/push?token=x"))
         assert.are.same({ url = "http://127.0.0.1:8080/push?token=x", host = "127.0.0.1",
                           port = 8080, path = "/push?token=x" }, t)
-        t = assert(handler.parse_push_url("HTTP://LocalHost"))
+        t = assert(push_config.parse_url("HTTP://LocalHost"))
         assert.are.same({ "localhost", 80, "/" }, { t.host, t.port, t.path })
-        assert.are.equal("/?a=1", handler.parse_push_url("http://localhost:81?a=1").path)
+        assert.are.equal("/?a=1", push_config.parse_url("http://localhost:81?a=1").path)
         for _, bad in ipairs({
             "https://127.0.0.1/", "http://10.0.0.1/", "http://example.com/", "http://[::1]/",
             "http://127.0.0.1.nip.io/", "http://127.0.0.2/", "http://user@127.0.0.1/",
@@ -213,19 +214,19 @@ describe("laaffic.sandbox.handler push helpers (outside nginx)", function()
             "http://127.0.0.1:/", "http://127.0.0.1/a b", "http://127.0.0.1/\r\nHost: x",
             "ftp://127.0.0.1/", "127.0.0.1:80/push", "", 42,
         }) do
-            assert.is_nil(handler.parse_push_url(bad), tostring(bad))
+            assert.is_nil(push_config.parse_url(bad), tostring(bad))
         end
     end)
 
     it("merges settings and refuses bad ones by name", function()
-        local base = assert(handler.merge_push_config({ shape = "mixed", batch = 100 }, {}))
-        local c = assert(handler.merge_push_config(base, { batch = 7, shape = "array",
+        local base = assert(push_config.merge({ shape = "mixed", batch = 100 }, {}))
+        local c = assert(push_config.merge(base, { batch = 7, shape = "array",
             url = "http://localhost:9/x", duplicates = false, retry_s = 0.5, retries = 0,
             delay_ms = 0 }))
         assert.are.same({ batch = 7, shape = "array", url = "http://localhost:9/x",
                           duplicates = false, retry_s = 0.5, retries = 0, delay_ms = 0 }, c)
-        assert.is_nil(assert(handler.merge_push_config(c, { url = "" })).url)
-        assert.is_nil(assert(handler.merge_push_config(c, { url = cjson.null })).url)
+        assert.is_nil(assert(push_config.merge(c, { url = "" })).url)
+        assert.is_nil(assert(push_config.merge(c, { url = cjson.null })).url)
         for _, case in ipairs({
             { { url = "http://192.0.2.1/" }, "127.0.0.1" }, { { batch = 0 }, "batch" },
             { { batch = 1.5 }, "batch" }, { { shape = "csv" }, "shape" },
@@ -233,7 +234,7 @@ describe("laaffic.sandbox.handler push helpers (outside nginx)", function()
             { { retries = 11 }, "retries" }, { { delay_ms = "1" }, "delay_ms" },
             { { colour = 1 }, "unknown setting colour" },
         }) do
-            local ok, err = handler.merge_push_config(c, case[1])
+            local ok, err = push_config.merge(c, case[1])
             assert.is_nil(ok)
             assert.is_truthy(err:find(case[2], 1, true), err)
         end
@@ -244,7 +245,7 @@ describe("laaffic.sandbox.handler push helpers (outside nginx)", function()
                       script_json = '"41"', name_json = cjson.encode('a "quoted" name'),
                       recording = true, token = "0123456789ab" }
         for i = 1, 20 do
-            local s = handler.record_json(job, i, "46320000" .. i)
+            local s = records.record_json(job, i, "46320000" .. i)
             local rec = cjson.decode(s)
             local last = 0
             for _, f in ipairs(FIELDS) do

@@ -1,4 +1,4 @@
--- The fault matrix: client:create_task against the real sandbox (bin/laaffic-sandbox)
+-- The fault matrix: client:create_task against the real sandbox (sandbox/laaffic-sandbox)
 -- while the network or the server misbehaves. Every fault must give its documented error
 -- kind and never a duplicate task: after each one the sandbox's /_sandbox/tasks holds at
 -- most one task of that taskName, and a re-send with the same taskName either creates the

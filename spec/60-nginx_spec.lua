@@ -120,6 +120,27 @@ describe("laaffic in nginx", function()
                         ngx.say(ngx.shared.results:get("sending") and "sending" or "idle")
                     }
                 }
+                # a chunked answer whose chunk-size line is not hex, on the raw socket
+                location = /bad-chunk {
+                    content_by_lua_block {
+                        ngx.req.read_body()
+                        local sock = ngx.req.socket(true)
+                        sock:send("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n\r\n")
+                        ngx.exit(444)
+                    }
+                }
+                # the cosocket transport on its own, to ?path= on this server
+                location = /cosocket {
+                    content_by_lua_block {
+                        local t = require("laaffic.transport.ngx").cosocket({ timeout = 5 })
+                        local ok, res, msg, kind, sent = pcall(t, { method = "POST",
+                            url = "http://127.0.0.1:" .. ngx.var.server_port .. ngx.var.arg_path,
+                            headers = {}, body = "{}" })
+                        ngx.say(require("cjson").encode({ raised = not ok and tostring(res) or nil,
+                            status = ok and res and res.status, message = msg, kind = kind,
+                            sent = sent }))
+                    }
+                }
             }
         ]]):gsub("@CREDS_FILE@", creds):gsub("@CA@", env.LAAFFIC_SANDBOX_CA)
            :gsub("@SBPORT@", port):gsub("@ROOT@", Nginx.root) }
@@ -190,6 +211,13 @@ describe("laaffic in nginx", function()
         assert.is_number(r.key_id, r.message)
         assert.are.equal("cosocket", r.via)
         assert.are.equal(sb:task_record(r.key_id).taskName, "ngx-timer-1")
+    end)
+
+    it("the cosocket transport answers a malformed chunked body with an error, not a raise", function()
+        local r = get_json(app:url("/cosocket?path=/bad-chunk"))
+        assert.is_nil(r.raised)
+        assert.are.same({ "reading the answer's body: bad chunk size", "connection", true },
+                        { r.message, r.kind, r.sent })
     end)
 
     it("does not block the worker: while a 200,000-number task goes to a slowed sandbox, " ..

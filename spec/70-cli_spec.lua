@@ -1,5 +1,5 @@
 -- The command-line tool bin/laaffic, run as a separate process under the interpreter this
--- spec runs under (lua5.4 or luajit), against a real sandbox (bin/laaffic-sandbox).
+-- spec runs under (lua5.4 or luajit), against a real sandbox (sandbox/laaffic-sandbox).
 --
 -- The sandbox gets a random key and secret. No test prints the secret or a Sign: they
 -- are looked for with string.find and a failure says only where one was found.
@@ -1213,7 +1213,7 @@ return t
             assert.equals(4, code)
             assert.truthy(text:find("LAAFFIC_SANDBOX_BIN", 1, true), text)
             code, text = installed("sandbox status --dir " .. q(sb.dir),
-                                   { LAAFFIC_SANDBOX_BIN = ROOT .. "/bin/laaffic-sandbox" })
+                                   { LAAFFIC_SANDBOX_BIN = ROOT .. "/sandbox/laaffic-sandbox" })
             assert.equals(0, code, text)
             assert.truthy(text:find("running", 1, true))
         end)

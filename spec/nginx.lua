@@ -11,8 +11,10 @@
 --   ngx_srv.port, ngx_srv.ports[2], ngx_srv.dir, ngx_srv:url("/path"), ngx_srv:log()
 --   ngx_srv:stop()                  -- waits until every nginx process is gone
 --
--- lua_package_path reaches the repo's lua/ and Debian's Lua 5.1 modules (cjson,
--- resty.core); lua_package_cpath the LuaJIT build of laaffic.core (build/luajit).
+-- The nginx.conf comes from the template the sandbox and `make demo` use too
+-- (sandbox/nginx.conf.in, filled by sandbox/nginx-conf): lua_package_path reaches the
+-- repo's lua/, sandbox/lua/ and Debian's Lua 5.1 modules (cjson, resty.core);
+-- lua_package_cpath the LuaJIT build of laaffic.core (build/luajit).
 local H = dofile((debug.getinfo(1, "S").source:sub(2):match("^(.*[/\\])") or "./") .. "helpers.lua")
 local core = require("laaffic.core")
 
@@ -21,14 +23,6 @@ Nginx.__index = Nginx
 
 local S = dofile(H.root .. "/spec/shell.lua")
 local sh, q, read, alive = S.sh_all, S.q, S.read, S.alive
-
-local function module_path(name)
-    for _, d in ipairs({ "/usr/lib/nginx/modules", "/usr/share/nginx/modules" }) do
-        local p = d .. "/" .. name
-        if read(p) then return p end
-    end
-    error("nginx module " .. name .. " not found (apt-get install libnginx-mod-http-lua)")
-end
 
 -- Free ports on 127.0.0.1, asked from the kernel (bound and released at once).
 local function free_ports(n)
@@ -49,39 +43,25 @@ Nginx.root = ROOT
 
 function Nginx.start(o)
     local dir = assert(sh("mktemp -d /tmp/laaffic-nginx.XXXXXX")):match("^(%S+)")
-    sh("mkdir -p " .. q(dir .. "/logs") .. " " .. q(dir .. "/tmp"))
     local ports = free_ports(o.ports or 1)
     local http = o.http:gsub("%$PORT(%d*)", function(i)
         return tostring(ports[tonumber(i ~= "" and i or 1)])
     end)
-    local user = sh("id -u"):match("^0") and "user root;" or ""
-    local conf = table.concat({
-        "load_module " .. module_path("ndk_http_module.so") .. ";",
-        "load_module " .. module_path("ngx_http_lua_module.so") .. ";",
-        user,
-        "daemon on; master_process on;",
-        "worker_processes " .. (o.workers or 1) .. ";",
-        "pid " .. dir .. "/nginx.pid;",
-        "error_log " .. dir .. "/logs/error.log " .. (o.log_level or "notice") .. ";",
-        o.main or "",
-        "events { worker_connections 1024; }",
-        "http {",
-        "  access_log off;",
-        "  client_body_temp_path " .. dir .. "/tmp/body;",
-        "  proxy_temp_path " .. dir .. "/tmp/proxy;",
-        "  fastcgi_temp_path " .. dir .. "/tmp/fastcgi;",
-        "  uwsgi_temp_path " .. dir .. "/tmp/uwsgi;",
-        "  scgi_temp_path " .. dir .. "/tmp/scgi;",
-        "  client_max_body_size 64m;",
-        "  lua_package_path \"" .. ROOT .. "/lua/?.lua;" .. ROOT .. "/lua/?/init.lua;" ..
-            "/usr/share/lua/5.1/?.lua;/usr/share/lua/5.1/?/init.lua;;\";",
-        "  lua_package_cpath \"" .. ROOT .. "/build/luajit/?.so;/usr/lib/x86_64-linux-gnu/lua/5.1/?.so;;\";",
-        http,
-        "}",
-    }, "\n")
-    local f = assert(io.open(dir .. "/nginx.conf", "w"))
-    f:write(conf)
-    f:close()
+    -- the shared template (sandbox/nginx.conf.in) with this spec's main and http parts
+    local main_file, http_file = dir .. "/main.part", dir .. "/http.part"
+    for path, text in pairs({ [main_file] = o.main or "", [http_file] = http }) do
+        local f = assert(io.open(path, "w"))
+        f:write(text)
+        f:close()
+    end
+    local cout, cfg_rc = sh(q(ROOT .. "/sandbox/nginx-conf") .. " " .. q(dir) .. " --workers " ..
+                         (o.workers or 1) .. " --log-level " .. (o.log_level or "notice") ..
+                         " --main " .. q(main_file) .. " < " .. q(http_file) .. " > " ..
+                         q(dir .. "/nginx.conf"))
+    if cfg_rc ~= 0 then
+        sh("rm -rf " .. q(dir))
+        error("sandbox/nginx-conf failed (" .. cfg_rc .. "): " .. cout)
+    end
     local self = setmetatable({ dir = dir, ports = ports, port = ports[1] }, Nginx)
     local out, rc = sh("nginx -p " .. q(dir .. "/") .. " -c " .. q(dir .. "/nginx.conf"))
     if rc ~= 0 then

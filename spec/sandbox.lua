@@ -1,10 +1,13 @@
 -- spec/sandbox.lua: shell helpers and a Sandbox object for the specs that run against
--- the local sandbox (bin/laaffic-sandbox). Loaded with dofile by spec/40, spec/41 and spec/43.
+-- the local sandbox (sandbox/laaffic-sandbox). Loaded with dofile by spec/4x, 6x, 70, 80.
+-- It also puts the sandbox's Lua modules (sandbox/lua, laaffic_sandbox.*) on package.path
+-- for the specs that call their pure functions outside nginx.
 
 local cjson = require("cjson")
 local core = require("laaffic.core")
 local H = dofile((debug.getinfo(1, "S").source:sub(2):match("^(.*[/\\])") or "./") .. "helpers.lua")
-local BIN = H.root .. "/bin/laaffic-sandbox"
+local BIN = H.root .. "/sandbox/laaffic-sandbox"
+package.path = H.root .. "/sandbox/lua/?.lua;" .. package.path
 local API = "/v3/voice/group/call/send/agent"
 local CT = "application/json;charset=UTF-8"
 
@@ -65,7 +68,7 @@ function Sandbox.start(creds, args)
     if rc ~= 0 then
         local err = read(tmp .. "/start.err") or ""
         self:stop()
-        error("bin/laaffic-sandbox start failed (" .. rc .. "): " .. err .. out)
+        error("sandbox/laaffic-sandbox start failed (" .. rc .. "): " .. err .. out)
     end
     self.env = parse_env(assert(read(self.dir .. "/env"), "no env file"))
     self.pid = tonumber(self.env.LAAFFIC_SANDBOX_PID)

@@ -189,11 +189,11 @@ not to a terminal unless --show is given. --json prints the headers as one JSON 
 HELP.sandbox = [=[
 usage: laaffic sandbox start|stop|status [--dir DIR] [--ttl SECONDS]
 
-Runs bin/laaffic-sandbox, the local stand-in for the API (nginx with the lua module on
-127.0.0.1, HTTP and HTTPS with a CA of its own). It needs a source checkout (nginx
-config, lua/laaffic/sandbox/handler.lua and the LuaJIT build of laaffic.core): run
-bin/laaffic from the checkout, or set LAAFFIC_SANDBOX_BIN to the checkout's
-bin/laaffic-sandbox. Then `laaffic send --sandbox [DIR] ...` sends to it.
+Runs sandbox/laaffic-sandbox, the local stand-in for the API (nginx with the lua module
+on 127.0.0.1, HTTP and HTTPS with a CA of its own). It needs a source checkout (the
+sandbox/ folder and the LuaJIT build of laaffic.core): run bin/laaffic from the
+checkout, or set LAAFFIC_SANDBOX_BIN to the checkout's sandbox/laaffic-sandbox.
+Then `laaffic send --sandbox [DIR] ...` sends to it.
 
   start    start one (in DIR, default a new temporary directory) and print its URLs
   stop     stop it and remove its temporary files
@@ -1699,8 +1699,8 @@ local function cmd_sign(ctx, opts)
     return EXIT.OK
 end
 
--- bin/laaffic-sandbox: $LAAFFIC_SANDBOX_BIN, or next to this script (resolving symlinks)
--- in a source checkout that has the sandbox's files.
+-- sandbox/laaffic-sandbox: $LAAFFIC_SANDBOX_BIN, or the checkout's sandbox/ beside this
+-- script's bin/ (resolving symlinks), with the sandbox's Lua modules in it.
 local function find_sandbox(ctx)
     local bin = ctx.env("LAAFFIC_SANDBOX_BIN")
     local tried = {}
@@ -1711,20 +1711,20 @@ local function find_sandbox(ctx)
         local real = shell_out("readlink -f -- " .. q(script) .. " 2>/dev/null")
         real = real and real:match("^([^\n]+)") or script
         for _, s in ipairs({ script, real }) do
-            local b = (s:match("^(.*)/[^/]*$") or ".") .. "/laaffic-sandbox"
+            local b = (s:match("^(.*)/[^/]*$") or ".") .. "/../sandbox/laaffic-sandbox"
             if b ~= tried[1] then tried[#tried + 1] = b end
         end
     end
     for _, b in ipairs(tried) do
-        local root = (b:match("^(.*)/[^/]*$") or ".") .. "/.."
-        if shell_ok("test -x " .. q(b)) and read_file(root .. "/lua/laaffic/sandbox/handler.lua") then
+        local dir = b:match("^(.*)/[^/]*$") or "."
+        if shell_ok("test -x " .. q(b)) and read_file(dir .. "/lua/laaffic_sandbox/api.lua") then
             return b
         end
     end
-    die(EXIT.CONFIG, "sandbox: bin/laaffic-sandbox and its files (lua/laaffic/sandbox/, " ..
+    die(EXIT.CONFIG, "sandbox: sandbox/laaffic-sandbox and its files (sandbox/lua/, " ..
         "the LuaJIT build of laaffic.core) are not installed: they come with a source " ..
         "checkout. Run bin/laaffic from the checkout, or set LAAFFIC_SANDBOX_BIN to the " ..
-        "checkout's bin/laaffic-sandbox (looked for: " .. concat(tried, ", ") .. ")")
+        "checkout's sandbox/laaffic-sandbox (looked for: " .. concat(tried, ", ") .. ")")
 end
 
 local function cmd_sandbox(ctx, opts, pos)

@@ -190,6 +190,7 @@ local char = string.char
 local unpack_list = table.unpack or unpack -- luacheck: ignore 143 (unpack: Lua 5.1/LuaJIT)
 
 local cjson_safe = require("cjson.safe")
+local ngx_body = require("laaffic.ngx_body")
 
 -- No _VERSION here: the version lives in one place, laaffic.core (see laaffic._VERSION).
 local _M = {}
@@ -1017,35 +1018,6 @@ local function json_answer(status, reason, info)
     return status
 end
 
--- Reads the whole request body, also when nginx spooled it to a file.
--- Returns body, from_file | nil, http_status, reason.
-local function read_body(ngx, max_bytes)
-    local req = ngx.req
-    req.read_body()
-    local body = req.get_body_data()
-    if body then return body, false end
-    local path = req.get_body_file()
-    if not path then return "", false end
-    local f, err = io.open(path, "rb")
-    if not f then
-        ngx.log(ngx.ERR, "laaffic.push: cannot open the spooled request body: ", err)
-        return nil, 500, "cannot read the request body"
-    end
-    local size = f:seek("end")
-    if size and size > max_bytes then
-        f:close()
-        return nil, 413, "body too large"
-    end
-    f:seek("set")
-    body, err = f:read("*a")
-    f:close()
-    if not body then
-        ngx.log(ngx.ERR, "laaffic.push: cannot read the spooled request body: ", err)
-        return nil, 500, "cannot read the request body"
-    end
-    return body, true
-end
-
 -- Claims key for this request. Returns "claimed", "done", "busy" or "nodict", err; and
 -- true when dict:add made room by evicting entries before they expired (its `forcible`):
 -- an evicted "done" lets a re-send through again, an evicted claim a concurrent delivery.
@@ -1196,10 +1168,11 @@ end
 -- Returns records | nil, http_status, reason. invalid: see parse's opts.invalid.
 local function read_and_parse(h, ngx, info, invalid)
     local max_bytes = h.max_bytes
-    local body, from_file, reason = read_body(ngx, max_bytes)
+    local body, from_file = ngx_body.read(max_bytes)
     if not body then
-        if from_file == 413 then return too_large(h, ngx, "more than " .. max_bytes) end
-        return nil, from_file, reason
+        if from_file == "too_large" then return too_large(h, ngx, "more than " .. max_bytes) end
+        ngx.log(ngx.ERR, "laaffic.push: ", from_file)
+        return nil, 500, "cannot read the request body"
     end
     info.bytes, info.from_file = #body, from_file
     if #body > max_bytes then return too_large(h, ngx, #body) end -- e.g. chunked

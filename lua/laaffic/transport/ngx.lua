@@ -27,6 +27,7 @@ local ipairs = ipairs
 local pairs = pairs
 local lower = string.lower
 local format = string.format
+local http1 = require("laaffic.http1")
 
 local _M = {}
 
@@ -150,51 +151,33 @@ end
 
 local MAX_RESPONSE = 1024 * 1024
 
-local function read_body(sock, headers, max)
-    local te = headers["transfer-encoding"]
-    if te and lower(te):find("chunked", 1, true) then
-        local parts, total = {}, 0
-        while true do
-            local line, err = sock:receive("*l")
-            if not line then return nil, err end
-            local size = tonumber(line:match("^%s*(%x+)"), 16)
-            if not size then return nil, "bad chunk size" end
-            if size == 0 then
-                -- trailers, up to the empty line
-                repeat
-                    line, err = sock:receive("*l")
-                    if not line then return nil, err end
-                until line == ""
-                return concat(parts)
-            end
-            total = total + size
-            if total > max then return nil, "too_large" end
-            local data
-            data, err = sock:receive(size)
-            if not data then return nil, err end
-            parts[#parts + 1] = data
-            line, err = sock:receive(2)
-            if not line then return nil, err end
+-- Reads the answer after the request went out (laaffic.http1). -> response | nil,
+-- message, kind: the server may have the task in every case (sent = true).
+local function receive_answer(sock, host, reused, max)
+    local status, err, line = http1.receive_status(sock)
+    if not status then
+        if err == "not_http" then
+            return nil, "not an HTTP answer: " .. line:sub(1, 80), "connection"
         end
+        return nil, "reading the answer from " .. host .. ": " .. tostring(err) ..
+               (reused and " (on a reused connection)" or ""),
+               err == "timeout" and "timeout" or (err == "closed" and "empty" or "connection")
     end
-    local len = tonumber(headers["content-length"])
-    if len then
-        if len > max then return nil, "too_large" end
-        if len == 0 then return "" end
-        return sock:receive(len)
+    local version = err
+    local headers
+    headers, err = http1.receive_headers(sock)
+    if not headers then
+        return nil, "reading the answer's headers: " .. tostring(err), "connection"
     end
-    -- no length: read until the server closes, a piece at a time so that max holds
-    -- while reading
-    local parts, total = {}, 0
-    while true do
-        local data, err, partial = sock:receive(65536)
-        data = data or partial
-        total = total + #data
-        if total > max then return nil, "too_large" end
-        parts[#parts + 1] = data
-        if err == "closed" then return concat(parts) end
-        if err then return nil, err end
+    local data
+    data, err = http1.receive_body(sock, headers, max)
+    if not data then
+        if err == "too_large" then
+            return nil, "the response was larger than " .. max .. " bytes", "too_large"
+        end
+        return nil, "reading the answer's body: " .. tostring(err), "connection"
     end
+    return { status = status, headers = headers, body = data, http_version = version }
 end
 
 -- cosocket{ connect_timeout = 10, timeout = 60, ssl_verify = true, keepalive = 10,
@@ -325,51 +308,21 @@ function _M.cosocket(opts)
                        err == "timeout" and "timeout" or "connection", false
             end
             -- from here on the server may have the whole task
-            local line
-            line, err = sock:receive("*l")
-            if not line then
+            local res, msg, kind = receive_answer(sock, host, reused, max)
+            if not res then
                 sock:close()
-                return nil, "reading the answer from " .. host .. ": " .. tostring(err) ..
-                       (reused and " (on a reused connection)" or ""),
-                       err == "timeout" and "timeout" or (err == "closed" and "empty" or "connection"), true
+                return nil, msg, kind, true
             end
-            local version, status = line:match("^HTTP/(%d%.%d) (%d%d%d)")
-            if not status then
-                sock:close()
-                return nil, "not an HTTP answer: " .. line:sub(1, 80), "connection", true
-            end
-            local headers = {}
-            while true do
-                line, err = sock:receive("*l")
-                if not line then
-                    sock:close()
-                    return nil, "reading the answer's headers: " .. tostring(err), "connection", true
-                end
-                if line == "" then break end
-                local k, v = line:match("^([^:]+):%s*(.-)%s*$")
-                if k then
-                    k = lower(k)
-                    headers[k] = headers[k] and (headers[k] .. ", " .. v) or v
-                end
-            end
-            local data
-            data, err = read_body(sock, headers, max)
-            if not data then
-                sock:close()
-                if err == "too_large" then
-                    return nil, "the response was larger than " .. max .. " bytes", "too_large", true
-                end
-                return nil, "reading the answer's body: " .. tostring(err), "connection", true
-            end
+            local headers = res.headers
             local conn = lower(headers["connection"] or "")
-            if version == "1.1" and not conn:find("close", 1, true) and
+            if res.http_version == "1.1" and not conn:find("close", 1, true) and
                (headers["content-length"] or headers["transfer-encoding"]) then
                 sock:setkeepalive(keepalive_ms, pool_size)
             else
                 sock:close()
             end
-            return { status = tonumber(status), headers = headers, body = data,
-                     http_version = version, connects = reused and 0 or 1 }
+            res.connects = reused and 0 or 1
+            return res
         end,
     })
 end
