@@ -98,14 +98,12 @@ end
 local function send_output(ctx, opts, task, o)
     local parts, code, result = o.parts, o.code, o.result
     if opts.json then
-        local warnings = array()
-        for _, p in ipairs(o.warnings) do warnings[#warnings + 1] = output.problem_json(p) end
         ctx.stdout:write(output.json({
             ok = code == EXIT.OK, exit_code = code, parts = parts, created = result.created,
             existing = result.existing, failed = result.failed, not_sent = o.not_sent,
             rows = o.rows, rejected = result.rejected, duplicates = result.duplicates,
             time = floor(o.elapsed * 1000 + 0.5) / 1000, rejects_file = o.rejects_written,
-            error = o.err and error_json(o.err) or nil, warnings = warnings,
+            error = o.err and error_json(o.err) or nil, warnings = output.problems_json(o.warnings),
         }), "\n")
         return code
     end
