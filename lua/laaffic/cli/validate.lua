@@ -81,7 +81,7 @@ local function encode_fields(task, app_id, strict)
         local ok, json, msg, field, code = pcall(core.encode, t, eopts)
         if ok and json then return found, msg.warnings, bad end
         local key = ok and key_of(t, field)
-        found[#found + 1] = { key = tostring(key or ""), field = ok and field or "",
+        found[#found + 1] = { i = #found + 1, key = tostring(key or ""), field = ok and field or "",
                               message = tostring(ok and msg or json), code = ok and code or -22 }
         if ok and field == "task" and drop_unnamed(t) then
             found[#found].key = ""
@@ -124,7 +124,7 @@ local function field_problems(task, taskname, app_id, has_numbers, strict)
         end
     end
     local found, warned, bad = encode_fields(task, app_id, strict)
-    sort(found, function(a, b) return a.key < b.key end)
+    sort(found, function(a, b) return a.key < b.key or a.key == b.key and a.i < b.i end)
     for _, p in ipairs(found) do add(p.field, p.message, p.code) end
     for _, w in ipairs(warned) do
         warnings[#warnings + 1] = { file = taskname, field = w.field, code = w.code,
