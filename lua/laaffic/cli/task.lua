@@ -24,7 +24,6 @@ local EXIT, die, grouped, read_file = util.EXIT, util.die, util.grouped, util.re
 
 local _M = {}
 
-
 -- "...at character 57" -> line, column of that character in text
 local function position(text, pos)
     local before = text:sub(1, pos - 1)
