@@ -48,7 +48,17 @@ build = {
       ["laaffic.transport.ngx"] = "lua/laaffic/transport/ngx.lua",
       ["laaffic.csv"] = "lua/laaffic/csv.lua",
       ["laaffic.jit_rows"] = "lua/laaffic/jit_rows.lua",
-      ["laaffic.cli"] = "lua/laaffic/cli.lua",
+      ["laaffic.cli"] = "lua/laaffic/cli/init.lua",
+      ["laaffic.cli.util"] = "lua/laaffic/cli/util.lua",
+      ["laaffic.cli.help"] = "lua/laaffic/cli/help.lua",
+      ["laaffic.cli.args"] = "lua/laaffic/cli/args.lua",
+      ["laaffic.cli.config"] = "lua/laaffic/cli/config.lua",
+      ["laaffic.cli.task"] = "lua/laaffic/cli/task.lua",
+      ["laaffic.cli.numbers"] = "lua/laaffic/cli/numbers.lua",
+      ["laaffic.cli.output"] = "lua/laaffic/cli/output.lua",
+      ["laaffic.cli.validate"] = "lua/laaffic/cli/validate.lua",
+      ["laaffic.cli.send"] = "lua/laaffic/cli/send.lua",
+      ["laaffic.cli.sandbox"] = "lua/laaffic/cli/sandbox.lua",
    },
    -- the command-line tool (bin/laaffic); luarocks wraps it to run with this rock's Lua
    install = {

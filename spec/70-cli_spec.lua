@@ -1181,6 +1181,38 @@ return t
     end)
 
     ---------------------------------------------------------------------------------------
+    describe("--json output and the task's fields", function()
+        it("writes [] for an empty list, every digit of an integer, and only UTF-8", function()
+            local r = run("validate --json --task " .. q(task_json(name(), { appId = APP_ID })))
+            assert.equals(0, r.code, r.out .. r.err)
+            assert.truthy(r.out:find('"problems":[]', 1, true), r.out)
+            assert.truthy(r.out:find('"warnings":[]', 1, true), r.out)
+            -- a file name that is not UTF-8 is in the message: the document stays UTF-8
+            r = run("validate --json --task " .. q(tmp .. "/caf\233-\255.json"))
+            assert.equals(3, r.code, r.out .. r.err)
+            assert.is_true(H.utf8_valid(r.out), r.out)
+            assert.truthy(decode(r.out).error.message:find("caf\239\191\189-\239\191\189.json", 1, true))
+            -- lua-cjson 2.1.0 writes 14 significant digits: a keyId has up to 16 below 2^53
+            local json = require("laaffic.cli.output").json
+            local out = json({ key_id = 9007199254740991, n = -123456789012345, t = 0.25 })
+            assert.same({ key_id = 9007199254740991, n = -123456789012345, t = 0.25 }, cjson.decode(out))
+            assert.truthy(out:find("9007199254740991", 1, true), out)
+            assert.equals("[]", json(require("laaffic.cli.output").array()))
+        end)
+
+        it("names every bad field once, a key that is not a name too", function()
+            local f = file("task.lua")
+            write(f, 'return { [1] = "x", taskName = "x", agentId = 1.5, appId = "a1", ' ..
+                     'maxRingingTime = 5, numberInfoList = { { calleeNumber = "919777654321" } } }\n')
+            local r = run("validate --json --task " .. q(f))
+            assert.equals(3, r.code, r.out .. r.err)
+            local fields = {}
+            for _, p in ipairs(decode(r.out).problems) do fields[#fields + 1] = p.field end
+            assert.same({ "task", "agentId", "maxRingingTime", "taskName" }, fields)
+        end)
+    end)
+
+    ---------------------------------------------------------------------------------------
     describe("installed with luarocks", function()
         it("runs from the rock tree; sandbox needs a checkout #slow", function()
             if LUA ~= "lua5.4" then

@@ -24,18 +24,8 @@ local function md5_file(path)
     return (out:match("^(%x+)"))
 end
 
--- `export NAME='value'` lines -> { NAME = value }
-local function parse_env(text)
-    local env = {}
-    for line in text:gmatch("[^\n]+") do
-        local name, value = line:match("^export%s+([%w_]+)=(.*)$")
-        if name then
-            value = value:gsub("^'(.*)'$", "%1"):gsub("'\\''", "'")
-            env[name] = value
-        end
-    end
-    return env
-end
+-- `export NAME='value'` lines -> { NAME = value }: the CLI's reader of the env file
+local parse_env = require("laaffic.cli.config").parse_env
 
 local function decode(s)
     local ok, v = pcall(cjson.decode, s or "")

@@ -1,0 +1,122 @@
+-- laaffic.cli.sandbox: `laaffic sandbox start|stop|status`, which runs
+-- sandbox/laaffic-sandbox of a source checkout and reports what it printed.
+
+local util = require "laaffic.cli.util"
+local args = require "laaffic.cli.args"
+local config = require "laaffic.cli.config"
+local output = require "laaffic.cli.output"
+
+local ipairs = ipairs
+local tostring = tostring
+local tonumber = tonumber
+local format = string.format
+local concat = table.concat
+
+local EXIT, die, q, read_file = util.EXIT, util.die, util.q, util.read_file
+local NOT_SHOWN = util.NOT_SHOWN
+
+local _M = {}
+
+-- The checkout this module was loaded from ("" for the current directory), or nil.
+local function checkout()
+    return (debug.getinfo(1, "S").source:match("^@(.-)lua/laaffic/cli/[^/]*$"))
+end
+
+-- sandbox/laaffic-sandbox: $LAAFFIC_SANDBOX_BIN, or the checkout's sandbox/ beside this
+-- script's bin/, or in the source checkout the CLI runs from, with the sandbox's modules.
+local function find_sandbox(ctx)
+    local bin = ctx.env("LAAFFIC_SANDBOX_BIN")
+    local tried = {}
+    if bin and bin ~= "" then
+        tried[#tried + 1] = bin
+    else
+        local script, root = ctx.script or "laaffic", checkout()
+        tried[1] = (script:match("^(.*)/[^/]*$") or ".") .. "/../sandbox/laaffic-sandbox"
+        local b = root and ((root == "" and "./" or root) .. "sandbox/laaffic-sandbox")
+        if b and b ~= tried[1] then tried[2] = b end
+    end
+    for _, b in ipairs(tried) do
+        local dir = b:match("^(.*)/[^/]*$") or "."
+        if util.shell_ok("test -x " .. q(b)) and read_file(dir .. "/lua/laaffic_sandbox/api.lua") then
+            return b
+        end
+    end
+    die(EXIT.CONFIG, "sandbox: sandbox/laaffic-sandbox and its files (sandbox/lua/, " ..
+        "the LuaJIT build of laaffic.core) are not installed: they come with a source " ..
+        "checkout. Run bin/laaffic from the checkout, or set LAAFFIC_SANDBOX_BIN to the " ..
+        "checkout's sandbox/laaffic-sandbox (looked for: " .. concat(tried, ", ") .. ")")
+end
+
+-- Runs sandbox/laaffic-sandbox ACTION; returns its exit code, stdout and stderr.
+local function run(bin, action, opts, ttl)
+    local errfile = os.tmpname()
+    local cmd = q(bin) .. " " .. action .. (opts.dir and (" --dir " .. q(opts.dir)) or "") ..
+                (ttl and (" --ttl " .. ttl) or "") .. " 2>" .. q(errfile) .. "; echo \"rc=$?\""
+    local out = util.shell_out(cmd) or ""
+    local errtext = read_file(errfile) or ""
+    os.remove(errfile)
+    local body, rc = out:match("^(.-)rc=(%d+)%s*$")
+    return tonumber(rc) or 1, body or "", errtext
+end
+
+local function start(ctx, opts, body)
+    local e = config.parse_env(body)
+    local info = { ok = true, dir = e.LAAFFIC_SANDBOX_DIR, pid = tonumber(e.LAAFFIC_SANDBOX_PID),
+                   http = e.LAAFFIC_SANDBOX_HTTP, https = e.LAAFFIC_SANDBOX_HTTPS,
+                   ca = e.LAAFFIC_SANDBOX_CA, app_id = e.LAAFFIC_SANDBOX_APP_ID,
+                   env_file = e.LAAFFIC_SANDBOX_DIR and (e.LAAFFIC_SANDBOX_DIR .. "/env") }
+    if opts.json then
+        ctx.stdout:write(output.json(info), "\n")
+    elseif not opts.quiet then
+        ctx.stdout:write(format("sandbox running: pid %s, dir %s\n  http   %s\n  https  %s" ..
+            " (CA %s)\n  appId  %s\nsend to it:  laaffic send --sandbox %s --task task.json\n" ..
+            "stop it:     laaffic sandbox stop%s\n", tostring(info.pid), tostring(info.dir),
+            tostring(info.http), tostring(info.https), tostring(info.ca), tostring(info.app_id),
+            q(info.dir or ""), opts.dir and (" --dir " .. q(opts.dir)) or ""))
+    end
+    return EXIT.OK
+end
+
+local function status(ctx, opts, rc, body, errtext)
+    local running = rc == 0
+    if opts.json then
+        local pid, dir = body:match("running: pid (%d+), dir ([^\n]+)")
+        ctx.stdout:write(output.json({ ok = running, running = running,
+            pid = tonumber(pid), dir = dir,
+            http = body:match("LAAFFIC_SANDBOX_HTTP='([^']*)'"),
+            https = body:match("LAAFFIC_SANDBOX_HTTPS='([^']*)'") }), "\n")
+    elseif not opts.quiet then
+        ctx.stdout:write((body:gsub("export ", "")))
+    end
+    if rc ~= 0 and rc ~= 3 then
+        ctx.stderr:write(errtext)
+    end
+    return running and EXIT.OK or EXIT.FAILED
+end
+
+function _M.command(ctx, opts, pos)
+    local action = pos[1]
+    if action ~= "start" and action ~= "stop" and action ~= "status" then
+        die(EXIT.USAGE, "sandbox: say start, stop or status" ..
+            (action and (", not the word given" .. NOT_SHOWN) or ""))
+    end
+    if pos[2] then die(EXIT.USAGE, "sandbox " .. action .. ": unexpected argument" .. NOT_SHOWN) end
+    if opts.ttl and action ~= "start" then die(EXIT.USAGE, "--ttl is for sandbox start") end
+    local ttl = args.int_option(opts, "ttl", 0, 10 * 365 * 86400, nil)
+    local rc, body, errtext = run(find_sandbox(ctx), action, opts, ttl)
+    if action == "status" then return status(ctx, opts, rc, body, errtext) end
+    if rc ~= 0 then
+        ctx.stderr:write(errtext)
+        die(EXIT.FAILED, "sandbox " .. action .. " failed (exit " .. rc .. ")")
+    end
+    if action == "start" then return start(ctx, opts, body) end
+    local msg = errtext:match("stopped pid %d+") or errtext:match("not running") or "stopped"
+    if opts.json then
+        ctx.stdout:write(output.json({ ok = true, result = msg }), "\n")
+    elseif not opts.quiet then
+        ctx.stdout:write("sandbox: ", msg, "\n")
+    end
+    return EXIT.OK
+end
+
+return _M
