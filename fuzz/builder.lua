@@ -665,18 +665,17 @@ local function ulen(s)
     return n
 end
 
--- the first n characters of a valid UTF-8 string
+-- The first n characters of s as the encoder reads them: sequence lengths from the lead
+-- bytes (a success means these n were valid), and nothing after the nth is looked at, so
+-- a text is cut when any byte follows its 30th character, valid or not.
 local function uprefix(s, n)
     local count, i = 0, 1
-    while i <= #s do
+    while i <= #s and count < n do
         local c = s:byte(i)
-        if c < 0x80 or c >= 0xC0 then
-            if count == n then return s:sub(1, i - 1) end
-            count = count + 1
-        end
-        i = i + 1
+        i = i + (c < 0xC0 and 1 or c < 0xE0 and 2 or c < 0xF0 and 3 or 4)
+        count = count + 1
     end
-    return s
+    return s:sub(1, i - 1)
 end
 
 -- strict UTF-8 (RFC 3629): the specs' validator, found beside this file
@@ -770,7 +769,7 @@ local function check_row(row, out, i, req, truncate)
                 end
                 local want = text_of(v)
                 if req[n] and want == "" then return false, p .. "." .. k .. ": empty accepted" end
-                if type(v) == "string" and ulen(v) > 30 then
+                if type(v) == "string" and #uprefix(v, 30) < #v then
                     if truncate == false then
                         return false, p .. "." .. k .. ": long text accepted with truncate = false"
                     end
