@@ -8,7 +8,7 @@
 --   local ok, why = G.run(core, bytes)
 --
 -- Input: a plan, then the bytes fuzz/builder.lua turns into the task:
---   byte 1: bits 0-3 how many actions (1..16), bits 4-7 how many finalizers (64..1024);
+--   byte 1: bits 0-3 how many actions (1..16), bits 4-7 how many finalizers (16..256);
 --   byte 2: bits 0-1 the collector's step multiplier (40, 100, 300, 1020: how many
 --   finalizers an allocation of the encoder runs), bits 2-3 its step size (2 bytes,
 --   or 1 KiB or 1 MiB: then everything at once and on into the next cycle, so that
@@ -118,7 +118,7 @@ end
 -- ACTIONS[a](t, p, ctx): t is the target table, p a byte, ctx { core, task, opts }
 local ACTIONS = {
     function(t, p) -- add keys (a second pass over a table's keys must stay in bounds)
-        for i = 1, p % 8 + 1 do
+        for i = 1, p % 4 + 1 do
             serial = serial + 1
             rawset(t, "gc" .. serial .. "_" .. i, fresh_value(p + i))
         end
@@ -149,7 +149,9 @@ local ACTIONS = {
     function(t) -- a metatable whose methods raise (the encoder reads raw)
         pcall(setmetatable, t, TRAP)
     end,
-    function(_, p, ctx) -- an encode inside the encode
+    function(_, p, ctx) -- an encode inside the encode (the first few times: it costs)
+        ctx.nested = (ctx.nested or 0) + 1
+        if ctx.nested > 4 then return end
         local o = { truncate = p % 2 == 0 }
         pcall(ctx.core.encode, ctx.task, o)
         local ok, body = pcall(ctx.core.encode_body, ctx.task, o)
@@ -197,7 +199,6 @@ local function arm(plan, tables, ctx)
     end }
     local armed = false
     local NOOP = { __gc = function() end }
-    collectgarbage() -- what an earlier case left runs now, not in this one
     collectgarbage("stop") -- so that every object below dies in the same cycle
     for _ = 1, plan.count + plan.delay do setmetatable({}, PLAN) end
     for _ = 1, 9 do setmetatable({}, NOOP) end
@@ -228,7 +229,7 @@ end
 
 function G.plan(bytes)
     local b1, b2 = bytes:byte(1) or 0, bytes:byte(2) or 0
-    local plan = { count = (floor(b1 / 16) + 1) * 64, stepmul = ({ 40, 100, 300, 1020 })[b2 % 4 + 1],
+    local plan = { count = (floor(b1 / 16) + 1) * 16, stepmul = ({ 40, 100, 300, 1020 })[b2 % 4 + 1],
                    stepsize = ({ 1, 1, 10, 20 })[floor(b2 / 4) % 4 + 1], delay = floor(b2 / 16) * 20,
                    fins = {} }
     local pos = 3

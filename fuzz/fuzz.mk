@@ -18,7 +18,7 @@ FUZZ_PC      ?= pkg-config
 FUZZ_DIR     := build/fuzz
 # Harnesses run by `make fuzz`. csv joins when src/csv.c provides core.csv_string.
 FUZZ_HAVE_CSV := $(shell grep -l 'csv_string' src/*.c 2>/dev/null | head -n 1)
-FUZZ_NAMES   ?= encode encode_gc push $(if $(FUZZ_HAVE_CSV),csv)
+FUZZ_NAMES   ?= encode encode_gc push $(if $(FUZZ_HAVE_CSV),csv) http
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 # CSV files are read in blocks of FUZZ_CSV_BLOCK bytes (256 KiB in the real build), so
 # that inputs of a few KiB cross many refills (src/csv.c, LF_CSV_BLOCK)
@@ -61,6 +61,12 @@ $(FUZZ_DIR)/encode_gc_fuzz: fuzz/encode_gc_fuzz.c fuzz/common.h $(FUZZ_CORE_OBJ)
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_ROOT_DEF) -fsanitize=fuzzer $< $(FUZZ_CORE_OBJ) \
 	  $(FUZZ_LUALIBS) $(FUZZ_CORELIBS) -lm -o $@
+
+# http: a loopback server in a thread of the harness
+$(FUZZ_DIR)/http_fuzz: fuzz/http_fuzz.c fuzz/common.h $(FUZZ_CORE_OBJ)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_ROOT_DEF) -fsanitize=fuzzer $< $(FUZZ_CORE_OBJ) \
+	  $(FUZZ_LUALIBS) $(FUZZ_CORELIBS) -lm -lpthread -o $@
 
 $(FUZZ_DIR)/csv_fuzz: fuzz/csv_fuzz.c fuzz/common.h $(FUZZ_CORE_OBJ)
 	@mkdir -p $(@D)

@@ -19,15 +19,15 @@ cd "$(dirname "$0")/.."
 OUT=build/fuzz
 MODE=${1:-run}
 SECONDS_EACH=${2:-60}
-NAMES=${FUZZ_NAMES:-"encode encode_gc push $([ -x $OUT/csv_fuzz ] && echo csv)"}
+NAMES=${FUZZ_NAMES:-"encode encode_gc push $([ -x $OUT/csv_fuzz ] && echo csv) http"}
 
 # -max_len: encode reads its input as a grammar (long strings come from repetition, so
 # 4 KiB is plenty); push bodies and CSV text are the input itself. -rss_limit_mb: ASan's
 # quarantine and a 200,001-row list fit; anything above is a leak or a blow-up.
-max_len() { case $1 in encode|encode_gc) echo 4096 ;; push) echo 16384 ;; csv) echo 16384 ;; *) echo 4096 ;; esac; }
+max_len() { case $1 in encode|encode_gc) echo 4096 ;; push) echo 16384 ;; csv) echo 16384 ;; http) echo 512 ;; *) echo 4096 ;; esac; }
 # check mode: about 10 s each under ASan on these machines. Random exploration belongs to
 # `make fuzz`; a finding there is minimised into fuzz/regressions/, which check replays.
-check_runs() { case $1 in encode) echo 6000 ;; encode_gc) echo 3000 ;; push) echo 50000 ;; csv) echo 30000 ;; *) echo 10000 ;; esac; }
+check_runs() { case $1 in encode) echo 6000 ;; encode_gc) echo 3000 ;; push) echo 50000 ;; csv) echo 30000 ;; http) echo 1500 ;; *) echo 10000 ;; esac; }
 FUZZ_SEED=${FUZZ_SEED:-20261122}
 
 status=0
