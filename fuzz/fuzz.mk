@@ -1,11 +1,11 @@
 # fuzz/fuzz.mk - libFuzzer harnesses (clang, ASan + UBSan). Included from the Makefile.
 #
-#   make fuzz              build every harness, run each for FUZZ_TIME seconds (default 60)
+#   make fuzz              build every harness, run each for FUZZ_TIME seconds (default 300)
 #   make fuzz-short        a fixed number of runs from a fixed seed (for make check:
 #                          reproducible, the same inputs on every machine)
 #   make fuzz-build        build only                      -> build/fuzz/<name>
 #   make fuzz-regressions  run each harness once over fuzz/regressions/<name>/ (no fuzzing)
-#   make fuzz FUZZ_NAMES="encode push" FUZZ_TIME=300
+#   make fuzz FUZZ_NAMES="encode push" FUZZ_TIME=1800
 #
 # The core's C sources (every src/*.c) are compiled again into build/fuzz/obj-csv<block> with
 # coverage and sanitizer instrumentation and linked into each harness: not the .so.
@@ -13,7 +13,7 @@
 # harnesses; it exits non-zero if any of them crashes, leaks or breaks a promise.
 
 FUZZ_CC      ?= clang
-FUZZ_TIME    ?= 60
+FUZZ_TIME    ?= 300
 FUZZ_PC      ?= pkg-config
 FUZZ_DIR     := build/fuzz
 # Harnesses run by `make fuzz`. csv joins when src/csv.c provides core.csv_string.
