@@ -288,12 +288,22 @@ local function shape(r, what, body)
     return true
 end
 
+-- A list is not what this harness tests, and a collector that never pauses walks the
+-- list again in every cycle: a 200,001-row list took minutes. Lists keep 256 entries.
+local MAX_LIST = 256
+local function shorten(task)
+    local l = type(task) == "table" and rawget(task, "numberInfoList")
+    if type(l) ~= "table" then return end
+    for i = rawlen(l), MAX_LIST + 1, -1 do rawset(l, i, nil) end
+end
+
 -- Returns true | false, why.
 function G.run(core, bytes)
     local plan, rest = G.plan(bytes)
     local ok, why
     for _, fn in ipairs({ "encode", "encode_body" }) do
         local task, opts = B.build(rest)
+        shorten(task)
         local o = B.call_opts(opts)
         local ctx = { core = core, task = task, opts = o }
         arm(plan, tables_of(task), ctx)

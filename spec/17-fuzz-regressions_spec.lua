@@ -13,7 +13,8 @@
 --   push    the bytes are the body: push.parse(body) and push.parse(body, small opts), the
 --           two calls push_fuzz.c makes, checked by fuzz/push_check.lua.
 --   encode_gc  fuzz/encode_gc.lua's run(core, bytes): finalizers that change the task run
---           while it is encoded (the timing is Lua 5.4's; on LuaJIT a looser test).
+--           while it is encoded (the timing is Lua 5.4's; on LuaJIT a looser test);
+--           timeout-* inputs get the same CPU-time budget.
 --   csv     fuzz/csv_check.lua's run(core, bytes): the whole case csv_fuzz.c runs (the
 --           file reader here reads 256 KiB blocks, the harness's 64 bytes: an input
 --           about a refill fails in make fuzz-regressions, not necessarily here).
@@ -108,9 +109,16 @@ describe("fuzz regressions", function()
     describe("encode_gc", function()
         local dir, files = inputs("encode_gc")
         for _, f in ipairs(files) do
-            it(f, function()
+            local slow = f:find("^timeout%-") ~= nil
+            it(f .. (slow and " #slow" or ""), function()
+                local t0 = os.clock()
                 local ok, why = G.run(core, read(dir .. "/" .. f))
+                local spent = os.clock() - t0
                 assert.is_true(ok, why)
+                if slow then
+                    assert.is_true(spent < TIMEOUT_BUDGET, ("took %.1f s of CPU time (budget %.1f s)"):format(
+                                       spent, TIMEOUT_BUDGET))
+                end
             end)
         end
     end)
