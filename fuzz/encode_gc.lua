@@ -294,7 +294,9 @@ local MAX_LIST = 256
 local function shorten(task)
     local l = type(task) == "table" and rawget(task, "numberInfoList")
     if type(l) ~= "table" then return end
-    for i = rawlen(l), MAX_LIST + 1, -1 do rawset(l, i, nil) end
+    for k in next, l do -- (a hole can hide a long list from rawlen)
+        if type(k) == "number" and k > MAX_LIST then rawset(l, k, nil) end
+    end
 end
 
 -- Returns true | false, why.
