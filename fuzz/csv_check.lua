@@ -10,9 +10,12 @@
 -- Input: byte 1 and byte 2 choose the options (see C.options), then (when byte 1 asks for
 -- them) one byte for opts.columns and one for the encode options; the rest is the CSV text.
 --
--- C.run reads the text with core.csv_string twice, and encodes part after part of it
--- with core.encode (first reader) and core.encode_body (second reader) in lockstep until a
--- part says more = false. Neither may raise (unless the options are malformed on
+-- C.run reads the text with core.csv_string, and from a file (C.path, written with the
+-- text) with core.csv_file, and encodes part after part of it with core.encode (the
+-- string) and core.encode_body (the file) in lockstep until a part says more = false.
+-- The fuzz build reads files in blocks of 64 bytes (LF_CSV_BLOCK in fuzz/fuzz.mk), so
+-- records, blank lines and part starts meet refills as a 256 KiB block meets them in a
+-- real file. Neither may raise (unless the options are malformed on
 -- purpose, and then csv_string must), both must agree byte for byte, and everything is
 -- compared with an independent reading:
 --   * a reference RFC 4180 parser here (the rules csv.c documents: BOM, CR/LF/CRLF, quotes,
@@ -396,29 +399,51 @@ local function failure_shape(r, what)
     return true
 end
 
+-- The scratch file csv_file reads (the harness sets C.path; else a temporary name).
+local function write_scratch(text)
+    C.path = C.path or os.tmpname()
+    local f = assert(io.open(C.path, "wb"))
+    assert(f:write(text))
+    f:close()
+    return C.path
+end
+
+-- The text as a file, named as the string reader names it (so messages compare equal).
+local function open_file(core, text, copts)
+    local o = copy(copts)
+    if o.name == nil then o.name = "<string>" end
+    return pack(pcall(core.csv_file, write_scratch(text), o))
+end
+
 -- Returns true | false, why.
 function C.run(core, bytes)
     local text, copts, eopts, cfg = C.options(bytes)
     local r1 = pack(pcall(core.csv_string, text, copts))
+    local r2 = open_file(core, text, copts)
     if cfg.expect_raise then
         if r1[1] then return false, "csv_string accepted malformed options" end
+        if r2[1] then return false, "csv_file accepted malformed options" end
         return true
     end
     if not r1[1] then return false, "csv_string raised: " .. tostring(r1[2]) end
+    if not r2[1] then return false, "csv_file raised: " .. tostring(r2[2]) end
     local map, recs = reference_open(text, copts)
     if r1[2] == nil then
         if type(r1[3]) ~= "string" or r1[4] ~= "invalid" or type(r1[5]) ~= "number" then
             return false, "csv_string: a refusal is not nil, message, \"invalid\", line"
         end
         if map then return false, "csv_string refused what the reference opens: " .. r1[3] end
+        if r2[2] ~= nil or r2[3] ~= r1[3] or r2[4] ~= r1[4] or r2[5] ~= r1[5] then
+            return false, format("csv_file refused differently: %s / %s", tostring(r2[3]), r1[3])
+        end
         return true
     end
     if not map then
         return false, "csv_string opened what the reference refuses (" .. tostring(recs) .. ")"
     end
-    local src1 = r1[2]
+    local src1, src2 = r1[2], r2[2]
     if not core.is_csv(src1) then return false, "csv_string did not return a reader" end
-    local src2 = core.csv_string(text, copts)
+    if not core.is_csv(src2) then return false, "csv_file refused: " .. tostring(r2[3]) end
 
     local parts, failure = simulate(core, map, recs, copts, eopts, cfg)
 

@@ -7,9 +7,13 @@
  * encode and encode_body, and checks every part against a reference reader and the table
  * path of the same core (see that file). spec/17-fuzz-regressions_spec.lua runs the same
  * function on the saved inputs. A raise, a false verdict or a sanitizer report aborts.
+ * The text is also written to a scratch file for core.csv_file, read in blocks of 64
+ * bytes in this build (LF_CSV_BLOCK), so small inputs cross many refills.
  * LAAFFIC_ROOT overrides the source tree's root (for fuzz/csv_check.lua). */
 #define FUZZ_NAME "csv_fuzz"
 #include "common.h"
+
+#include <unistd.h>
 
 #ifndef FUZZ_ROOT
 #define FUZZ_ROOT "."
@@ -18,6 +22,12 @@
 int luaopen_laaffic_core(lua_State *L);
 
 static int ref_run, ref_core;
+static char scratch[] = "/tmp/laaffic-csv-fuzz-XXXXXX";
+
+static void remove_scratch(void)
+{
+    unlink(scratch);
+}
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -32,6 +42,16 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     lua_pushfstring(L, "%s/fuzz/csv_check.lua", root);
     if (luaL_dofile(L, lua_tostring(L, -1)) != LUA_OK)
         die("cannot load fuzz/csv_check.lua", lua_tostring(L, -1));
+    /* the scratch file csv_file reads: one per process, removed at exit */
+    {
+        int fd = mkstemp(scratch);
+        if (fd < 0)
+            die("cannot make a scratch file", scratch);
+        close(fd);
+        atexit(remove_scratch);
+        lua_pushstring(L, scratch);
+        lua_setfield(L, -2, "path");
+    }
     lua_getfield(L, -1, "run");
     ref_run = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_settop(L, 0);

@@ -1,32 +1,37 @@
 # fuzz/fuzz.mk - libFuzzer harnesses (clang, ASan + UBSan). Included from the Makefile.
 #
-#   make fuzz              build every harness, run each for FUZZ_TIME seconds (default 60)
+#   make fuzz              build every harness, run each for FUZZ_TIME seconds (default 300)
 #   make fuzz-short        a fixed number of runs from a fixed seed (for make check:
 #                          reproducible, the same inputs on every machine)
 #   make fuzz-build        build only                      -> build/fuzz/<name>
 #   make fuzz-regressions  run each harness once over fuzz/regressions/<name>/ (no fuzzing)
-#   make fuzz FUZZ_NAMES="encode push" FUZZ_TIME=300
+#   make fuzz FUZZ_NAMES="encode push" FUZZ_TIME=1800
 #
-# The core's C sources (every src/*.c) are compiled again into build/fuzz/obj with
+# The core's C sources (every src/*.c) are compiled again into build/fuzz/obj-csv<block> with
 # coverage and sanitizer instrumentation and linked into each harness: not the .so.
 # Lua 5.4 (pkg-config lua5.4) and lua-cjson are the system's. scripts/fuzz.sh runs the
 # harnesses; it exits non-zero if any of them crashes, leaks or breaks a promise.
 
 FUZZ_CC      ?= clang
-FUZZ_TIME    ?= 60
+FUZZ_TIME    ?= 300
 FUZZ_PC      ?= pkg-config
 FUZZ_DIR     := build/fuzz
 # Harnesses run by `make fuzz`. csv joins when src/csv.c provides core.csv_string.
 FUZZ_HAVE_CSV := $(shell grep -l 'csv_string' src/*.c 2>/dev/null | head -n 1)
-FUZZ_NAMES   ?= encode push $(if $(FUZZ_HAVE_CSV),csv)
+FUZZ_NAMES   ?= encode encode_gc push $(if $(FUZZ_HAVE_CSV),csv) http
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
-FUZZ_CFLAGS  := -g -O1 -std=c99 -D_POSIX_C_SOURCE=200809L $(FUZZ_SAN) \
+# CSV files are read in blocks of FUZZ_CSV_BLOCK bytes (256 KiB in the real build), so
+# that inputs of a few KiB cross many refills (src/csv.c, LF_CSV_BLOCK)
+FUZZ_CSV_BLOCK ?= 64
+FUZZ_CFLAGS  := -g -O1 -std=c99 -D_POSIX_C_SOURCE=200809L $(FUZZ_SAN) -DLF_CSV_BLOCK=$(FUZZ_CSV_BLOCK) \
                 $(shell $(FUZZ_PC) --cflags lua5.4 libcurl libcrypto) \
                 -DLAAFFIC_VERSION='"fuzz"'
 FUZZ_LUALIBS := $(shell $(FUZZ_PC) --libs lua5.4)
 FUZZ_CORELIBS := $(shell $(FUZZ_PC) --libs libcurl libcrypto)
 FUZZ_CORE_SRC = $(wildcard src/*.c)
-FUZZ_CORE_OBJ = $(FUZZ_CORE_SRC:src/%.c=$(FUZZ_DIR)/obj/%.o)
+# (the block size is in the object directory's name: changing it rebuilds the core)
+FUZZ_OBJ_DIR := $(FUZZ_DIR)/obj-csv$(FUZZ_CSV_BLOCK)
+FUZZ_CORE_OBJ = $(FUZZ_CORE_SRC:src/%.c=$(FUZZ_OBJ_DIR)/%.o)
 FUZZ_ROOT_DEF := -DFUZZ_ROOT='"$(CURDIR)"' -DFUZZ_DIR='"$(CURDIR)/fuzz"'
 
 .PHONY: fuzz fuzz-short fuzz-build fuzz-regressions
@@ -42,7 +47,7 @@ fuzz-short: fuzz-build
 fuzz-regressions: fuzz-build
 	@FUZZ_NAMES="$(FUZZ_NAMES)" scripts/fuzz.sh regressions
 
-$(FUZZ_DIR)/obj/%.o: src/%.c $(wildcard src/*.h)
+$(FUZZ_OBJ_DIR)/%.o: src/%.c $(wildcard src/*.h)
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 
@@ -51,6 +56,17 @@ $(FUZZ_DIR)/encode_fuzz: fuzz/encode_fuzz.c fuzz/common.h $(FUZZ_CORE_OBJ)
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_ROOT_DEF) -fsanitize=fuzzer $< $(FUZZ_CORE_OBJ) \
 	  $(FUZZ_LUALIBS) $(FUZZ_CORELIBS) -lm -o $@
+
+$(FUZZ_DIR)/encode_gc_fuzz: fuzz/encode_gc_fuzz.c fuzz/common.h $(FUZZ_CORE_OBJ)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_ROOT_DEF) -fsanitize=fuzzer $< $(FUZZ_CORE_OBJ) \
+	  $(FUZZ_LUALIBS) $(FUZZ_CORELIBS) -lm -o $@
+
+# http: a loopback server in a thread of the harness
+$(FUZZ_DIR)/http_fuzz: fuzz/http_fuzz.c fuzz/common.h $(FUZZ_CORE_OBJ)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_ROOT_DEF) -fsanitize=fuzzer $< $(FUZZ_CORE_OBJ) \
+	  $(FUZZ_LUALIBS) $(FUZZ_CORELIBS) -lm -lpthread -o $@
 
 $(FUZZ_DIR)/csv_fuzz: fuzz/csv_fuzz.c fuzz/common.h $(FUZZ_CORE_OBJ)
 	@mkdir -p $(@D)
@@ -67,17 +83,17 @@ $(FUZZ_DIR)/push_fuzz: fuzz/push_fuzz.c fuzz/common.h
 # once over the working and seed corpora; prints llvm-cov's report for src/encode.c,
 # src/csv.c and src/buffer.c, and writes build/fuzz/cov/<name>.txt (line by line).
 FUZZ_COV_NAMES ?= encode $(if $(FUZZ_HAVE_CSV),csv)
-FUZZ_COV_CFLAGS := -g -O0 -std=c99 -D_POSIX_C_SOURCE=200809L -fprofile-instr-generate \
+FUZZ_COV_CFLAGS := -g -O0 -std=c99 -D_POSIX_C_SOURCE=200809L -DLF_CSV_BLOCK=$(FUZZ_CSV_BLOCK) -fprofile-instr-generate \
                    -fcoverage-mapping $(shell $(FUZZ_PC) --cflags lua5.4 libcurl libcrypto) \
                    -DLAAFFIC_VERSION='"fuzz"'
-FUZZ_COV_OBJ = $(FUZZ_CORE_SRC:src/%.c=$(FUZZ_DIR)/cov/obj/%.o)
+FUZZ_COV_OBJ = $(FUZZ_CORE_SRC:src/%.c=$(FUZZ_DIR)/cov/obj-csv$(FUZZ_CSV_BLOCK)/%.o)
 LLVM_PROFDATA ?= llvm-profdata
 LLVM_COV ?= llvm-cov
 
 .PHONY: fuzz-cov
 .SECONDARY: $(FUZZ_COV_OBJ) $(FUZZ_CORE_OBJ)
 
-$(FUZZ_DIR)/cov/obj/%.o: src/%.c $(wildcard src/*.h)
+$(FUZZ_DIR)/cov/obj-csv$(FUZZ_CSV_BLOCK)/%.o: src/%.c $(wildcard src/*.h)
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_COV_CFLAGS) -c $< -o $@
 

@@ -85,7 +85,7 @@ if [ $QUICK = 0 ]; then
   else bad "cppcheck"; fi
 
   echo "== fuzz (libFuzzer + ASan/UBSan, fixed runs from a fixed seed)"
-  if make --no-print-directory -s fuzz-short > "$LOG/fuzz" 2>&1; then ok "fuzz-short: encode, push, csv"
+  if make --no-print-directory -s fuzz-short > "$LOG/fuzz" 2>&1; then ok "fuzz-short: encode, encode_gc, push, csv, http"
   else tail -40 "$LOG/fuzz"; bad "fuzz-short (inputs in build/fuzz/artifacts/)"; fi
 fi
 

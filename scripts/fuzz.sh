@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # scripts/fuzz.sh: runs the libFuzzer harnesses built by fuzz/fuzz.mk (make fuzz-build).
 #
-#   scripts/fuzz.sh run SECONDS      fuzz each harness for SECONDS (make fuzz)
+#   scripts/fuzz.sh run SECONDS      fuzz each harness for SECONDS (make fuzz); adds the
+#                                    inputs run to build/fuzz/runs.tsv and prints the totals
 #   scripts/fuzz.sh check            a fixed number of runs from a fixed seed, from the seed
 #                                    corpus only (make fuzz-short, inside make check): no
 #                                    local corpus steers it (Lua's per-state hash seed
 #                                    still varies table order a little)
 #   scripts/fuzz.sh regressions      run each harness once over fuzz/regressions/<name>/
 #
-# FUZZ_NAMES (default "encode push", plus csv when built) picks the harnesses. Each one
+# FUZZ_NAMES (default "encode encode_gc push csv http") picks the harnesses. Each one
 # starts from its seed corpus fuzz/corpus/<name>/ and a working corpus in
 # build/fuzz/corpus/<name>/ (kept between runs, so coverage accumulates; the seeds in
 # fuzz/ are never written to). A crash, leak, timeout or broken promise leaves its input
@@ -19,15 +20,16 @@ cd "$(dirname "$0")/.."
 OUT=build/fuzz
 MODE=${1:-run}
 SECONDS_EACH=${2:-60}
-NAMES=${FUZZ_NAMES:-"encode push $([ -x $OUT/csv_fuzz ] && echo csv)"}
+NAMES=${FUZZ_NAMES:-"encode encode_gc push $([ -x $OUT/csv_fuzz ] && echo csv) http"}
 
 # -max_len: encode reads its input as a grammar (long strings come from repetition, so
 # 4 KiB is plenty); push bodies and CSV text are the input itself. -rss_limit_mb: ASan's
 # quarantine and a 200,001-row list fit; anything above is a leak or a blow-up.
-max_len() { case $1 in encode) echo 4096 ;; push) echo 16384 ;; csv) echo 16384 ;; *) echo 4096 ;; esac; }
-# check mode: about 10 s each under ASan on these machines. Random exploration belongs to
+max_len() { case $1 in encode|encode_gc) echo 4096 ;; push) echo 16384 ;; csv) echo 16384 ;; http) echo 512 ;; *) echo 4096 ;; esac; }
+# check mode: 10-25 s each under ASan on these machines (all five within 2 minutes on a
+# shared 2-core machine). Random exploration belongs to
 # `make fuzz`; a finding there is minimised into fuzz/regressions/, which check replays.
-check_runs() { case $1 in encode) echo 6000 ;; push) echo 50000 ;; csv) echo 30000 ;; *) echo 10000 ;; esac; }
+check_runs() { case $1 in encode) echo 6000 ;; encode_gc) echo 2000 ;; push) echo 50000 ;; csv) echo 12000 ;; http) echo 1500 ;; *) echo 10000 ;; esac; }
 FUZZ_SEED=${FUZZ_SEED:-20261122}
 
 status=0
@@ -77,6 +79,12 @@ for name in $NAMES; do
   fi
   grep -E '^#[0-9]+ +(INITED|DONE)' "$OUT/$name.log" | tail -2 | sed 's/^/   /'
   grep -E '^stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb)' "$OUT/$name.log" | sed 's/^/   /'
+  if [ "$MODE" = run ]; then
+    # the running total of this tree's campaigns (build/fuzz/runs.tsv: date, harness,
+    # inputs, seconds, exit code), toward the 10 million of fuzz/README.md
+    n=$(sed -n 's/^stat::number_of_executed_units: *//p' "$OUT/$name.log" | tail -1)
+    printf '%s\t%s\t%s\t%s\t%s\n' "$(date -u +%FT%TZ)" "$name" "${n:-0}" "$SECONDS_EACH" "$rc" >> "$OUT/runs.tsv"
+  fi
   if [ $rc -ne 0 ]; then
     status=1
     echo "   FAILED ($rc): $(grep -E 'BROKEN PROMISE|ERROR: |SUMMARY' "$OUT/$name.log" | head -2 | tr '\n' ' ')"
@@ -86,4 +94,8 @@ for name in $NAMES; do
     echo "   ok: no crash"
   fi
 done
+if [ "$MODE" = run ] && [ -f "$OUT/runs.tsv" ]; then
+  echo "== inputs run by make fuzz in this tree so far ($OUT/runs.tsv):"
+  awk -F'\t' '{ n[$2] += $3; t += $3 } END { for (k in n) printf "   %-10s %12d\n", k, n[k]; printf "   %-10s %12d\n", "total", t }' "$OUT/runs.tsv"
+fi
 exit $status

@@ -25,7 +25,12 @@
 #include "compat.h"
 #include "csv.h"
 
-#define BLOCK (256 * 1024)
+/* The read block. The fuzz build makes it small (fuzz/fuzz.mk) so that its inputs of a
+ * few KiB cross refills the way a real file crosses 256 KiB ones. */
+#ifndef LF_CSV_BLOCK
+#define LF_CSV_BLOCK (256 * 1024)
+#endif
+#define BLOCK LF_CSV_BLOCK
 #define MAX_RECORD (16 * 1024 * 1024)
 #define MAX_COLUMNS 4096
 
