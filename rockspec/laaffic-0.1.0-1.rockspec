@@ -41,6 +41,7 @@ build = {
       ["laaffic.recall"] = "lua/laaffic/recall.lua",
       ["laaffic.status"] = "lua/laaffic/status.lua",
       ["laaffic.error"] = "lua/laaffic/error.lua",
+      ["laaffic.date"] = "lua/laaffic/date.lua",
       ["laaffic.push"] = "lua/laaffic/push.lua",
       ["laaffic.transport.curl"] = "lua/laaffic/transport/curl.lua",
       ["laaffic.transport.ngx"] = "lua/laaffic/transport/ngx.lua",

@@ -42,6 +42,7 @@ local status = require "laaffic.status"
 local lerror = require "laaffic.error"
 local recall = require "laaffic.recall"
 local csv = require "laaffic.csv"
+local date = require "laaffic.date"
 local curl = require "laaffic.transport.curl"
 local curl_options = curl.options
 -- transport names laaffic.new accepts besides a function (see laaffic.transport.ngx)
@@ -496,16 +497,7 @@ function _M.parse_http_date(s)
     local d, mon, y, hh, mm, ss = s:match("^%a+, (%d%d?) (%a%a%a) (%d%d%d%d) (%d%d):(%d%d):(%d%d) GMT$")
     local m = MONTHS[mon or ""]
     if not m then return nil end
-    d, y, hh, mm, ss = tonumber(d), tonumber(y), tonumber(hh), tonumber(mm), tonumber(ss)
-    -- days from civil (Howard Hinnant's algorithm)
-    if m <= 2 then y = y - 1 end
-    local era = floor(y / 400)
-    local yoe = y - era * 400
-    local mp = (m + 9) % 12
-    local doy = floor((153 * mp + 2) / 5) + d - 1
-    local doe = yoe * 365 + floor(yoe / 4) - floor(yoe / 100) + doy
-    local days = era * 146097 + doe - 719468
-    return days * 86400 + hh * 3600 + mm * 60 + ss
+    return date.unix(tonumber(y), m, tonumber(d), tonumber(hh), tonumber(mm), tonumber(ss), 0)
 end
 
 local function log(self, ev)

@@ -190,6 +190,7 @@ local char = string.char
 local unpack_list = table.unpack or unpack -- luacheck: ignore 143 (unpack: Lua 5.1/LuaJIT)
 
 local cjson_safe = require("cjson.safe")
+local civil_unix = require("laaffic.date").unix
 
 -- No _VERSION here: the version lives in one place, laaffic.core (see laaffic._VERSION).
 local _M = {}
@@ -335,23 +336,6 @@ local function number_text(n)
     return s
 end
 
--- Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil).
-local function days_from_civil(y, m, d)
-    if m <= 2 then y = y - 1 end
-    local era = floor(y / 400)
-    local yoe = y - era * 400
-    local mp = (m + 9) % 12 -- March = 0
-    local doy = floor((153 * mp + 2) / 5) + d - 1
-    local doe = yoe * 365 + floor(yoe / 4) - floor(yoe / 100) + doy
-    return era * 146097 + doe - 719468
-end
-
-local MONTH_DAYS = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 }
-
-local function is_leap(y)
-    return (y % 4 == 0 and y % 100 ~= 0) or y % 400 == 0
-end
-
 -- Seconds or milliseconds since the epoch -> seconds; nil for 0, negatives and values
 -- beyond year ~5000 in milliseconds.
 local function unix_from_number(n)
@@ -371,14 +355,6 @@ local function digits(s, i, j)
     return n
 end
 
-local function unix_from_civil(y, mo, d, h, mi, sec, offset)
-    if mo < 1 or mo > 12 or d < 1 or h > 23 or mi > 59 or sec > 60 then return nil end
-    local dim = MONTH_DAYS[mo]
-    if mo == 2 and is_leap(y) then dim = 29 end
-    if d > dim then return nil end
-    return days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - offset
-end
-
 local function unix_from_string(s, utc_offset)
     local len = #s
     if len > 64 then return nil end
@@ -388,7 +364,7 @@ local function unix_from_string(s, utc_offset)
         local y, mo, d = digits(s, 1, 4), digits(s, 6, 7), digits(s, 9, 10)
         local h, mi, sec = digits(s, 12, 13), digits(s, 15, 16), digits(s, 18, 19)
         if not (y and mo and d and h and mi and sec) then return nil end
-        local t = unix_from_civil(y, mo, d, h, mi, sec, utc_offset)
+        local t = civil_unix(y, mo, d, h, mi, sec, utc_offset)
         return t and as_int(t)
     end
     if not s:find("^%s*%d%d%d%d%-") then
@@ -406,7 +382,7 @@ local function unix_from_string(s, utc_offset)
         if not sign then return nil end
         offset = (tonumber(zh) * 3600 + tonumber(zm) * 60) * (sign == "-" and -1 or 1)
     end
-    local t = unix_from_civil(tonumber(y), tonumber(mo), tonumber(d), tonumber(h), tonumber(mi),
+    local t = civil_unix(tonumber(y), tonumber(mo), tonumber(d), tonumber(h), tonumber(mi),
                               tonumber(sec), offset)
     if not t then return nil end
     if #frac > 1 then t = t + (tonumber("0" .. frac) or 0) end
