@@ -1,175 +1,12 @@
 -- laaffic.push: the receiver of the platform's call status reports ("status report push").
 --
--- When a push URL is set in the vendor's console, the platform POSTs call status reports
--- to it as JSON. This module reads them: push.parse() turns a body into records with typed
--- fields (plain Lua 5.4 or LuaJIT, no nginx needed), and push.handler() is a ready nginx
--- content handler (OpenResty's lua module) that guards the URL, reads the body, calls your
--- function once per new record and de-duplicates on voiceId.
---
--- nginx (Debian's nginx + libnginx-mod-http-lua, or OpenResty):
---
---   http {
---     lua_shared_dict laaffic_push 16m;   # de-dup: holds ~130,000 voiceIds of 32 characters
---     init_by_lua_block {
---       local push = require("laaffic.push")
---       package.loaded["my.push"] = push.handler{
---         token = os.getenv("LAAFFIC_PUSH_TOKEN"),  -- or a literal; read it once, here
---         allow = { "203.0.113.0/24" },             -- optional: the platform's addresses
---         dict = "laaffic_push", window = 86400,    -- remember voiceIds for a day
---         on_record = function(rec)
---           -- rec.voiceId, rec.terminationCode, rec.callTime_unix, ... (see below).
---           -- Keep it short: the platform waits for the answer. Raise (or return nil, err)
---           -- to have the record delivered again.
---         end,
---       }
---     }
---     server {
---       location /laaffic/push/ {            # push URL: https://host/laaffic/push/<token>
---         client_max_body_size 8m;           # at least max_bytes (nginx's default is 1m)
---         client_body_buffer_size 1m;        # bigger bodies are spooled to a file: also read
---         access_log off;                    # the token is in the URL: keep it out of logs
---         content_by_lua_block { require("my.push")() }
---       }
---     }
---   }
---
--- env LAAFFIC_PUSH_TOKEN; in the main context passes the variable through to nginx.
---
--- What the platform sends (api-notes, "Status report push"; the vendor's page is
--- unverified, so everything here is tolerant): a JSON list of records, a wrapper
--- {"array":[...]} around it, or a single record object. Pushes carry no signature; failed
--- deliveries are re-sent (every 30 minutes, 3 times), so duplicates and out-of-order
--- records are expected.
---
--- push.parse(body [, opts]) -> records | nil, err
---
---   Never raises on any body: a body that is not a string, empty, too large, not JSON,
---   too deeply nested, not of the three shapes, or with a record without a usable voiceId
---   gives nil and a message ("record 3: voiceId: must be a string or number"; records are
---   counted from 1). Misuse (opts not a table, an unknown or malformed option) raises.
---   opts:
---     invalid      a table: a record that cannot be keyed (not an object, or no usable
---                  voiceId) is then left out of the result instead of failing the push,
---                  and appended here as { index = <place in the push>, raw = <its JSON>,
---                  err = "record 2: voiceId: missing" }. raw is the record's bytes as
---                  sent (every digit, spacing and escapes kept).
---     max_bytes    largest body accepted, default 8 MiB
---     max_records  most records in one push, default 100,000
---     max_depth    JSON nesting limit, default 20 (a record is at depth 2 or 3)
---     utc_offset   seconds east of UTC of the wall-clock times the platform sends as
---                  "YYYY-MM-DD HH:MM:SS", default 0. The vendor does not say which zone it
---                  uses: UTC is assumed; set 28800 for UTC+8, and so on.
---
---   Each record is the decoded JSON object itself: every field as sent, unknown fields
---   included (JSON null in them stays cjson.null), with these changes to the documented
---   fields (push.NUMBER_FIELDS, push.TIME_FIELDS, push.STRING_FIELDS):
---     voiceId      always a non-empty string (at most 512 bytes). A number becomes its
---                  digits: 1234 gives "1234", and one a double cannot hold exactly keeps the
---                  digits sent ("voiceId":12345678901234567890 gives "12345678901234567890":
---                  the body is then decoded a second time with such numbers quoted).
---     numbers      type, billPeriod, code, ringDuration, chargedDuration, rate, cost,
---                  settleRate, settlePay, quoteExchange, aiAgentChargedDuration,
---                  aiAgentBillPeriod, aiAgentRate, aiAgentFee, aiAgentQuoteRate,
---                  aiAgentQuoteFee, terminationCode, sipCode: a Lua number whether sent as
---                  12, 1.5 or "12" / " 1.5 " (on Lua 5.4 the integer-valued ones of the
---                  count-like fields are integers). A value that is not a finite decimal
---                  number ("abc", "60/60", true, an object) is not an error: the field
---                  becomes nil and the value as sent is kept in rec.raw[field].
---     times        submitTime, callTime, ringingTime, answerTime, hangupTime stay as sent
---                  (rec.callTime), and rec.callTime_unix is the Unix time in seconds: from
---                  "YYYY-MM-DD HH:MM:SS" (also with "T", a fraction, and a "Z" or "+08:00"
---                  suffix, which then wins over utc_offset), or from a number or string of
---                  digits: below 1e11 it is seconds, from 1e11 to 1e14 milliseconds (older
---                  pushes; 1700000000123 gives 1700000000.123). 0, "" and unreadable
---                  values give nil (an unanswered call has no answerTime). A field
---                  "callTime_unix" that the platform itself sent is kept in rec.raw.
---     strings      callee, displayNum, recordingFileId, currency, terminationReason,
---                  scriptId, intent: a number becomes its decimal text (intent 99999 gives
---                  "99999"; callee and displayNum digits are kept exactly, like voiceId);
---                  anything else that is not a string goes to rec.raw.
---     null         a documented field sent as null is absent (nil), and so is a number
---                  field sent as "" (a time field sent as "" stays "", its _unix is nil).
---     rec.raw      always a table: the as-sent value of each documented field that could
---                  not be typed. Empty in the normal case. (A pushed field named "raw" is
---                  kept as rec.raw.raw.)
---
---   A record without a usable voiceId cannot be de-duplicated (voiceId is the only key).
---   The handler does not fail the push for it: a re-send carries the same bytes, so failing
---   would make the platform re-send the good records a few times and then drop them all.
---   It hands the good records to on_record and the bad one to on_invalid (see below).
---
--- push.handler(opts) -> function() -> status, info
---
---   Build it once (init_by_lua, or at the top level of a module you require) and call the
---   function for each request in content_by_lua*. It runs in the content phase (it reads
---   the body, may sleep, and calls on_record there, so on_record may use cosockets).
---   It answers with a small JSON body and returns the HTTP status and an info table
---   { status, records, new, duplicates, failed, busy, invalid, evicted, bytes, from_file }
---   (also left in ngx.ctx.laaffic_push for a log_by_lua handler). invalid: records that
---   could not be keyed; evicted: de-dup entries the dict dropped early to make room.
---   opts (misuse raises when the handler is built):
---     on_record  function(rec), required. Called once per record not seen before, in the
---                push's order. It fails by raising an error or by returning nil, err.
---     on_invalid function(raw, err), for each record that cannot be keyed (not an object,
---                no usable voiceId), after the push's good records: raw is its JSON
---                (parse's opts.invalid), err "record 2: voiceId: missing". Default: an
---                error-log line with the reason and the JSON (its first 1500 bytes). It
---                fails like on_record (the push is then answered 500 and re-sent: the
---                good records come back as duplicates). Not de-duplicated: a push the
---                platform delivers twice calls it twice.
---     token      the secret (a string, or a list of strings to rotate): the request must
---                carry it as the last segment of the URL path (/laaffic/push/<token>) or in
---                the X-Laaffic-Token header (not in the query string). Compared in
---                constant time (HMAC-SHA1 of both sides with a random per-process key, so
---                neither the length nor a prefix of the secret shows in the timing).
---     allow      a list of IPv4/IPv6 addresses and CIDRs ("203.0.113.0/24", "2001:db8::/32"),
---                checked against ngx.var.remote_addr (set real_ip_header behind a proxy).
---                An IPv4-mapped IPv6 address counts as its IPv4 address.
---     open       true to run with neither token nor allow (the handler refuses otherwise:
---                pushes are unsigned, the URL is the only guard).
---     dict       the name of a lua_shared_dict for de-duplication (or the dict itself).
---                Without it every record is passed to on_record (at least once).
---     window     seconds a handled voiceId is remembered, default 86400 (the platform
---                re-sends for about 90 minutes). Size the dict for the voiceIds of one
---                window: an entry takes about 130 bytes with a 32-character voiceId (16m
---                hold ~130,000). When it is full nginx evicts the oldest entries early
---                (dict:add's `forcible`), so a re-send of an evicted voiceId is handled
---                again: each eviction is counted in info.evicted and the handler logs a
---                warning (at most once a minute per worker). A lua_shared_dict whose size
---                changed starts empty after a reload; a worker that dies after on_record
---                did its work but before the "done" mark hands the record over again
---                once claim_ttl has passed.
---     claim_ttl  seconds a voiceId stays claimed while on_record runs, default 120.
---     busy_wait  seconds to wait for a concurrent delivery of the same voiceId, default 2.
---     key_prefix prefix of the dict keys, default "lp:".
---     max_bytes, max_records, max_depth, utc_offset: as for parse.
---   Status codes, in the order they are checked:
---     403  the client address is outside allow (the body is not read)
---     401  the token is missing or wrong (the body is not read, on_record never called)
---     405  not a POST
---     413  the body is larger than max_bytes
---     400  the body is not a push: not JSON, not one of the three shapes, too many
---          records (push.parse's message, short; a truncated body is worth a re-send)
---     500  on_record or on_invalid failed for a record, or the spooled body file could
---          not be read
---     503  a record is being handled by a concurrent delivery that did not finish within
---          busy_wait
---     200  every record was handled now or before, and each that cannot be keyed went to
---          on_invalid: {"status":"0","reason":"success","records":3,...,"invalid":1}
---   413 and 503 are logged (at most once a minute per worker each): the platform gives up
---   on a push after a few re-sends.
---   De-duplication: for each record, dict:add(voiceId, "processing", claim_ttl) claims it
---   (a concurrent delivery of the same voiceId waits up to busy_wait for the claim to end
---   and skips the record if it ends "done"); after on_record succeeds the key is set to
---   "done" for `window` seconds; if on_record fails, the claim is deleted, the error is
---   logged, and the answer is 500 so the platform re-sends the push: the failed record is
---   delivered again, the ones that succeeded are skipped as duplicates. The other records
---   of the push are still handled after a failure (records are independent and may come
---   out of order anyway; one bad record does not hold back the rest). A record is thus
---   never lost and, with a dict large enough for the window, never handled twice - unless
---   on_record itself fails after doing its work, or runs longer than claim_ttl.
---   The whole push is handled before the answer goes out: keep on_record fast (write to
---   a queue, a shared dict, a database over a cosocket).
+-- push.parse(body [, opts]) turns a pushed body into records with typed fields (plain Lua
+-- 5.4 or LuaJIT, no nginx); push.handler(opts) builds an nginx content handler that checks
+-- the token, reads the body, calls on_record once per new record (voiceId de-duplicated in
+-- a lua_shared_dict) and answers so that the platform re-sends what failed. Pushes are
+-- unsigned and re-sent, so parsing is tolerant and never raises on a body. The options,
+-- the record fields and the answers are documented in README.md ("Receiving status-report
+-- pushes"); IP restrictions are nginx's own allow/deny.
 
 local type = type
 local pairs = pairs
@@ -186,7 +23,6 @@ local tointeger = math.tointeger -- nil on LuaJIT
 local format = string.format
 local concat = table.concat
 local byte = string.byte
-local char = string.char
 local unpack_list = table.unpack or unpack -- luacheck: ignore 143 (unpack: Lua 5.1/LuaJIT)
 
 local cjson_safe = require("cjson.safe")
@@ -808,106 +644,6 @@ function _M.parse(body, opts)
 end
 
 ---------------------------------------------------------------------------------------
--- IP allow-list
----------------------------------------------------------------------------------------
-
-local function parse_ipv4(s)
-    local a, b, c, d = s:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$")
-    if not a then return nil end
-    a, b, c, d = tonumber(a), tonumber(b), tonumber(c), tonumber(d)
-    if a > 255 or b > 255 or c > 255 or d > 255 then return nil end
-    return char(a, b, c, d)
-end
-
-local function parse_ipv6(s)
-    s = s:gsub("%%.*$", "") -- zone index
-    local tail4
-    local head = s
-    local v4 = s:match(":(%d+%.%d+%.%d+%.%d+)$")
-    if v4 then
-        tail4 = parse_ipv4(v4)
-        if not tail4 then return nil end
-        head = s:sub(1, #s - #v4)
-        if head:sub(-2) ~= "::" then head = head:sub(1, -2) end
-    end
-    local want = tail4 and 6 or 8
-    local function groups(part)
-        local g = {}
-        if part == "" then return g end
-        for h in (part .. ":"):gmatch("([^:]*):") do
-            if not h:match("^%x%x?%x?%x?$") then return nil end
-            g[#g + 1] = tonumber(h, 16)
-        end
-        return g
-    end
-    local left, right
-    local a, b = head:find("::", 1, true)
-    if a then
-        if head:find("::", b + 1, true) then return nil end
-        left, right = groups(head:sub(1, a - 1)), groups(head:sub(b + 1))
-        if not left or not right or #left + #right >= want then return nil end
-    else
-        left, right = groups(head), {}
-        if not left or #left ~= want then return nil end
-    end
-    local out = {}
-    for i = 1, #left do out[#out + 1] = left[i] end
-    for _ = 1, want - #left - #right do out[#out + 1] = 0 end
-    for i = 1, #right do out[#out + 1] = right[i] end
-    local bytes = {}
-    for i = 1, want do
-        bytes[#bytes + 1] = char(floor(out[i] / 256), out[i] % 256)
-    end
-    if tail4 then bytes[#bytes + 1] = tail4 end
-    return concat(bytes)
-end
-
--- The address as 4 or 16 bytes (an IPv4-mapped IPv6 address as its 4), or nil.
-local function parse_ip(s)
-    if type(s) ~= "string" then return nil end
-    local v4 = parse_ipv4(s)
-    if v4 then return v4 end
-    if not s:find(":", 1, true) then return nil end
-    local v6 = parse_ipv6(s)
-    if v6 and v6:sub(1, 12) == "\0\0\0\0\0\0\0\0\0\0\255\255" then
-        return v6:sub(13)
-    end
-    return v6
-end
-
-local function parse_cidr(s)
-    if type(s) ~= "string" then return nil end
-    local addr, len = s:match("^([^/]+)/(%d+)$")
-    addr = addr or s
-    local bin = parse_ip(addr)
-    if not bin then return nil end
-    local mapped = #bin == 4 and addr:find(":", 1, true) ~= nil
-    local bits = mapped and 128 or #bin * 8
-    local plen = len and tonumber(len) or bits
-    if plen > bits then return nil end
-    -- an IPv4-mapped prefix (::ffff:10.0.0.0/104) becomes its IPv4 prefix
-    if mapped then
-        plen = plen - 96
-        if plen < 0 then return nil end
-    end
-    return { bin = bin, len = plen }
-end
-
-local function in_net(addr, net)
-    if #addr ~= #net.bin then return false end
-    local full = floor(net.len / 8)
-    if addr:sub(1, full) ~= net.bin:sub(1, full) then return false end
-    local rem = net.len - full * 8
-    if rem == 0 then return true end
-    local div = 2 ^ (8 - rem)
-    return floor(byte(addr, full + 1) / div) == floor(byte(net.bin, full + 1) / div)
-end
-
-_M._parse_ip = parse_ip -- for the specs
-_M._parse_cidr = parse_cidr
-_M._in_net = in_net
-
----------------------------------------------------------------------------------------
 -- handler
 ---------------------------------------------------------------------------------------
 
@@ -1054,7 +790,7 @@ local function call(fn, a, b)
     return true
 end
 
--- The guard options: returns tokens, nets (a list each, or nil). Raises at `level`.
+-- The token option: returns the list of tokens, or nil. Raises at `level`.
 local function handler_guards(opts, fname, level)
     local tokens
     if opts.token ~= nil then
@@ -1071,27 +807,16 @@ local function handler_guards(opts, fname, level)
         if #tokens == 0 then error(fname .. ": token must not be an empty list", level) end
     end
 
-    local nets
     if opts.allow ~= nil then
-        if type(opts.allow) ~= "table" then
-            error(fname .. ": allow must be a list of addresses or CIDRs", level)
-        end
-        nets = {}
-        for i, s in ipairs(opts.allow) do
-            local net = parse_cidr(s)
-            if not net then
-                error(fname .. ": allow[" .. i .. "]: not an IP address or CIDR: " .. tostring(s),
-                      level)
-            end
-            nets[#nets + 1] = net
-        end
+        error(fname .. ": option 'allow' is gone: restrict the push location with nginx's " ..
+              "allow/deny directives, e.g. location /laaffic/push/ { allow 203.0.113.0/24; " ..
+              "deny all; ... }", level)
     end
-
-    if not tokens and not nets and opts.open ~= true then
-        error(fname .. ": give token and/or allow (pushes are unsigned; open = true to run " ..
-              "without a guard)", level)
+    if not tokens and opts.open ~= true then
+        error(fname .. ": give token (pushes are unsigned; open = true to run without one, " ..
+              "guarded by nginx's allow/deny)", level)
     end
-    return tokens, nets
+    return tokens
 end
 
 -- The de-duplication options, into h: dict, window, claim_ttl, busy_wait, prefix.
@@ -1149,15 +874,6 @@ local function token_ok(h, ngx)
         end
     end
     return ok
-end
-
-local function addr_ok(h, ngx)
-    local addr = parse_ip(ngx.var.remote_addr)
-    if not addr then return false end
-    for i = 1, #h.nets do
-        if in_net(addr, h.nets[i]) then return true end
-    end
-    return false
 end
 
 -- A 413 loses the push's records once the platform stops re-sending: say so.
@@ -1276,9 +992,6 @@ local function serve(h)
         return answer(status, reason)
     end
 
-    if h.nets and not addr_ok(h, ngx) then
-        return refuse(403, "forbidden")
-    end
     if h.tokens and not token_ok(h, ngx) then
         return refuse(401, "unauthorized")
     end
@@ -1333,10 +1046,10 @@ function _M.handler(opts)
     if type(on_invalid) ~= "function" then
         error(fname .. ": on_invalid must be a function", 2)
     end
-    local tokens, nets = handler_guards(opts, fname, 3)
+    local tokens = handler_guards(opts, fname, 3)
     local max_bytes = opts.max_bytes or DEFAULT_MAX_BYTES
     local h = {
-        on_record = on_record, on_invalid = on_invalid, tokens = tokens, nets = nets,
+        on_record = on_record, on_invalid = on_invalid, tokens = tokens,
         max_bytes = max_bytes,
         parse_opts = { max_bytes = max_bytes, max_records = opts.max_records,
                        max_depth = opts.max_depth, utc_offset = opts.utc_offset },
