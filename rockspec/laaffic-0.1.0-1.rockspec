@@ -42,6 +42,7 @@ build = {
       ["laaffic.status"] = "lua/laaffic/status.lua",
       ["laaffic.error"] = "lua/laaffic/error.lua",
       ["laaffic.date"] = "lua/laaffic/date.lua",
+      ["laaffic.options"] = "lua/laaffic/options.lua",
       ["laaffic.push"] = "lua/laaffic/push.lua",
       ["laaffic.transport.curl"] = "lua/laaffic/transport/curl.lua",
       ["laaffic.transport.ngx"] = "lua/laaffic/transport/ngx.lua",

@@ -142,7 +142,8 @@ describe("laaffic.push.parse", function()
             -- a body that is not a push at all is still nil, err
             bad_parse('[{"voiceId":"a"}', { invalid = {} }, "invalid JSON")
             assert.has_error(function() push.parse("[]", { invalid = 5 }) end, "laaffic.push.parse: " ..
-                             "invalid must be a table (the records that cannot be keyed are appended)")
+                             "option 'invalid' must be a table (the records that cannot be keyed are " ..
+                             "appended), got number")
         end)
 
         it("opts.invalid: raw is each bad record's text as sent, for random bodies", function()
@@ -485,11 +486,12 @@ describe("laaffic.push.parse", function()
         end)
 
         it("misuse of opts raises at the caller", function()
-            assert.has_error(function() push.parse("[]", 5) end, "laaffic.push.parse: opts must be a table, got number")
+            assert.has_error(function() push.parse("[]", 5) end,
+                             "laaffic.push.parse: options table expected, got number")
             assert.has_error(function() push.parse("[]", { max_byte = 1 }) end,
-                             "laaffic.push.parse: unknown option max_byte")
+                             "laaffic.push.parse: unknown option 'max_byte'")
             assert.has_error(function() push.parse("[]", { max_bytes = -1 }) end,
-                             "laaffic.push.parse: max_bytes must be a positive number")
+                             "laaffic.push.parse: option 'max_bytes' must be a positive number")
             assert.has_error(function() push.parse("[]", { utc_offset = "8" }) end)
         end)
 
@@ -581,9 +583,9 @@ describe("laaffic.push.parse", function()
     describe("handler options", function()
         it("misuse raises when the handler is built", function()
             local f = function() end
-            assert.has_error(function() push.handler() end, "laaffic.push.handler: opts must be a table")
+            assert.has_error(function() push.handler() end, "laaffic.push.handler: options table expected, got nil")
             assert.has_error(function() push.handler{ token = "t" } end,
-                             "laaffic.push.handler: on_record must be a function")
+                             "laaffic.push.handler: option 'on_record' must be a function, got nil")
             assert.has_error(function() push.handler{ on_record = f } end)
             assert.has_error(function() push.handler{ on_record = f, token = "" } end)
             assert.has_error(function() push.handler{ on_record = f, token = "a/b" } end)
@@ -596,17 +598,17 @@ describe("laaffic.push.parse", function()
                 assert.is_truthy(e:find("allow 203.0.113.0/24; deny all;", 1, true), e)
             end
             assert.has_error(function() push.handler{ on_record = f, token = "t", bogus = 1 } end,
-                             "laaffic.push.handler: unknown option bogus")
+                             "laaffic.push.handler: unknown option 'bogus'")
             assert.has_error(function() push.handler{ on_record = f, token = "t", window = -1 } end)
             assert.has_error(function() push.handler{ on_record = f, token = "t", window = 0 } end,
-                             "laaffic.push.handler: window must be a number of seconds > 0")
+                             "laaffic.push.handler: option 'window' must be a number of seconds > 0")
             assert.has_error(function() push.handler{ on_record = f, token = "t", claim_ttl = 0 } end)
             assert.is_function(push.handler{ on_record = f, token = "t", busy_wait = 0 })
             assert.is_function(push.handler{ on_record = f, open = true })
             assert.is_function(push.handler{ on_record = f, token = { "old", "new" } })
             assert.is_function(push.handler{ on_record = f, on_invalid = f, open = true })
             assert.has_error(function() push.handler{ on_record = f, on_invalid = 5, open = true } end,
-                             "laaffic.push.handler: on_invalid must be a function")
+                             "laaffic.push.handler: option 'on_invalid' must be a function, got number")
         end)
     end)
 end)

@@ -25,7 +25,6 @@ local type = type
 local pairs = pairs
 local tostring = tostring
 local setmetatable = setmetatable
-local getmetatable = getmetatable
 local error = error
 local floor = math.floor
 local min = math.min
@@ -45,6 +44,8 @@ local csv = require "laaffic.csv"
 local date = require "laaffic.date"
 local curl = require "laaffic.transport.curl"
 local curl_options = curl.options
+local options = require "laaffic.options"
+local is_callable = options.is_callable
 -- transport names laaffic.new accepts besides a function (see laaffic.transport.ngx)
 local TRANSPORTS = { auto = true, subrequest = true, cosocket = true, resty_http = true, curl = true }
 local clock_now = core.now
@@ -121,210 +122,136 @@ function mt.__tostring(self)
     return "laaffic.client(" .. concat(parts, ", ") .. ")"
 end
 
-local function is_callable(f)
-    if type(f) == "function" then
-        return true
-    end
-    local m = getmetatable(f)
-    return type(m) == "table" and m.__call ~= nil
-end
-
-local options = {
-    api_key = true, api_secret = true, app_id = true, base_url = true, path = true,
-    clock = true, strict = true,
-    -- create_task
-    transport = true, retries = true, backoff = true, max_backoff = true, logger = true,
-    sleep = true,
-    -- the default (libcurl) transport
-    connect_timeout = true, timeout = true, proxy = true, cafile = true, capath = true,
-    user_agent = true, insecure = true, http2 = true, reuse = true, max_response = true,
-    resolve = true,
-    -- the nginx transports (laaffic.transport.ngx)
-    location = true, keepalive = true, pool_size = true,
-}
-
 -- A header value must not hold CR or LF (a new header would start) or NUL (C ends there);
 -- %z, not \0: LuaJIT's patterns take no NUL.
 local HEADER_BREAK = "[\r\n%z]"
 -- A URL may hold only these bytes (RFC 3986: unreserved, reserved and "%"); a space, a
 -- control or a non-ASCII byte must be percent-encoded.
 local URL_BYTES = "^[%w%-%._~:/%?#%[%]@!%$&'%(%)%*%+,;=%%]*$"
--- string options and the bytes they refuse, with the message's tail
-local STRING_CHECKS = {
-    { "api_key", HEADER_BREAK, "must not contain CR, LF or NUL (it is sent as a header)" },
-    { "user_agent", HEADER_BREAK, "must not contain CR, LF or NUL (it is sent as a header)" },
-    { "cafile", "%z", "must not contain a NUL byte" },
-    { "capath", "%z", "must not contain a NUL byte" },
-}
-local URL_OPTIONS = { "base_url", "path", "proxy" }
 
--- Raises naming the option (never its value: it may be a credential) when a string
--- option holds a byte it cannot carry.
-local function check_strings(o)
-    for _, c in ipairs(STRING_CHECKS) do
-        local v = o[c[1]]
-        if type(v) == "string" and v:find(c[2]) then
-            error("laaffic.new: option '" .. c[1] .. "' " .. c[3], 3)
-        end
+local function header_value(v)
+    if type(v) == "string" and v:find(HEADER_BREAK) then
+        return "must not contain CR, LF or NUL (it is sent as a header)"
     end
-    for _, name in ipairs(URL_OPTIONS) do
-        local v = o[name]
-        if type(v) == "string" and not v:find(URL_BYTES) then
-            error("laaffic.new: option '" .. name .. "' must be a URL without spaces, " ..
-                  "quotes, control or non-ASCII bytes (percent-encode them)", 3)
-        end
+end
+local function file_name(v)
+    if type(v) == "string" and v:find("%z") then return "must not contain a NUL byte" end
+end
+local function url_bytes(v)
+    if type(v) == "string" and not v:find(URL_BYTES) then
+        return "must be a URL without spaces, quotes, control or non-ASCII bytes " ..
+               "(percent-encode them)"
     end
-    if type(o.resolve) == "table" then
-        for i, v in ipairs(o.resolve) do
-            if type(v) == "string" and v:find("[%c%s]") then
-                error("laaffic.new: option 'resolve[" .. i .. "]' must not contain spaces " ..
-                      "or control bytes", 3)
-            end
+end
+local function http_url(v)
+    return url_bytes(v) or
+           (not v:match("^[Hh][Tt][Tt][Pp][Ss]?://[^/]") and "must be an http:// or https:// URL")
+end
+local function transport_option(v)
+    if not is_callable(v) and not TRANSPORTS[v] then
+        return "must be a function or one of \"auto\", \"subrequest\", \"cosocket\", " ..
+               "\"resty_http\", \"curl\"; got " .. type(v)
+    end
+end
+local function resolve_list(v)
+    if type(v) ~= "table" then return nil end -- the core says what it must be
+    for i, x in ipairs(v) do
+        if type(x) == "string" and x:find("[%c%s]") then
+            return "must not contain spaces or control bytes", "resolve[" .. i .. "]"
         end
     end
 end
 
--- laaffic.new{ api_key =, api_secret =, app_id =, base_url =, path =, clock = }
---   api_key, api_secret  required, non-empty strings (api_key without CR, LF or NUL).
---   app_id               optional string: build_task fills task.appId with it when the
---                        task has none.
---   base_url             default "https://api.laaffic.com" (a trailing "/" is dropped).
---   path                 default "/v3/voice/group/call/send/agent" (one vendor page shows
---                        it without "/v3").
---   clock                optional function returning unix seconds (default os.time), used
---                        to sign at build time; tests pass their own.
--- Returns the client. A missing or malformed option raises, naming it.
-function _M.new(o)
-    if type(o) ~= "table" then
-        error("laaffic.new: options table expected, got " .. type(o), 2)
-    end
-    for k in pairs(o) do
-        if not options[k] then
-            error("laaffic.new: unknown option '" .. tostring(k) .. "'", 2)
-        end
-    end
-    -- The messages name the option and the value's type, never the value: it may be
-    -- the secret.
-    for _, name in pairs({ "api_key", "api_secret" }) do
-        local v = o[name]
-        if type(v) ~= "string" or v == "" then
-            error("laaffic.new: option '" .. name .. "' must be a non-empty string, got " ..
-                  (v == "" and "an empty string" or type(v)), 2)
-        end
-    end
-    check_strings(o)
+local NONEMPTY = "a non-empty string"
+local SECONDS = "seconds from 0 to 600"
+-- laaffic.new's options, in the order they are checked. The libcurl ones without a rule
+-- here are checked by the core (core.http), the nginx ones by laaffic.transport.ngx.
+local NEW_OPTIONS = options.spec{
+    { "api_key", type = "string", nonempty = true, required = true, what = NONEMPTY,
+      test = header_value },
+    { "api_secret", type = "string", nonempty = true, required = true, what = NONEMPTY },
+    { "user_agent", test = header_value },
+    { "cafile", test = file_name }, { "capath", test = file_name },
+    { "proxy", test = url_bytes },
+    { "resolve", test = resolve_list },
+    { "app_id", type = "string", nonempty = true, what = NONEMPTY },
+    { "base_url", type = "string", what = "an http:// or https:// URL", test = http_url },
+    { "path", type = "string", what = "a string", test = url_bytes },
+    { "clock", type = "callable", what = "a function returning unix seconds" },
+    { "retries", type = "integer", min = 0, max = 10, what = "an integer from 0 to 10" },
+    { "backoff", type = "number", min = 0, max = 600, what = SECONDS },
+    { "max_backoff", type = "number", min = 0, max = 600, what = SECONDS },
+    { "logger", type = "callable", what = "a function" },
+    { "sleep", type = "callable", what = "a function" },
+    { "transport", test = transport_option },
+    { "strict", type = "boolean", what = "a boolean" },
+    { "connect_timeout" }, { "timeout" }, { "insecure" }, { "http2" }, { "reuse" },
+    { "max_response" },
+    { "location" }, { "keepalive" }, { "pool_size" },
+}
 
-    local app_id = o.app_id
-    if app_id ~= nil and (type(app_id) ~= "string" or app_id == "") then
-        error("laaffic.new: option 'app_id' must be a non-empty string, got " ..
-              (app_id == "" and "an empty string" or type(app_id)), 2)
-    end
-
-    local base_url = o.base_url
-    if base_url == nil then
-        base_url = _M.DEFAULT_BASE_URL
-    end
-    if type(base_url) ~= "string" or not base_url:match("^[Hh][Tt][Tt][Pp][Ss]?://[^/]") then
-        error("laaffic.new: option 'base_url' must be an http:// or https:// URL" ..
-              (type(base_url) == "string" and "" or (", got " .. type(base_url))), 2)
-    end
-    base_url = base_url:gsub("/+$", "")
-
-    local path = o.path
-    if path == nil then
-        path = _M.DEFAULT_PATH
-    end
-    if type(path) ~= "string" then
-        error("laaffic.new: option 'path' must be a string, got " .. type(path), 2)
-    end
-    if path ~= "" and path:sub(1, 1) ~= "/" then
-        path = "/" .. path
-    end
-
-    local clock = o.clock
-    if clock == nil then
-        clock = os_time
-    end
-    if not is_callable(clock) then
-        error("laaffic.new: option 'clock' must be a function returning unix seconds, got " ..
-              type(clock), 2)
-    end
-
-    local retries = o.retries == nil and 2 or o.retries
-    if type(retries) ~= "number" or retries < 0 or retries > 10 or retries ~= floor(retries) then
-        error("laaffic.new: option 'retries' must be an integer from 0 to 10", 2)
-    end
-    local backoff = o.backoff == nil and 0.5 or o.backoff
-    local max_backoff = o.max_backoff == nil and 8 or o.max_backoff
-    for name, v in pairs({ backoff = backoff, max_backoff = max_backoff }) do
-        if type(v) ~= "number" or v < 0 or v > 600 then
-            error("laaffic.new: option '" .. name .. "' must be seconds from 0 to 600", 2)
-        end
-    end
-    for _, name in ipairs({ "logger", "sleep" }) do
-        if o[name] ~= nil and not is_callable(o[name]) then
-            error("laaffic.new: option '" .. name .. "' must be a function, got " ..
-                  type(o[name]), 2)
-        end
-    end
-    local in_nginx = type(ngx) == "table" and type(ngx.get_phase) == "function"
+-- The transport laaffic.new's options ask for: a callable, a libcurl transport, or one of
+-- laaffic.transport.ngx's. Raises at `level`.
+local function make_transport(o, in_nginx, http_opts, level)
     local transport = o.transport
     if transport == nil then
         transport = in_nginx and "auto" or "curl"
     end
-    if not is_callable(transport) and not TRANSPORTS[transport] then
-        error("laaffic.new: option 'transport' must be a function or one of \"auto\", " ..
-              "\"subrequest\", \"cosocket\", \"resty_http\", \"curl\"; got " ..
-              tostring(transport), 2)
-    end
     if type(transport) == "string" and transport ~= "curl" and not in_nginx then
-        error("laaffic.new: transport '" .. transport .. "' works only inside nginx", 2)
+        error("laaffic.new: transport '" .. transport .. "' works only inside nginx", level)
     end
-    local http_opts = {}
-    for k in pairs(curl_options) do
-        http_opts[k] = o[k]
-    end
-    if transport ~= "curl" then
-        http_opts.location, http_opts.keepalive = o.location, o.keepalive
-        http_opts.pool_size = o.pool_size
-    end
-
-    if o.strict ~= nil and type(o.strict) ~= "boolean" then
-        error("laaffic.new: option 'strict' must be a boolean, got " .. type(o.strict), 2)
-    end
-
-    local self = setmetatable({
-        strict = o.strict,  -- true: a rule the pages do not state is an error, not a warning
-        app_id = app_id,
-        base_url = base_url,
-        path = path,
-        url = base_url .. path,
-        clock = clock,
-        retries = retries,
-        backoff = backoff,
-        max_backoff = max_backoff,
-        logger = o.logger,
-        sleep = o.sleep or (in_nginx and ngx.sleep or core.sleep),
-        transport = transport,
-        http_opts = http_opts,
-        skew = 0,           -- server clock minus ours, learned from a -16 answer's Date
-        ambiguous = {},     -- taskName -> true: sent, outcome unknown
-    }, mt)
     if transport == "curl" then
         -- made now, so a bad transport option raises here, at the caller's line
         local ok, t = pcall(curl.new, http_opts)
         if not ok then
-            error("laaffic.new: " .. tostring(t):gsub("^.-laaffic%.http: ", ""), 2)
+            error("laaffic.new: " .. tostring(t):gsub("^.-laaffic%.http: ", ""), level)
         end
-        self.transport = t
+        return t
     elseif type(transport) == "string" then
+        http_opts.location, http_opts.keepalive = o.location, o.keepalive
+        http_opts.pool_size = o.pool_size
         local ngx_transport = require("laaffic.transport.ngx")
         local t, terr = ngx_transport[transport](http_opts)
         if not t then
-            error("laaffic.new: transport '" .. transport .. "': " .. tostring(terr), 2)
+            error("laaffic.new: transport '" .. transport .. "': " .. tostring(terr), level)
         end
-        self.transport = t
+        return t
     end
+    return transport
+end
+
+-- laaffic.new{ api_key =, api_secret =, app_id =, base_url =, path =, clock =, ... }
+-- (README.md, "laaffic.new"). Returns the client; a missing or malformed option raises,
+-- naming it, never its value.
+function _M.new(o)
+    options.check("laaffic.new", o, NEW_OPTIONS, 2)
+    local base_url = (o.base_url or _M.DEFAULT_BASE_URL):gsub("/+$", "")
+    local path = o.path or _M.DEFAULT_PATH
+    if path ~= "" and path:sub(1, 1) ~= "/" then
+        path = "/" .. path
+    end
+    local in_nginx = type(ngx) == "table" and type(ngx.get_phase) == "function"
+    local http_opts = {}
+    for k in pairs(curl_options) do
+        http_opts[k] = o[k]
+    end
+    local self = setmetatable({
+        strict = o.strict,  -- true: a rule the pages do not state is an error, not a warning
+        app_id = o.app_id,
+        base_url = base_url,
+        path = path,
+        url = base_url .. path,
+        clock = o.clock or os_time,
+        retries = o.retries or 2,
+        backoff = o.backoff or 0.5,
+        max_backoff = o.max_backoff or 8,
+        logger = o.logger,
+        sleep = o.sleep or (in_nginx and ngx.sleep or core.sleep),
+        transport = make_transport(o, in_nginx, http_opts, 3),
+        http_opts = http_opts,
+        skew = 0,           -- server clock minus ours, learned from a -16 answer's Date
+        ambiguous = {},     -- taskName -> true: sent, outcome unknown
+    }, mt)
     private[self] = { key = o.api_key, secret = o.api_secret }
     return self
 end
@@ -787,12 +714,15 @@ end
 -- ---------------------------------------------------------------------------- create_tasks
 
 local DEFAULT_CONCURRENCY = 4
-local ENCODE_OPTS = { require_texts = true, truncate = true, max_rows = true, rejects = true,
-                      max_rejects = true, strict = true }
-local TASKS_OPTS = { concurrency = true, on_progress = true }
-for k in pairs(ENCODE_OPTS) do
-    TASKS_OPTS[k] = true
+-- the build_task options create_tasks passes on (the core checks them)
+local ENCODE_OPTS = { "require_texts", "truncate", "max_rows", "rejects", "max_rejects", "strict" }
+local TASKS_OPTIONS = { { "concurrency", type = "integer", min = 1, max = 64,
+                          what = "an integer from 1 to 64" },
+                        { "on_progress", type = "callable", what = "a function" } }
+for _, k in ipairs(ENCODE_OPTS) do
+    TASKS_OPTIONS[#TASKS_OPTIONS + 1] = { k }
 end
+TASKS_OPTIONS = options.spec(TASKS_OPTIONS)
 
 -- The next part of a list as a built request: part k of a table, or the next part of a
 -- CSV source. Returns req, or nil, err (err.part set).
@@ -840,26 +770,11 @@ function client:create_tasks(task, opts)
     if type(task) ~= "table" then
         error("laaffic: client:create_tasks: task must be a table, got " .. type(task), 2)
     end
-    opts = opts or {}
-    if type(opts) ~= "table" then
-        error("laaffic: client:create_tasks: opts must be a table or nil, got " .. type(opts), 2)
-    end
-    for k in pairs(opts) do
-        if not TASKS_OPTS[k] then
-            error("laaffic: client:create_tasks: unknown option '" .. tostring(k) .. "'", 2)
-        end
-    end
+    opts = options.check("laaffic: client:create_tasks", opts, TASKS_OPTIONS, 2, true)
     local concurrency = opts.concurrency or DEFAULT_CONCURRENCY
-    if type(concurrency) ~= "number" or concurrency < 1 or concurrency > 64 or
-       concurrency ~= floor(concurrency) then
-        error("laaffic: client:create_tasks: opts.concurrency must be an integer from 1 to 64", 2)
-    end
     local on_progress = opts.on_progress
-    if on_progress ~= nil and not is_callable(on_progress) then
-        error("laaffic: client:create_tasks: opts.on_progress must be a function", 2)
-    end
     local enc = {}
-    for k in pairs(ENCODE_OPTS) do
+    for _, k in ipairs(ENCODE_OPTS) do
         enc[k] = opts[k]
     end
     local list = task.numberInfoList

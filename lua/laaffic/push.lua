@@ -27,6 +27,7 @@ local unpack_list = table.unpack or unpack -- luacheck: ignore 143 (unpack: Lua 
 
 local cjson_safe = require("cjson.safe")
 local civil_unix = require("laaffic.date").unix
+local options = require("laaffic.options")
 
 -- No _VERSION here: the version lives in one place, laaffic.core (see laaffic._VERSION).
 local _M = {}
@@ -248,8 +249,6 @@ local function decoder(depth)
     return d
 end
 
-local PARSE_OPTS = { max_bytes = true, max_records = true, max_depth = true, utc_offset = true,
-                     invalid = true }
 
 local function is_list(t)
     local n = #t
@@ -357,38 +356,18 @@ local function raw_json(v)
     return "{" .. concat(parts, ",") .. "}"
 end
 
-local function check_positive(opts, fname, name, limit, level)
-    local v = opts[name]
-    if v ~= nil and (type(v) ~= "number" or not finite(v) or v <= 0 or (limit and v > limit)) then
-        error(fname .. ": " .. name .. " must be a positive number" ..
-              (limit and (" up to " .. limit) or ""), level + 1)
-    end
-end
-
-local function check_opts(opts, fname, known, level)
-    if opts == nil then return {} end
-    if type(opts) ~= "table" then
-        error(fname .. ": opts must be a table, got " .. type(opts), level + 1)
-    end
-    for k in pairs(opts) do
-        if not known[k] then
-            error(fname .. ": unknown option " .. tostring(k), level + 1)
-        end
-    end
-    check_positive(opts, fname, "max_bytes", nil, level + 1)
-    check_positive(opts, fname, "max_records", nil, level + 1)
-    check_positive(opts, fname, "max_depth", 1000, level + 1)
-    local off = opts.utc_offset
-    if off ~= nil and (type(off) ~= "number" or not finite(off) or off < -86400 or off > 86400) then
-        error(fname .. ": utc_offset must be a number of seconds between -86400 and 86400",
-              level + 1)
-    end
-    if opts.invalid ~= nil and type(opts.invalid) ~= "table" then
-        error(fname .. ": invalid must be a table (the records that cannot be keyed are " ..
-              "appended)", level + 1)
-    end
-    return opts
-end
+-- The options of parse, also taken by the handler (laaffic.options rules).
+local LIMIT_RULES = {
+    { "max_bytes", type = "number", above = 0, what = "a positive number" },
+    { "max_records", type = "number", above = 0, what = "a positive number" },
+    { "max_depth", type = "number", above = 0, max = 1000, what = "a positive number up to 1000" },
+    { "utc_offset", type = "number", min = -86400, max = 86400,
+      what = "a number of seconds between -86400 and 86400" },
+}
+local PARSE_OPTIONS = { { "invalid", type = "table",
+                          what = "a table (the records that cannot be keyed are appended)" } }
+for i, r in ipairs(LIMIT_RULES) do PARSE_OPTIONS[i + 1] = r end
+PARSE_OPTIONS = options.spec(PARSE_OPTIONS)
 
 -- Quotes numbers given for voiceId/callee/displayNum, so they decode as their exact
 -- digits. Inside a JSON string every '"' is escaped, so '"voiceId"' followed by ':' only
@@ -633,7 +612,7 @@ local function parse(body, opts)
 end
 
 function _M.parse(body, opts)
-    opts = check_opts(opts, "laaffic.push.parse", PARSE_OPTS, 2)
+    opts = options.check("laaffic.push.parse", opts, PARSE_OPTIONS, 2, true)
     -- parse has no known way to raise; the pcall keeps the "never raises" promise even for
     -- an out-of-memory error in the decoder.
     local ok, records, err = pcall(parse, body, opts)
@@ -647,11 +626,44 @@ end
 -- handler
 ---------------------------------------------------------------------------------------
 
-local HANDLER_OPTS = {
-    on_record = true, on_invalid = true, token = true, allow = true, open = true, dict = true,
-    window = true, claim_ttl = true, busy_wait = true, key_prefix = true,
-    max_bytes = true, max_records = true, max_depth = true, utc_offset = true,
+-- A token: a string, or a list of them to rotate.
+local function token_option(v)
+    local list = type(v) == "table" and v or { v }
+    for i, t in ipairs(list) do
+        if type(t) ~= "string" or t == "" or t:find("[/%c%s]") then
+            return "must be a non-empty string without '/', spaces or control characters",
+                   type(v) == "table" and ("token[" .. i .. "]") or nil
+        end
+    end
+    if #list == 0 then return "must not be an empty list" end
+end
+
+local function dict_option(v)
+    if type(v) ~= "string" and type(v) ~= "table" and type(v) ~= "userdata" then
+        return "must be the name of a lua_shared_dict, got " .. type(v)
+    end
+end
+
+-- (an exptime of 0 would mean "never expires" to the shared dict: window and claim_ttl
+-- must be positive)
+local POSITIVE_SECONDS = "a number of seconds > 0"
+local HANDLER_OPTIONS = {
+    { "on_record", type = "function", required = true, what = "a function" },
+    { "on_invalid", type = "function", what = "a function" },
+    { "token", test = token_option },
+    { "allow", test = function()
+        return "is gone: restrict the push location with nginx's allow/deny directives, " ..
+               "e.g. location /laaffic/push/ { allow 203.0.113.0/24; deny all; ... }"
+    end },
+    { "open", type = "boolean", what = "a boolean" },
+    { "dict", test = dict_option },
+    { "window", type = "number", min = 0.001, what = POSITIVE_SECONDS },
+    { "claim_ttl", type = "number", min = 0.001, what = POSITIVE_SECONDS },
+    { "busy_wait", type = "number", min = 0, what = "a number of seconds >= 0" },
+    { "key_prefix", type = "string", what = "a string" },
 }
+for _, r in ipairs(LIMIT_RULES) do HANDLER_OPTIONS[#HANDLER_OPTIONS + 1] = r end
+HANDLER_OPTIONS = options.spec(HANDLER_OPTIONS)
 
 local PROCESSING, DONE = 0, 1
 local MAX_LOGGED_FAILURES = 5
@@ -790,67 +802,15 @@ local function call(fn, a, b)
     return true
 end
 
--- The token option: returns the list of tokens, or nil. Raises at `level`.
-local function handler_guards(opts, fname, level)
-    local tokens
-    if opts.token ~= nil then
-        local list = type(opts.token) == "table" and opts.token or { opts.token }
-        tokens = {}
-        for i, t in ipairs(list) do
-            if type(t) ~= "string" or t == "" or t:find("[/%c%s]") then
-                error(fname .. ": token" .. (type(opts.token) == "table" and ("[" .. i .. "]") or "") ..
-                      " must be a non-empty string without '/', spaces or control characters",
-                      level)
-            end
-            tokens[#tokens + 1] = t
-        end
-        if #tokens == 0 then error(fname .. ": token must not be an empty list", level) end
+-- The shared dict named by the dict option (or the dict itself), or nil. Raises at `level`.
+local function dedup_dict(dict, fname, level)
+    if type(dict) ~= "string" then return dict end
+    local shared = ngx and ngx.shared
+    local d = shared and shared[dict]
+    if not d then
+        error(fname .. ": option 'dict': no lua_shared_dict named " .. dict, level)
     end
-
-    if opts.allow ~= nil then
-        error(fname .. ": option 'allow' is gone: restrict the push location with nginx's " ..
-              "allow/deny directives, e.g. location /laaffic/push/ { allow 203.0.113.0/24; " ..
-              "deny all; ... }", level)
-    end
-    if not tokens and opts.open ~= true then
-        error(fname .. ": give token (pushes are unsigned; open = true to run without one, " ..
-              "guarded by nginx's allow/deny)", level)
-    end
-    return tokens
-end
-
--- The de-duplication options, into h: dict, window, claim_ttl, busy_wait, prefix.
--- Raises at `level`.
-local function handler_dedup(h, opts, fname, level)
-    local dict = opts.dict
-    if type(dict) == "string" then
-        local shared = ngx and ngx.shared
-        local d = shared and shared[dict]
-        if not d then
-            error(fname .. ": dict: no lua_shared_dict named " .. dict, level)
-        end
-        dict = d
-    elseif dict ~= nil and (type(dict) ~= "table" and type(dict) ~= "userdata") then
-        error(fname .. ": dict must be the name of a lua_shared_dict", level)
-    end
-    h.dict = dict
-
-    -- (an exptime of 0 would mean "never expires" to the shared dict: window and
-    -- claim_ttl must be positive)
-    local function seconds(name, default, min)
-        local v = opts[name]
-        if v == nil then return default end
-        if type(v) ~= "number" or not finite(v) or v < min then
-            error(fname .. ": " .. name .. " must be a number of seconds " ..
-                  (min == 0 and ">= 0" or "> 0"), level + 1)
-        end
-        return v
-    end
-    h.window = seconds("window", 86400, 0.001)
-    h.claim_ttl = seconds("claim_ttl", 120, 0.001)
-    h.busy_wait = seconds("busy_wait", 2, 0)
-    h.prefix = opts.key_prefix or "lp:"
-    if type(h.prefix) ~= "string" then error(fname .. ": key_prefix must be a string", level) end
+    return d
 end
 
 -- The functions below serve one request for the handler state h (made by _M.handler).
@@ -1034,28 +994,24 @@ end
 
 function _M.handler(opts)
     local fname = "laaffic.push.handler"
-    if type(opts) ~= "table" then
-        error(fname .. ": opts must be a table", 2)
+    options.check(fname, opts, HANDLER_OPTIONS, 2)
+    if opts.token == nil and opts.open ~= true then
+        error(fname .. ": give token (pushes are unsigned; open = true to run without one, " ..
+              "guarded by nginx's allow/deny)", 2)
     end
-    check_opts(opts, fname, HANDLER_OPTS, 2)
-    local on_record = opts.on_record
-    if type(on_record) ~= "function" then
-        error(fname .. ": on_record must be a function", 2)
-    end
-    local on_invalid = opts.on_invalid or log_invalid
-    if type(on_invalid) ~= "function" then
-        error(fname .. ": on_invalid must be a function", 2)
-    end
-    local tokens = handler_guards(opts, fname, 3)
     local max_bytes = opts.max_bytes or DEFAULT_MAX_BYTES
     local h = {
-        on_record = on_record, on_invalid = on_invalid, tokens = tokens,
+        on_record = opts.on_record, on_invalid = opts.on_invalid or log_invalid,
+        tokens = opts.token and { unpack_list(type(opts.token) == "table" and opts.token or
+                                              { opts.token }) },
+        dict = dedup_dict(opts.dict, fname, 3),
+        window = opts.window or 86400, claim_ttl = opts.claim_ttl or 120,
+        busy_wait = opts.busy_wait or 2, prefix = opts.key_prefix or "lp:",
         max_bytes = max_bytes,
         parse_opts = { max_bytes = max_bytes, max_records = opts.max_records,
                        max_depth = opts.max_depth, utc_offset = opts.utc_offset },
         warn = rate_limited_log(LOG_EVERY), -- one per handler, and so per worker
     }
-    handler_dedup(h, opts, fname, 3)
     return function()
         return serve(h)
     end

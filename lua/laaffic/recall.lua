@@ -26,11 +26,11 @@
 --             integers: 99999 becomes "99999". recall.NOT_CONNECTED is "99999", the code
 --             for "called but not connected".
 --
--- Misuse (a missing, unknown or malformed option) raises with the option's name.
+-- Misuse (a missing, unknown or malformed option) raises with the option's name, never
+-- its value.
 
 local type = type
 local pairs = pairs
-local tostring = tostring
 local error = error
 local pcall = pcall
 local setmetatable = setmetatable
@@ -38,6 +38,8 @@ local getmetatable = getmetatable
 local floor = math.floor
 local huge = math.huge
 local format = string.format
+
+local options = require "laaffic.options"
 
 -- No _VERSION here: the version lives in one place, laaffic.core (see laaffic._VERSION).
 local _M = {}
@@ -66,13 +68,6 @@ local function fail(fname, msg)
     error(setmetatable({ "laaffic.recall." .. fname .. ": " .. msg }, misuse_mt), 0)
 end
 
-local function show(v)
-    if type(v) == "string" then
-        return format("%q", v)
-    end
-    return tostring(v)
-end
-
 local function is_sequence(t)
     local n = #t
     for k in pairs(t) do
@@ -88,7 +83,7 @@ local function agent_string(fname, opt, v)
     if is_integer(v) then
         if v < 1 or v > MAX_AGENT_ID then
             fail(fname, "option '" .. opt .. "' must be an agent id between 1 and " ..
-                        MAX_AGENT_ID .. ", got " .. show(v))
+                        MAX_AGENT_ID)
         end
         return format("%d", v)
     end
@@ -96,43 +91,27 @@ local function agent_string(fname, opt, v)
         return v
     end
     fail(fname, "option '" .. opt .. "' must be a positive integer or a string of 1 to " ..
-                "10 digits, got " .. show(v))
+                "10 digits, got " .. (v == "" and "an empty string" or type(v)))
 end
 
-local allowed = {
-    rounds = true, interval = true, agent_id = true, agents = true, intents = true,
+-- The options every helper takes, in the order they are checked (laaffic.options); what
+-- depends on another option (agent_id or agents, intents for by_intent only) is build's.
+local OPTIONS = options.spec{
+    { "rounds", type = "integer", min = 1, what = "a positive integer",
+      test = function(v)
+          if v > MAX_ROUNDS then
+              return "must be at most " .. MAX_ROUNDS .. " (recall.MAX_ROUNDS)"
+          end
+      end },
+    { "interval", type = "integer", min = 1, what = "a positive integer (minutes)",
+      required = "(minutes between rounds) is required" },
+    { "agent_id" }, { "agents" },
+    { "intents", type = "table", what = "a list of intent codes" },
 }
 
 local function build(fname, recall_type, o)
-    if type(o) ~= "table" then
-        fail(fname, "options table expected, got " .. type(o))
-    end
-    for k in pairs(o) do
-        if not allowed[k] then
-            fail(fname, "unknown option '" .. tostring(k) .. "'")
-        end
-    end
-
-    local rounds = o.rounds
-    if rounds ~= nil and (not is_integer(rounds) or rounds < 1) then
-        fail(fname, "option 'rounds' must be a positive integer, got " .. show(rounds))
-    end
-    if rounds ~= nil and rounds > MAX_ROUNDS then
-        fail(fname, "option 'rounds' must be at most " .. MAX_ROUNDS .. " (recall.MAX_ROUNDS), got " ..
-                    show(rounds))
-    end
-    rounds = rounds and floor(rounds)    -- 2.0 -> 2 (an integer on Lua 5.4)
-
-    local interval = o.interval
-    if interval == nil then
-        fail(fname, "option 'interval' (minutes between rounds) is required")
-    end
-    if not is_integer(interval) or interval < 1 then
-        fail(fname, "option 'interval' must be a positive integer (minutes), got " ..
-                    show(interval))
-    end
-    interval = floor(interval)
-
+    local rounds = o.rounds and floor(o.rounds)    -- 2.0 -> 2 (an integer on Lua 5.4)
+    local interval = floor(o.interval)
     local nodes = {}
     local agents, agent_id = o.agents, o.agent_id
     if agents ~= nil and agent_id ~= nil then
@@ -179,9 +158,8 @@ local function build(fname, recall_type, o)
             fail(fname, "option 'intents' (a list of intent codes, e.g. { recall.NOT_CONNECTED })"
                         .. " is required")
         end
-        if type(intents) ~= "table" or not is_sequence(intents) then
-            fail(fname, "option 'intents' must be a list of intent codes, got " ..
-                        show(intents))
+        if not is_sequence(intents) then
+            fail(fname, "option 'intents' must be a list of intent codes")
         end
         if #intents == 0 then
             fail(fname, "option 'intents' must not be empty")
@@ -195,7 +173,7 @@ local function build(fname, recall_type, o)
                 list[i] = v
             else
                 fail(fname, "option 'intents[" .. i .. "]' must be a non-empty string or " ..
-                            "a non-negative integer, got " .. show(v))
+                            "a non-negative integer")
             end
         end
         flow.recallIntent = list
@@ -207,6 +185,7 @@ local function build(fname, recall_type, o)
 end
 
 local function run(fname, recall_type, o)
+    options.check("laaffic.recall." .. fname, o, OPTIONS, 3)
     local ok, res = pcall(build, fname, recall_type, o)
     if ok then
         return res
