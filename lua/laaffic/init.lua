@@ -569,19 +569,71 @@ local function bad_response(res)
     return nil
 end
 
+-- The outcome of this taskName is unknown: a later -41 for it is our own task.
+local function mark_ambiguous(self, task_name)
+    if task_name then
+        self.ambiguous[task_name] = true
+    end
+end
+
+-- The error for a transport call that failed (msg, kind, sent) and is not retried.
+local function transport_failure(self, attempt, task_name, msg, kind, sent)
+    if sent == false then
+        return nil, lerror.new{ kind = "transport", cause = kind and tostring(kind),
+            message = NO_RETRY[kind] and
+                (kind == "certificate" and
+                 "the server's certificate is not trusted (not retried): " .. tostring(msg)
+                 or tostring(msg)) or
+                format("could not reach the server after %d attempt(s) (%s): %s",
+                       attempt, tostring(kind), tostring(msg)) }
+    end
+    mark_ambiguous(self, task_name)
+    return nil, lerror.new{ kind = "ambiguous", cause = kind and tostring(kind),
+        message = format("the request may have reached the server, so the task may " ..
+            "exist (%s: %s). " .. MAY_EXIST, tostring(kind), tostring(msg)) }
+end
+
+-- An HTTP answer (res, of the documented shape): the parsed API answer, or nil, err for
+-- a status or body that is not one.
+local function http_answer(self, res, task_name)
+    if res.status >= 300 and res.status <= 399 then
+        -- never followed: a POST carrying Api-Key and Sign goes to one host only
+        local loc = res.headers and res.headers.location
+        return nil, lerror.new{ kind = "protocol", http_status = res.status,
+            message = format("the server answered HTTP %d, a redirect%s, which is not " ..
+                "followed for a request carrying credentials: check base_url",
+                res.status, loc and (" to " .. quote(loc)) or "") }
+    end
+    if res.status >= 400 and res.status <= 499 then
+        return nil, lerror.new{ kind = "protocol", http_status = res.status,
+            message = format("the server answered HTTP %d: %s", res.status, quote(res.body)) }
+    end
+    if res.status >= 500 or res.status < 200 then
+        -- the server may have created the task before failing
+        mark_ambiguous(self, task_name)
+        return nil, lerror.new{ kind = "ambiguous", http_status = res.status, cause = "http",
+            message = format("the server answered HTTP %d (%s), so the task may exist. %s",
+                             res.status, quote(res.body), MAY_EXIST) }
+    end
+    local decoded = cjson and cjson.decode(res.body)
+    if type(decoded) ~= "table" or decoded.status == nil then
+        -- a 2xx that is not the API's answer (cut short, or from something else): the
+        -- task may exist
+        mark_ambiguous(self, task_name)
+        return nil, lerror.new{ kind = "ambiguous", http_status = res.status, cause = "http",
+            message = "the server's answer is not the API's JSON (" .. quote(res.body) ..
+                "), so the task may exist. " .. MAY_EXIST }
+    end
+    return decoded
+end
+
 -- Sends a built request until it is created or fails for good: the retry policy of
 -- create_task (below). transport(req) and sleep(seconds) are parameters, so that
--- create_tasks can run several of these at once as coroutines.
+-- create_tasks can run several of these at once (transport:parallel).
 local function send(self, req, task_name, transport, sleep)
-    -- the outcome of this taskName is unknown: a later -41 for it is our own task
-    local function mark_ambiguous()
-        if task_name then
-            self.ambiguous[task_name] = true
-        end
-    end
     local started = clock_now()
-    local attempt = 0
     local info = req.info
+    local attempt = 0
     while true do
         attempt = attempt + 1
         if attempt > 1 or self.skew ~= 0 then
@@ -600,66 +652,30 @@ local function send(self, req, task_name, transport, sleep)
         local malformed = res and bad_response(res)
         if malformed then
             -- a custom transport's bug: whether it sent the request is unknown
-            mark_ambiguous()
+            mark_ambiguous(self, task_name)
             return nil, lerror.new{ kind = "protocol", cause = "transport",
                 message = "the transport returned " .. malformed .. ", not a response " ..
                     "{ status = <integer>, headers = <table>, body = <string> }; if it sent " ..
                     "the request, the task may exist. " .. MAY_EXIST }
-        elseif not res then
+        end
+        local decoded, err
+        if not res then
             log(self, { event = "error", method = req.method, url = req.url, attempt = attempt,
                         kind = kind, sent = sent, elapsed = elapsed, message = msg,
                         task_name = task_name })
             if sent == false and attempt <= self.retries and not NO_RETRY[kind] then
                 sleep(math.min(self.max_backoff, self.backoff * 2 ^ (attempt - 1)))
-            elseif sent == false then
-                return nil, lerror.new{ kind = "transport", cause = kind and tostring(kind),
-                    message = NO_RETRY[kind] and
-                        (kind == "certificate" and
-                         "the server's certificate is not trusted (not retried): " .. tostring(msg)
-                         or tostring(msg)) or
-                        format("could not reach the server after %d attempt(s) (%s): %s",
-                               attempt, tostring(kind), tostring(msg)) }
             else
-                mark_ambiguous()
-                return nil, lerror.new{ kind = "ambiguous", cause = kind and tostring(kind),
-                    message = format("the request may have reached the server, so the task may " ..
-                        "exist (%s: %s). " .. MAY_EXIST, tostring(kind), tostring(msg)) }
+                return transport_failure(self, attempt, task_name, msg, kind, sent)
             end
         else
             log(self, { event = "response", method = req.method, url = req.url,
                         attempt = attempt, status = res.status, elapsed = elapsed,
                         http_version = res.http_version, connects = res.connects,
                         task_name = task_name })
-            if res.status >= 300 and res.status <= 399 then
-                -- never followed: a POST carrying Api-Key and Sign goes to one host only
-                local loc = res.headers and res.headers.location
-                return nil, lerror.new{ kind = "protocol", http_status = res.status,
-                    message = format("the server answered HTTP %d, a redirect%s, which is not " ..
-                        "followed for a request carrying credentials: check base_url",
-                        res.status, loc and (" to " .. quote(loc)) or "") }
-            end
-            if res.status >= 400 and res.status <= 499 then
-                return nil, lerror.new{ kind = "protocol", http_status = res.status,
-                    message = format("the server answered HTTP %d: %s", res.status,
-                                     quote(res.body)) }
-            end
-            if res.status >= 500 or res.status < 200 then
-                -- the server may have created the task before failing
-                mark_ambiguous()
-                return nil, lerror.new{ kind = "ambiguous", http_status = res.status,
-                    cause = "http",
-                    message = format("the server answered HTTP %d (%s), so the task may exist. %s",
-                                     res.status, quote(res.body), MAY_EXIST) }
-            end
-            local decoded = cjson and cjson.decode(res.body)
-            if type(decoded) ~= "table" or decoded.status == nil then
-                -- a 2xx that is not the API's answer (cut short, or from something else):
-                -- the task may exist
-                mark_ambiguous()
-                return nil, lerror.new{ kind = "ambiguous", http_status = res.status,
-                    cause = "http",
-                    message = "the server's answer is not the API's JSON (" .. quote(res.body) ..
-                        "), so the task may exist. " .. MAY_EXIST }
+            decoded, err = http_answer(self, res, task_name)
+            if not decoded then
+                return nil, err
             end
             if tonumber(decoded.status) == -16 and attempt <= self.retries then
                 local server = _M.parse_http_date(res.headers and res.headers.date)
@@ -728,13 +744,183 @@ TASKS_OPTIONS = options.spec(TASKS_OPTIONS)
 -- CSV source. Returns req, or nil, err (err.part set).
 local function next_part(self, p, task, enc, k)
     enc.part = not csv.is(task.numberInfoList) and k or nil
-    -- build_request (1) <- next_part (2) <- build (3) <- create_tasks (4) <- its caller
+    -- build_request (1) <- next_part (2) <- build_part (3) <- create_tasks (4) <- its caller
     local req, err = build_request(self, p, task, enc, "client:create_tasks", 5)
     if not req then
         err.part = k
         return nil, err
     end
     return req
+end
+
+-- The state of one create_tasks call: the result being filled, the progress shown to
+-- on_progress, the part reached (k) and whether the list has more.
+local function new_run(self, p, task, opts)
+    local enc = {}
+    for _, k in ipairs(ENCODE_OPTS) do
+        enc[k] = opts[k]
+    end
+    local list = task.numberInfoList
+    return {
+        client = self, p = p, task = task, enc = enc, on_progress = opts.on_progress,
+        src = csv.is(list) and list or nil, started = clock_now(),
+        result = { parts = {}, created = 0, existing = 0, failed = 0, rows = 0,
+                   rejected = 0, duplicates = 0, warnings = {} },
+        first_err = nil,
+        in_flight = 0,          -- parts being sent
+        progress = { parts = 0, done = 0, created = 0, failed = 0, rows = 0 },
+        progress_error = nil,   -- what on_progress raised: it is not called again
+        more = true, k = 0,
+    }
+end
+
+local function report(run, finished)
+    if not run.on_progress or run.progress_error then return end
+    local result, progress = run.result, run.progress
+    progress.parts, progress.created = #result.parts, result.created + result.existing
+    progress.failed, progress.rows = result.failed, result.rows
+    progress.in_flight = run.in_flight
+    if run.src then
+        local si = run.src:info()
+        progress.bytes, progress.size = si.bytes, si.size
+    end
+    progress.finished = finished or nil
+    -- a raise must not stop the parts under way (their keyIds would be lost)
+    local ok, perr = pcall(run.on_progress, progress)
+    if not ok then
+        run.progress_error = tostring(perr)
+    end
+end
+
+-- A part is done: send() gave key_id or err.
+local function record(run, entry, key_id, err)
+    local result = run.result
+    if key_id then
+        entry.key_id = key_id
+        result.created = result.created + 1
+    elseif err.kind == "already_exists" then
+        entry.exists, entry.error = true, err
+        result.existing = result.existing + 1
+    else
+        entry.error = err
+        err.part, err.task_name = entry.part, entry.task_name
+        result.failed = result.failed + 1
+        run.first_err = run.first_err or err
+    end
+    run.progress.done = run.progress.done + 1
+    run.in_flight = run.in_flight - 1
+    report(run)
+end
+
+-- A CSV file that changes while it is read would mix two versions or lose rows: after
+-- reading each part, before sending it, the file must still be the one opened. Returns
+-- nil, or the error (and closes req's body).
+local function changed(run, req)
+    local src, k = run.src, run.k
+    local ok, why = src:check()
+    if ok then return nil end
+    if req then req.body:close() end
+    return lerror.new{ kind = "io", file = src:info().name, part = k,
+        message = format("%s changed while it was being sent (%s): part %d and the " ..
+            "parts after it were not sent%s", src:info().name, tostring(why), k,
+            k > 1 and "; the parts before it went out (see their results)" or "") }
+end
+
+-- Builds the next part: req, entry; or nil when the list is done, reading it failed, or
+-- a part failed (no new part is started then).
+local function build_part(run)
+    if not run.more or run.first_err then
+        return nil
+    end
+    local result = run.result
+    run.k = run.k + 1
+    local k = run.k
+    local req, err = next_part(run.client, run.p, run.task, run.enc, k)
+    local cerr = run.src and changed(run, req)
+    if cerr then req, err = nil, cerr end
+    local entry = { part = k }
+    result.parts[k] = entry
+    if not req then
+        run.more = false
+        entry.error = err
+        result.failed = result.failed + 1
+        run.first_err = run.first_err or err
+        report(run)
+        return nil
+    end
+    local info = req.info
+    if k == 1 then          -- the task's fields, the same in every part
+        result.warnings = info.warnings
+    end
+    run.more = info.more and true or false
+    entry.task_name, entry.rows = info.task_name or run.task.taskName, info.rows
+    result.rows = result.rows + info.rows
+    result.rejected = result.rejected + (info.rejected or 0)
+    result.duplicates = result.duplicates + (info.duplicates or 0)
+    run.in_flight = run.in_flight + 1
+    report(run)
+    return req, entry
+end
+
+-- Sends the parts, starting with the one already built (req, entry): up to concurrency
+-- at once when the transport can run requests in parallel (transport:parallel, as
+-- laaffic.transport.curl's), else one at a time through the transport.
+local function send_parts(self, run, req, entry, concurrency)
+    local function next_req()
+        if req then
+            local r, e = req, entry
+            req, entry = nil, nil
+            return r, e
+        end
+        return build_part(run)
+    end
+    local t = self.transport
+    if concurrency > 1 and type(t) == "table" and t.parallel then
+        t:parallel(concurrency, function()
+            local r, e = next_req()
+            if not r then return nil end
+            return function(send_fn, sleep_fn)
+                return send(self, r, e.task_name, send_fn, sleep_fn)
+            end, { req = r, entry = e }
+        end, function(job, key_id, err)
+            job.req.body:close()
+            record(run, job.entry, key_id, err)
+        end)
+        return
+    end
+    while true do
+        local r, e = next_req()
+        if not r then break end
+        local key_id, err = send(self, r, e.task_name, t, self.sleep)
+        r.body:close()
+        record(run, e, key_id, err)
+    end
+end
+
+-- create_tasks' answer once every part is done: result, and the first failure (or what
+-- on_progress raised) as one error.
+local function run_result(run)
+    local result, first_err = run.result, run.first_err
+    result.time = clock_now() - run.started
+    report(run, true)
+    result.progress_error = run.progress_error
+    if first_err then
+        return result, lerror.new{ kind = first_err.kind, code = first_err.code,
+            field = first_err.field, reason = first_err.reason,
+            http_status = first_err.http_status, file = first_err.file,
+            line = first_err.line, column = first_err.column, part = first_err.part,
+            task_name = first_err.task_name,
+            message = format("%d of %d part(s) failed; part %d%s: %s", result.failed,
+                             #result.parts, first_err.part or 0,
+                             first_err.task_name and format(" (%q)", first_err.task_name) or "",
+                             tostring(first_err.message)) }
+    end
+    if run.progress_error then
+        return result, lerror.new{ kind = "internal", message = "opts.on_progress raised, " ..
+            "and was not called again (every part was sent as usual: see the result): " ..
+            run.progress_error }
+    end
+    return result
 end
 
 -- client:create_tasks(task [, opts]) -> result, err
@@ -771,220 +957,20 @@ function client:create_tasks(task, opts)
         error("laaffic: client:create_tasks: task must be a table, got " .. type(task), 2)
     end
     opts = options.check("laaffic: client:create_tasks", opts, TASKS_OPTIONS, 2, true)
-    local concurrency = opts.concurrency or DEFAULT_CONCURRENCY
-    local on_progress = opts.on_progress
-    local enc = {}
-    for _, k in ipairs(ENCODE_OPTS) do
-        enc[k] = opts[k]
-    end
-    local list = task.numberInfoList
-    local src = csv.is(list) and list or nil
-    local started = clock_now()
-    local result = { parts = {}, created = 0, existing = 0, failed = 0, rows = 0,
-                     rejected = 0, duplicates = 0, warnings = {} }
-    local first_err
-    local in_flight = 0     -- parts being sent
-    local progress = { parts = 0, done = 0, created = 0, failed = 0, rows = 0 }
-    local progress_error    -- what on_progress raised: it is not called again
-    local function report(finished)
-        if not on_progress or progress_error then return end
-        progress.parts, progress.created = #result.parts, result.created + result.existing
-        progress.failed, progress.rows = result.failed, result.rows
-        progress.in_flight = in_flight
-        if src then
-            local si = src:info()
-            progress.bytes, progress.size = si.bytes, si.size
-        end
-        progress.finished = finished or nil
-        -- a raise must not stop the parts under way (their keyIds would be lost)
-        local ok, perr = pcall(on_progress, progress)
-        if not ok then
-            progress_error = tostring(perr)
-        end
-    end
-    local function record(entry, key_id, err)
-        if key_id then
-            entry.key_id = key_id
-            result.created = result.created + 1
-        elseif err.kind == "already_exists" then
-            entry.exists, entry.error = true, err
-            result.existing = result.existing + 1
-        else
-            entry.error = err
-            err.part, err.task_name = entry.part, entry.task_name
-            result.failed = result.failed + 1
-            first_err = first_err or err
-        end
-        progress.done = progress.done + 1
-        in_flight = in_flight - 1
-        report()
-    end
-
-    local more, k = true, 0
-    -- A CSV file that changes while it is read would mix two versions or lose rows:
-    -- after reading each part, before sending it, the file must still be the one opened.
-    local function changed(req)
-        local ok, why = src:check()
-        if ok then return nil end
-        if req then req.body:close() end
-        return lerror.new{ kind = "io", file = src:info().name, part = k,
-            message = format("%s changed while it was being sent (%s): part %d and the " ..
-                "parts after it were not sent%s", src:info().name, tostring(why), k,
-                k > 1 and "; the parts before it went out (see their results)" or "") }
-    end
-
-    -- builds part k, or nil when the list is done (or reading it failed)
-    local function build()
-        if not more or first_err then
-            return nil
-        end
-        k = k + 1
-        local req, err = next_part(self, p, task, enc, k)
-        local cerr = src and changed(req)
-        if cerr then req, err = nil, cerr end
-        local entry = { part = k }
-        result.parts[k] = entry
-        if not req then
-            more = false
-            entry.error = err
-            result.failed = result.failed + 1
-            first_err = first_err or err
-            report()
-            return nil
-        end
-        local info = req.info
-        if k == 1 then          -- the task's fields, the same in every part
-            result.warnings = info.warnings
-        end
-        more = info.more and true or false
-        entry.task_name, entry.rows = info.task_name or task.taskName, info.rows
-        result.rows = result.rows + info.rows
-        result.rejected = result.rejected + (info.rejected or 0)
-        result.duplicates = result.duplicates + (info.duplicates or 0)
-        in_flight = in_flight + 1
-        report()
-        return req, entry
-    end
-
-    local pool = (type(self.transport) == "table" and self.transport.handle) and concurrency or 1
-    if pool == 1 then
-        -- one at a time, through the client's own transport
-        while true do
-            local req, entry = build()
-            if not req then break end
-            local key_id, err = send(self, req, entry.task_name, self.transport, self.sleep)
-            req.body:close()
-            record(entry, key_id, err)
-        end
-    else
-        -- several at once: each part's send() runs in a coroutine that yields its
-        -- requests and sleeps to this loop, which drives a libcurl multi
-        local multi = core.multi()
-        local idle = { self.transport.handle }
-        for _ = 2, pool do
-            idle[#idle + 1] = core.http(self.http_opts)
-        end
-        local by_handle = {}    -- handle -> coroutine waiting for its response
-        local sleeping = {}     -- coroutine -> wake-up time
-        local alive = 0
-        local co_part = {}      -- coroutine -> { req, entry, handle }
-
-        local function step(co, ...)
-            local ok, what, arg = coroutine.resume(co, ...)
-            local st = co_part[co]
-            if not ok then
-                error(what, 0)
-            end
-            if coroutine.status(co) == "dead" then
-                -- what, arg: send()'s key_id, err
-                st.req.body:close()
-                idle[#idle + 1] = st.handle
-                co_part[co] = nil
-                alive = alive - 1
-                record(st.entry, what, arg)
-            elseif what == "send" then
-                local r = arg
-                multi:add(st.handle, r.method, r.url, r.headers, r.body)
-                by_handle[st.handle] = co
-            else -- "sleep"
-                sleeping[co] = clock_now() + arg
-            end
-        end
-        local function yield_send(r) return coroutine.yield("send", r) end
-        local function yield_sleep(sec) coroutine.yield("sleep", sec) end
-
-        while true do
-            while #idle > 0 do
-                local req, entry = build()
-                if not req then break end
-                local co = coroutine.create(function(r, name)
-                    return send(self, r, name, yield_send, yield_sleep)
-                end)
-                co_part[co] = { req = req, entry = entry, handle = table.remove(idle) }
-                alive = alive + 1
-                step(co, req, entry.task_name)
-            end
-            if alive == 0 then break end
-            -- wake sleepers whose time has come; wait for transfers until the next one
-            local now, next_wake = clock_now(), nil
-            for co, t in pairs(sleeping) do
-                if t <= now then
-                    sleeping[co] = nil
-                    step(co)
-                elseif not next_wake or t < next_wake then
-                    next_wake = t
-                end
-            end
-            if multi:running() > 0 then
-                local wait = next_wake and math.max(0, next_wake - clock_now()) or 1
-                for _, done in ipairs(multi:wait(wait)) do
-                    local co = by_handle[done.handle]
-                    by_handle[done.handle] = nil
-                    if done.response then
-                        step(co, done.response)
-                    else
-                        step(co, nil, done.error, done.kind, done.sent)
-                    end
-                end
-            elseif next_wake then
-                core.sleep(math.max(0, next_wake - clock_now()))
-            end
-        end
-        multi:close()
-        for _, h in ipairs(idle) do
-            if h ~= self.transport.handle then h:close() end
-        end
-    end
-    result.time = clock_now() - started
-    report(true)
-    result.progress_error = progress_error
-    if first_err then
-        local n = result.failed
-        local e = lerror.new{ kind = first_err.kind, code = first_err.code,
-            field = first_err.field, reason = first_err.reason,
-            http_status = first_err.http_status, file = first_err.file,
-            line = first_err.line, column = first_err.column, part = first_err.part,
-            task_name = first_err.task_name,
-            message = format("%d of %d part(s) failed; part %d%s: %s", n, #result.parts,
-                             first_err.part or 0,
-                             first_err.task_name and format(" (%q)", first_err.task_name) or "",
-                             tostring(first_err.message)) }
-        return result, e
-    end
-    if progress_error then
-        return result, lerror.new{ kind = "internal", message = "opts.on_progress raised, " ..
-            "and was not called again (every part was sent as usual: see the result): " ..
-            progress_error }
-    end
-    return result
+    local run = new_run(self, p, task, opts)
+    -- the first part here, so that a malformed encoder option raises at the caller
+    local req, entry = build_part(run)
+    send_parts(self, run, req, entry, opts.concurrency or DEFAULT_CONCURRENCY)
+    local result, err = run_result(run)
+    return result, err
 end
 
 -- client:close(): releases the transport's connection. The client can still build tasks.
 function client:close()
     check_self(self, "close")
     local t = self.transport
-    if type(t) == "table" and t.handle then
-        t.handle:close()
+    if type(t) == "table" and t.close then
+        t:close()
     end
 end
 

@@ -17,6 +17,12 @@
 local core = require "laaffic.core"
 
 local setmetatable = setmetatable
+local pairs = pairs
+local ipairs = ipairs
+local select = select
+local error = error
+local unpack_list = table.unpack or unpack -- luacheck: ignore 143 (unpack: Lua 5.1/LuaJIT)
+local now = core.now
 
 local _M = {}
 
@@ -26,6 +32,101 @@ local options = {
     resolve = true,
 }
 _M.options = options
+
+-- The methods of a libcurl transport (its metatable's __index).
+local methods = {}
+
+-- t:close(): closes the connection; the transport opens a new one when called again.
+function methods.close(self)
+    self.handle:close()
+end
+
+local function pack(...) return { n = select("#", ...), ... } end
+
+-- t:parallel(n, next_job, done): runs up to n jobs at once, each on an easy handle of its
+-- own (this transport's and n - 1 more), all driven by one libcurl multi. next_job() ->
+-- fn, ctx | nil (no more jobs): fn(send, sleep) runs in a coroutine, where send(req) is a
+-- transport call that waits for its transfer while the others go on, and sleep(s) waits
+-- without holding them up; done(ctx, ...) gets what fn returned. next_job is asked again
+-- whenever a handle is free. A raise in fn or done is raised again here.
+function methods.parallel(self, n, next_job, done)
+    local multi = core.multi()
+    local idle = { self.handle }
+    for _ = 2, n do
+        idle[#idle + 1] = core.http(self.opts)
+    end
+    local by_handle = {}    -- handle -> coroutine waiting for its response
+    local sleeping = {}     -- coroutine -> wake-up time
+    local jobs = {}         -- coroutine -> { ctx =, handle = }
+    local alive = 0
+
+    local function step(co, ...)
+        local r = pack(coroutine.resume(co, ...))
+        if not r[1] then
+            error(r[2], 0)
+        end
+        local job = jobs[co]
+        if coroutine.status(co) == "dead" then
+            idle[#idle + 1] = job.handle
+            jobs[co] = nil
+            alive = alive - 1
+            done(job.ctx, unpack_list(r, 2, r.n))
+        elseif r[2] == "send" then
+            local req = r[3]
+            multi:add(job.handle, req.method, req.url, req.headers, req.body)
+            by_handle[job.handle] = co
+        else -- "sleep"
+            sleeping[co] = now() + r[3]
+        end
+    end
+    local function yield_send(req) return coroutine.yield("send", req) end
+    local function yield_sleep(sec) coroutine.yield("sleep", sec) end
+
+    -- wakes the sleepers whose time has come; returns the next wake-up time, or nil
+    local function wake()
+        local t, next_wake = now(), nil
+        for co, at in pairs(sleeping) do
+            if at <= t then
+                sleeping[co] = nil
+                step(co)
+            elseif not next_wake or at < next_wake then
+                next_wake = at
+            end
+        end
+        return next_wake
+    end
+
+    while true do
+        while #idle > 0 do
+            local fn, ctx = next_job()
+            if not fn then break end
+            local co = coroutine.create(fn)
+            jobs[co] = { ctx = ctx, handle = table.remove(idle) }
+            alive = alive + 1
+            step(co, yield_send, yield_sleep)
+        end
+        if alive == 0 then break end
+        local next_wake = wake()
+        if multi:running() > 0 then
+            local wait = next_wake and math.max(0, next_wake - now()) or 1
+            for _, d in ipairs(multi:wait(wait)) do
+                local co = by_handle[d.handle]
+                by_handle[d.handle] = nil
+                if d.response then
+                    step(co, d.response)
+                else
+                    step(co, nil, d.error, d.kind, d.sent)
+                end
+            end
+        elseif next_wake then
+            core.sleep(math.max(0, next_wake - now()))
+        end
+    end
+    multi:close()
+    for _, h in ipairs(idle) do
+        if h ~= self.handle then h:close() end
+    end
+end
 
 -- curl.new([opts]) -> transport. opts: connect_timeout (s, default 10), timeout (s, total
 -- deadline, default 60), proxy, cafile, capath, user_agent, insecure (default false:
@@ -38,7 +139,8 @@ function _M.new(opts)
         if options[k] then o[k] = v end
     end
     local handle = core.http(o)
-    local t = setmetatable({ handle = handle }, {
+    local t = setmetatable({ handle = handle, opts = o }, {
+        __index = methods,
         __call = function(self, req)
             return self.handle:request(req.method, req.url, req.headers, req.body)
         end,
