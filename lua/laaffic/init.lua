@@ -1,25 +1,11 @@
 -- laaffic: a client for the LAAFFIC voice platform's AI Agent group-call API.
 --
---   local laaffic = require "laaffic"
---   local client = laaffic.new{ api_key = "...", api_secret = "...", app_id = "..." }
---   local req, err = client:build_task{
---       taskName = "reminders 2026-04-01", agentId = 110,
---       numberInfoList = { { calleeNumber = "919777654321", text1 = "David" } },
---       recallFlow = laaffic.recall.by_intent{ intents = { laaffic.recall.NOT_CONNECTED },
---                                              interval = 1, rounds = 2, agent_id = 110 },
---   }
---   if not req then return nil, err end     -- err: a laaffic.error object
---   -- req.method, req.url, req.headers, tostring(req.body)
---
--- The byte work (signing, JSON building and validation) is done by the C module
--- laaffic.core; this module owns the public API, defaults and the error objects.
---
--- The API secret is never stored in a field of the client: it lives in a private,
--- weak-keyed table of this module, keyed by the client object, so dumping the client (or
--- its metatable) cannot show it. tostring(client) shows the app_id and a masked key.
---
--- Runtime failures return nil, err (a laaffic.error object); misuse (a missing or
--- malformed option, a method called with a dot) raises.
+-- The public API (laaffic.new and the client's methods), the defaults, the send and retry
+-- policy and create_tasks' splitting of a long list; the byte work (signing, JSON building
+-- and validation, libcurl) is the C module laaffic.core's. The API secret is kept in a
+-- private weak-keyed table of this module, never in a field of the client, so dumping a
+-- client cannot show it. Runtime failures return nil, err (laaffic.error); misuse raises.
+-- Usage: README.md ("API").
 
 local type = type
 local pairs = pairs
@@ -375,17 +361,9 @@ local function build_request(self, p, task, opts, fname, level)
     }, req_mt)
 end
 
--- client:build_task(task [, opts]) -> req | nil, err
--- Validates and encodes the task (laaffic.core.encode_body; opts passes through:
--- require_texts, truncate, max_rows, part, rejects, max_rejects) and signs it with the
--- clock's time now. task.numberInfoList may be a laaffic.csv source: each call takes its
--- next part (req.info.more says whether another follows; req.info.task_name is the part's
--- name). An error in a CSV row has file, line and column. task.appId comes from
--- the client's app_id when the task has none; the caller's table is not changed (only
--- its top level is copied: numberInfoList is shared, not copied).
--- req = { method = "POST", url =, headers =, body = <laaffic.body>, info = { rows =,
--- truncated =, bytes = } }; tostring(req) does not show the Sign.
--- An invalid task gives nil and a laaffic.error of kind "invalid" (field, code, name).
+-- client:build_task(task [, opts]) -> req | nil, err (README.md, "client:build_task").
+-- task.appId comes from the client's app_id when the task has none; the caller's table is
+-- not changed (its top level is copied). tostring(req) does not show the Sign.
 function client:build_task(task, opts)
     local p = check_self(self, "build_task")
     -- not a tail call: it would take this function's level away from the error levels
@@ -697,21 +675,9 @@ local function send(self, req, task_name, transport, sleep)
     end
 end
 
--- client:create_task(task [, opts]) -> key_id, info | nil, err
--- Validates, encodes (once), signs (at every attempt) and sends the task; returns the
--- task's keyId (an integer; the string of its digits from 2^53 on) and info =
--- { attempts =, http_status =, rows =, truncated =, bytes =, time = seconds }. opts passes
--- to the encoder (require_texts, truncate).
---
--- Retries never create a duplicate task: an attempt is retried only when no byte of it
--- can have reached the server (DNS, connection refused, TLS handshake, connect timeout)
--- or when the server answered -16 (stale timestamp: re-signed with the clock corrected
--- by the answer's Date header). After a failure that may have sent the body the error
--- has kind "ambiguous": the task may exist; a later -41 for the same taskName comes back
--- with kind "already_exists" (-20 "Data existing" names no task: kind "status").
---
--- A list longer than one task (over 200,000 numbers, or a CSV source that does not fit
--- in one part) is refused before anything is sent: client:create_tasks splits it.
+-- client:create_task(task [, opts]) -> key_id, info | nil, err (README.md,
+-- "client:create_task"). Encodes once, signs at every attempt (send's retry policy); a
+-- list longer than one task is refused before anything is sent.
 function client:create_task(task, opts)
     local p = check_self(self, "create_task")
     local req, err = build_request(self, p, task, opts, "client:create_task", 3)
@@ -923,34 +889,10 @@ local function run_result(run)
     return result
 end
 
--- client:create_tasks(task [, opts]) -> result, err
--- Creates the tasks for a list of any length: task.numberInfoList is a list (any number of
--- entries) or a laaffic.csv source. A list that fits in one task (200,000 numbers, or
--- opts.max_rows) is sent as one task under task.taskName; a longer one as parts of
--- max_rows numbers named taskName.."-part-1", "-part-2", ... The names depend only on the
--- list and max_rows, so a re-run after a crash makes the same names: the parts created
--- the first time come back as already_exists (counted in result.existing), the others are
--- created. A CSV source is read one part at a time: memory holds the parts being sent,
--- not the file.
---
--- opts: require_texts, truncate, max_rows, rejects, max_rejects (as build_task);
---   concurrency  parts sent at once (default 4, 1 to 64). Several parts go out in parallel
---                through libcurl's multi interface when the client uses the default
---                transport; with any other transport they go one by one.
---   on_progress  function(p) called after each part is built and each is done:
---                p = { parts =, done =, created =, failed =, rows =, in_flight =, bytes =,
---                      size =, finished = true at the end } (bytes/size: of a CSV source,
---                      read so far and in all; in_flight: parts built and not yet done)
---
--- result = { parts = { { part =, task_name =, rows =, key_id = | error = , exists = },
---            ... }, created =, existing =, failed =, rows =, rejected =, duplicates =,
---            time = }. err is nil when every part was created (or existed), else the
--- first failure, with err.part and err.task_name. An invalid row stops the reading (no
--- more parts are built; those under way finish), unless opts.rejects collects bad rows;
--- so does any failed part: a re-run with the same list picks up where this one stopped.
--- A CSV file is checked after each part is read (src:check()): a file that was changed,
--- truncated or replaced since it was opened stops the send with kind "io" before that
--- part goes out.
+-- client:create_tasks(task [, opts]) -> result, err (README.md, "client:create_tasks")
+-- A list of any length as parts named taskName-part-k, decided by the list and max_rows
+-- only, so a re-run finds the parts it created as already_exists. After the first failure
+-- no new part starts; the parts under way finish.
 function client:create_tasks(task, opts)
     local p = check_self(self, "create_tasks")
     if type(task) ~= "table" then

@@ -1,33 +1,10 @@
 -- laaffic.recall: builders for a task's recallFlow.
 --
---   local recall = require "laaffic.recall"
---   task.recallFlow = recall.by_intent{ intents = { recall.NOT_CONNECTED },
---                                       interval = 1, rounds = 2, agent_id = 110 }
---   --> { recallType = 3, recallInterval = 1, recallNum = 2,
---   --    nodeList = { { agentId = "110" }, { agentId = "110" } },
---   --    recallIntent = { "99999" } }
---
--- Each helper returns a plain table, ready for task.recallFlow, with one nodeList entry per
--- round (the server answers -22 when the nodeList length differs from recallNum). As in the
--- vendor's examples, nodeList agentIds are strings.
---
--- Options:
---   rounds    number of recall rounds (recallNum), a positive integer, at most
---             recall.MAX_ROUNDS (1000: laaffic's bound, not the vendor's; it keeps a typo
---             such as 1e9 from building a billion nodes). May be left out when agents is
---             given: it is then #agents.
---   interval  minutes between rounds (recallInterval), a positive integer. The vendor's
---             public pages say 1-1440 and rounds 1-10; that is unverified, so no tighter
---             bound is enforced here and the server has the last word.
---   agent_id  the agent for every round: a positive integer or a string of digits.
---   agents    instead of agent_id: a list with one agent per round (at most
---             recall.MAX_ROUNDS); #agents must equal rounds.
---   intents   (by_intent only) a non-empty list of intent codes, as strings or
---             integers: 99999 becomes "99999". recall.NOT_CONNECTED is "99999", the code
---             for "called but not connected".
---
--- Misuse (a missing, unknown or malformed option) raises with the option's name, never
--- its value.
+-- Each helper (all, failed, by_intent) returns a plain table ready for task.recallFlow,
+-- with one nodeList entry per round (the server answers -22 when nodeList's length is not
+-- recallNum) and agentIds as strings, as in the vendor's examples. rounds is bounded by
+-- MAX_ROUNDS, laaffic's bound (a typo such as 1e9 must not build a billion nodes). The
+-- options: README.md ("laaffic.recall").
 
 local type = type
 local pairs = pairs

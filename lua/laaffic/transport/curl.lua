@@ -1,19 +1,9 @@
 -- laaffic.transport.curl: the default transport, HTTP(S) through libcurl in the C core.
 --
---   local curl = require "laaffic.transport.curl"
---   local send = curl.new{ timeout = 30, cafile = "/etc/ssl/my-ca.pem" }
---   local res, err, kind, sent = send{ method = "POST", url = ..., headers = ..., body = ... }
---
--- A transport is a function(request) -> response | nil, message, kind, sent:
---   request  = { method, url, headers = { name = value }, body = string | laaffic.body }
---   response = { status = <HTTP status>, headers = { <lower-case name> = value },
---                body = <string>, http_version =, connects =, time = { total =, ... } }
---   On failure: message, kind ("dns", "connect", "tls", "certificate", "timeout",
---   "connection", "empty", "too_large", "url", "transport") and sent: false only when no
---   byte of the request can have reached the server (the only failures laaffic retries;
---   "certificate", an untrusted server certificate, is not retried either).
--- One easy handle serves every call of a transport, so the connection (TLS included) is
--- reused between calls.
+-- A transport is a function(request) -> response | nil, message, kind, sent (README.md,
+-- "Transports"); sent is false only when no byte of the request can have reached the
+-- server. One easy handle serves every call, so the connection (TLS included) is reused.
+-- t:parallel drives several handles with one libcurl multi, for create_tasks' parts.
 local core = require "laaffic.core"
 
 local setmetatable = setmetatable
