@@ -1,10 +1,11 @@
 -- laaffic: a client for the LAAFFIC voice platform's AI Agent group-call API.
 --
--- The public API (laaffic.new and the client's methods), the defaults, the send and retry
--- policy and create_tasks' splitting of a long list; the byte work (signing, JSON building
--- and validation, libcurl) is the C module laaffic.core's. The API secret is kept in a
--- private weak-keyed table of this module, never in a field of the client, so dumping a
--- client cannot show it. Runtime failures return nil, err (laaffic.error); misuse raises.
+-- The public API (laaffic.new and the client's methods), the defaults and the send and
+-- retry policy. What an answer means is laaffic.answer's, the parts of a long list
+-- laaffic.tasks'; the byte work (signing, JSON building and validation, libcurl) is the C
+-- module laaffic.core's. The API secret is kept in a private weak-keyed table of this
+-- module, never in a field of the client, so dumping a client cannot show it. Runtime
+-- failures return nil, err (laaffic.error); misuse raises.
 -- Usage: README.md ("API").
 
 local type = type
@@ -25,6 +26,8 @@ local tonumber = tonumber
 local core = require "laaffic.core"
 local status = require "laaffic.status"
 local lerror = require "laaffic.error"
+local answer = require "laaffic.answer"
+local tasks = require "laaffic.tasks"
 local recall = require "laaffic.recall"
 local csv = require "laaffic.csv"
 local date = require "laaffic.date"
@@ -373,26 +376,6 @@ end
 
 -- ---------------------------------------------------------------------------- sending
 
-local cjson_ok, cjson = pcall(require, "cjson.safe")
-if not cjson_ok then
-    cjson = nil
-end
-
-local MAX_QUOTE = 200
-local MAY_EXIST = "Do not re-send blindly: re-send with the same taskName and a -41 " ..
-                  "answer (kind already_exists) means it was created"
-
--- failures that sent nothing but that another attempt cannot mend
-local NO_RETRY = { url = true, phase = true, config = true, certificate = true }
-
--- A bounded, single-line quote of what a server sent, for error messages.
-local function quote(s)
-    s = tostring(s or "")
-    local cut = #s > MAX_QUOTE
-    s = s:sub(1, MAX_QUOTE):gsub("[%c]", " ")
-    return format("%q", s) .. (cut and "..." or "")
-end
-
 local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6, Jul = 7, Aug = 8,
                  Sep = 9, Oct = 10, Nov = 11, Dec = 12 }
 
@@ -411,198 +394,6 @@ local function log(self, ev)
         -- a logger that raises must not turn a sent task into an error
         pcall(logger, ev)
     end
-end
-
--- The text of the number given for key at the top level of the JSON object body (the
--- last one, as cjson keeps the last of duplicate keys), or nil. body is valid JSON: cjson
--- decoded it. (cjson has no way to give a number's digits: it reads a double.)
-local function top_level_number(body, key)
-    local depth, i, found = 0, 1, nil
-    while true do
-        local s, _, c = body:find('(["{}%[%]])', i)
-        if not s then return found end
-        if c == '"' then
-            local j = s + 1 -- to the closing quote; a backslash escapes the byte after it
-            while true do
-                local q = body:find('["\\]', j)
-                if not q then return found end
-                if body:byte(q) == 92 then j = q + 2 else j = q; break end
-            end
-            i = j + 1
-            if depth == 1 then -- a string followed by ':' here is a key of the top object
-                local _, e, num = body:find("^%s*:%s*(%-?%d[%d%.eE+%-]*)", i)
-                if e and cjson.decode(body:sub(s, j)) == key then
-                    found, i = num, e + 1
-                end
-            end
-        else
-            depth = depth + ((c == "{" or c == "[") and 1 or -1)
-            i = s + 1
-        end
-    end
-end
-
-local MAX_KEY_ID_DIGITS = 20
-local TWO53 = 2 ^ 53
-
--- The keyId of a success answer's data: a positive integer, sent as a JSON number or a
--- string of digits. Returns an integer below 2^53, the string of its digits from 2^53 on
--- (a double would round 9007199254740993 to ...992), or nil for anything else.
-local function key_id_of(data, body)
-    local digits = data
-    if type(data) == "number" then
-        digits = top_level_number(body, "data")
-        if not (digits and digits:match("^%d+$")) then
-            -- 1e3 or 12.0: the value, when it is an integer a double holds exactly
-            if data == floor(data) and data > 0 and data < TWO53 then
-                return math.tointeger and math.tointeger(data) or data
-            end
-            return nil
-        end
-    end
-    if type(digits) ~= "string" or #digits > MAX_KEY_ID_DIGITS or not digits:match("^[1-9]%d*$") then
-        return nil
-    end
-    local n = tonumber(digits)
-    if n < TWO53 then
-        return math.tointeger and math.tointeger(n) or n
-    end
-    return digits
-end
-
--- A success without a readable keyId: the task exists (the server said so), so the error
--- must not invite a second send.
-local function unreadable_key_id(res, what)
-    return nil, lerror.new{ kind = "protocol", code = 0, http_status = res.status,
-        message = "the server created the task (status 0) but " .. what .. "; the task " ..
-                  "exists: do not send it again, look its keyId up in the console" }
-end
-
--- Turns a parsed API answer into key_id or nil, err.
-local function api_result(self, res, decoded, task_name)
-    local st = decoded.status
-    local code = tonumber(st)
-    if code == 0 then
-        if task_name then
-            self.ambiguous[task_name] = nil
-        end
-        local data = decoded.data
-        if data == nil or data == (cjson and cjson.null) then
-            return unreadable_key_id(res, "sent no keyId (data)")
-        end
-        local key_id = key_id_of(data, res.body)
-        if not key_id then
-            local shown = type(data) == "string" and quote(data) or
-                          type(data) == "number" and (top_level_number(res.body, "data") or
-                                                      tostring(data)) or
-                          type(data) == "table" and "an object or a list" or tostring(data)
-            return unreadable_key_id(res, "its keyId is unreadable: data is " .. shown ..
-                                     ", not a positive integer")
-        end
-        return key_id
-    end
-    local reason = decoded.reason
-    if type(reason) ~= "string" then reason = nil end
-    local err = lerror.from_status(st, reason, res.status)
-    if code == -20 then
-        -- "Data existing" names no task: it may or may not be this one, so it is a
-        -- status error (never counted as created) that says how to find out
-        err.message = format("the server answered -20 \"data existing\" without saying " ..
-            "what exists: a task named %s may already exist (a request for it whose answer " ..
-            "was lost may have landed). Check the task list in the LAAFFIC console for it; " ..
-            "if it is not there, send again", format("%q", tostring(task_name)))
-    elseif code == -41 then
-        local earlier = task_name and self.ambiguous[task_name]
-        if task_name then
-            self.ambiguous[task_name] = nil
-        end
-        err = lerror.new{
-            kind = "already_exists", code = code, reason = reason, http_status = res.status,
-            message = earlier and
-                ("a task named " .. format("%q", task_name) .. " already exists: the earlier " ..
-                 "attempt whose answer was lost did create it") or
-                ("a task named " .. format("%q", tostring(task_name)) .. " already exists"),
-        }
-    end
-    return nil, err
-end
-
--- What is wrong with a transport's response, or nil when it has the documented shape:
--- { status = <integer 100-599>, headers = <table> or nil, body = <string> or nil }.
-local function bad_response(res)
-    if type(res) ~= "table" then
-        return "a " .. type(res)
-    end
-    local st = res.status
-    if type(st) ~= "number" or st ~= floor(st) or st < 100 or st > 599 then
-        return "a table whose status is " ..
-               (type(st) == "number" and tostring(st) or ("a " .. type(st)))
-    end
-    if res.body ~= nil and type(res.body) ~= "string" then
-        return "a table whose body is a " .. type(res.body)
-    end
-    if res.headers ~= nil and type(res.headers) ~= "table" then
-        return "a table whose headers are a " .. type(res.headers)
-    end
-    return nil
-end
-
--- The outcome of this taskName is unknown: a later -41 for it is our own task.
-local function mark_ambiguous(self, task_name)
-    if task_name then
-        self.ambiguous[task_name] = true
-    end
-end
-
--- The error for a transport call that failed (msg, kind, sent) and is not retried.
-local function transport_failure(self, attempt, task_name, msg, kind, sent)
-    if sent == false then
-        return nil, lerror.new{ kind = "transport", cause = kind and tostring(kind),
-            message = NO_RETRY[kind] and
-                (kind == "certificate" and
-                 "the server's certificate is not trusted (not retried): " .. tostring(msg)
-                 or tostring(msg)) or
-                format("could not reach the server after %d attempt(s) (%s): %s",
-                       attempt, tostring(kind), tostring(msg)) }
-    end
-    mark_ambiguous(self, task_name)
-    return nil, lerror.new{ kind = "ambiguous", cause = kind and tostring(kind),
-        message = format("the request may have reached the server, so the task may " ..
-            "exist (%s: %s). " .. MAY_EXIST, tostring(kind), tostring(msg)) }
-end
-
--- An HTTP answer (res, of the documented shape): the parsed API answer, or nil, err for
--- a status or body that is not one.
-local function http_answer(self, res, task_name)
-    if res.status >= 300 and res.status <= 399 then
-        -- never followed: a POST carrying Api-Key and Sign goes to one host only
-        local loc = res.headers and res.headers.location
-        return nil, lerror.new{ kind = "protocol", http_status = res.status,
-            message = format("the server answered HTTP %d, a redirect%s, which is not " ..
-                "followed for a request carrying credentials: check base_url",
-                res.status, loc and (" to " .. quote(loc)) or "") }
-    end
-    if res.status >= 400 and res.status <= 499 then
-        return nil, lerror.new{ kind = "protocol", http_status = res.status,
-            message = format("the server answered HTTP %d: %s", res.status, quote(res.body)) }
-    end
-    if res.status >= 500 or res.status < 200 then
-        -- the server may have created the task before failing
-        mark_ambiguous(self, task_name)
-        return nil, lerror.new{ kind = "ambiguous", http_status = res.status, cause = "http",
-            message = format("the server answered HTTP %d (%s), so the task may exist. %s",
-                             res.status, quote(res.body), MAY_EXIST) }
-    end
-    local decoded = cjson and cjson.decode(res.body)
-    if type(decoded) ~= "table" or decoded.status == nil then
-        -- a 2xx that is not the API's answer (cut short, or from something else): the
-        -- task may exist
-        mark_ambiguous(self, task_name)
-        return nil, lerror.new{ kind = "ambiguous", http_status = res.status, cause = "http",
-            message = "the server's answer is not the API's JSON (" .. quote(res.body) ..
-                "), so the task may exist. " .. MAY_EXIST }
-    end
-    return decoded
 end
 
 -- Sends a built request until it is created or fails for good: the retry policy of
@@ -627,31 +418,26 @@ local function send(self, req, task_name, transport, sleep)
         local t0 = clock_now()
         local res, msg, kind, sent = transport(req)
         local elapsed = clock_now() - t0
-        local malformed = res and bad_response(res)
+        local malformed = res and answer.bad_response(res)
         if malformed then
-            -- a custom transport's bug: whether it sent the request is unknown
-            mark_ambiguous(self, task_name)
-            return nil, lerror.new{ kind = "protocol", cause = "transport",
-                message = "the transport returned " .. malformed .. ", not a response " ..
-                    "{ status = <integer>, headers = <table>, body = <string> }; if it sent " ..
-                    "the request, the task may exist. " .. MAY_EXIST }
+            return answer.malformed(self.ambiguous, task_name, malformed)
         end
         local decoded, err
         if not res then
             log(self, { event = "error", method = req.method, url = req.url, attempt = attempt,
                         kind = kind, sent = sent, elapsed = elapsed, message = msg,
                         task_name = task_name })
-            if sent == false and attempt <= self.retries and not NO_RETRY[kind] then
+            if sent == false and attempt <= self.retries and not answer.NO_RETRY[kind] then
                 sleep(math.min(self.max_backoff, self.backoff * 2 ^ (attempt - 1)))
             else
-                return transport_failure(self, attempt, task_name, msg, kind, sent)
+                return answer.transport_failure(self.ambiguous, attempt, task_name, msg, kind, sent)
             end
         else
             log(self, { event = "response", method = req.method, url = req.url,
                         attempt = attempt, status = res.status, elapsed = elapsed,
                         http_version = res.http_version, connects = res.connects,
                         task_name = task_name })
-            decoded, err = http_answer(self, res, task_name)
+            decoded, err = answer.http(self.ambiguous, res, task_name)
             if not decoded then
                 return nil, err
             end
@@ -661,7 +447,7 @@ local function send(self, req, task_name, transport, sleep)
                     self.skew = server - self.clock()
                 end
             else
-                local key_id, aerr = api_result(self, res, decoded, task_name)
+                local key_id, aerr = answer.result(self.ambiguous, res, decoded, task_name)
                 if not key_id then
                     return nil, aerr
                 end
@@ -695,7 +481,6 @@ end
 
 -- ---------------------------------------------------------------------------- create_tasks
 
-local DEFAULT_CONCURRENCY = 4
 -- the build_task options create_tasks passes on (the core checks them)
 local ENCODE_OPTS = { "require_texts", "truncate", "max_rows", "rejects", "max_rejects", "strict" }
 local TASKS_OPTIONS = { { "concurrency", type = "integer", min = 1, max = 64,
@@ -705,189 +490,6 @@ for _, k in ipairs(ENCODE_OPTS) do
     TASKS_OPTIONS[#TASKS_OPTIONS + 1] = { k }
 end
 TASKS_OPTIONS = options.spec(TASKS_OPTIONS)
-
--- The next part of a list as a built request: part k of a table, or the next part of a
--- CSV source. Returns req, or nil, err (err.part set).
-local function next_part(self, p, task, enc, k)
-    enc.part = not csv.is(task.numberInfoList) and k or nil
-    -- build_request (1) <- next_part (2) <- build_part (3) <- create_tasks (4) <- its caller
-    local req, err = build_request(self, p, task, enc, "client:create_tasks", 5)
-    if not req then
-        err.part = k
-        return nil, err
-    end
-    return req
-end
-
--- The state of one create_tasks call: the result being filled, the progress shown to
--- on_progress, the part reached (k) and whether the list has more.
-local function new_run(self, p, task, opts)
-    local enc = {}
-    for _, k in ipairs(ENCODE_OPTS) do
-        enc[k] = opts[k]
-    end
-    local list = task.numberInfoList
-    return {
-        client = self, p = p, task = task, enc = enc, on_progress = opts.on_progress,
-        src = csv.is(list) and list or nil, started = clock_now(),
-        result = { parts = {}, created = 0, existing = 0, failed = 0, rows = 0,
-                   rejected = 0, duplicates = 0, warnings = {} },
-        first_err = nil,
-        in_flight = 0,          -- parts being sent
-        progress = { parts = 0, done = 0, created = 0, failed = 0, rows = 0 },
-        progress_error = nil,   -- what on_progress raised: it is not called again
-        more = true, k = 0,
-    }
-end
-
-local function report(run, finished)
-    if not run.on_progress or run.progress_error then return end
-    local result, progress = run.result, run.progress
-    progress.parts, progress.created = #result.parts, result.created + result.existing
-    progress.failed, progress.rows = result.failed, result.rows
-    progress.in_flight = run.in_flight
-    if run.src then
-        local si = run.src:info()
-        progress.bytes, progress.size = si.bytes, si.size
-    end
-    progress.finished = finished or nil
-    -- a raise must not stop the parts under way (their keyIds would be lost)
-    local ok, perr = pcall(run.on_progress, progress)
-    if not ok then
-        run.progress_error = tostring(perr)
-    end
-end
-
--- A part is done: send() gave key_id or err.
-local function record(run, entry, key_id, err)
-    local result = run.result
-    if key_id then
-        entry.key_id = key_id
-        result.created = result.created + 1
-    elseif err.kind == "already_exists" then
-        entry.exists, entry.error = true, err
-        result.existing = result.existing + 1
-    else
-        entry.error = err
-        err.part, err.task_name = entry.part, entry.task_name
-        result.failed = result.failed + 1
-        run.first_err = run.first_err or err
-    end
-    run.progress.done = run.progress.done + 1
-    run.in_flight = run.in_flight - 1
-    report(run)
-end
-
--- A CSV file that changes while it is read would mix two versions or lose rows: after
--- reading each part, before sending it, the file must still be the one opened. Returns
--- nil, or the error (and closes req's body).
-local function changed(run, req)
-    local src, k = run.src, run.k
-    local ok, why = src:check()
-    if ok then return nil end
-    if req then req.body:close() end
-    return lerror.new{ kind = "io", file = src:info().name, part = k,
-        message = format("%s changed while it was being sent (%s): part %d and the " ..
-            "parts after it were not sent%s", src:info().name, tostring(why), k,
-            k > 1 and "; the parts before it went out (see their results)" or "") }
-end
-
--- Builds the next part: req, entry; or nil when the list is done, reading it failed, or
--- a part failed (no new part is started then).
-local function build_part(run)
-    if not run.more or run.first_err then
-        return nil
-    end
-    local result = run.result
-    run.k = run.k + 1
-    local k = run.k
-    local req, err = next_part(run.client, run.p, run.task, run.enc, k)
-    local cerr = run.src and changed(run, req)
-    if cerr then req, err = nil, cerr end
-    local entry = { part = k }
-    result.parts[k] = entry
-    if not req then
-        run.more = false
-        entry.error = err
-        result.failed = result.failed + 1
-        run.first_err = run.first_err or err
-        report(run)
-        return nil
-    end
-    local info = req.info
-    if k == 1 then          -- the task's fields, the same in every part
-        result.warnings = info.warnings
-    end
-    run.more = info.more and true or false
-    entry.task_name, entry.rows = info.task_name or run.task.taskName, info.rows
-    result.rows = result.rows + info.rows
-    result.rejected = result.rejected + (info.rejected or 0)
-    result.duplicates = result.duplicates + (info.duplicates or 0)
-    run.in_flight = run.in_flight + 1
-    report(run)
-    return req, entry
-end
-
--- Sends the parts, starting with the one already built (req, entry): up to concurrency
--- at once when the transport can run requests in parallel (transport:parallel, as
--- laaffic.transport.curl's), else one at a time through the transport.
-local function send_parts(self, run, req, entry, concurrency)
-    local function next_req()
-        if req then
-            local r, e = req, entry
-            req, entry = nil, nil
-            return r, e
-        end
-        return build_part(run)
-    end
-    local t = self.transport
-    if concurrency > 1 and type(t) == "table" and t.parallel then
-        t:parallel(concurrency, function()
-            local r, e = next_req()
-            if not r then return nil end
-            return function(send_fn, sleep_fn)
-                return send(self, r, e.task_name, send_fn, sleep_fn)
-            end, { req = r, entry = e }
-        end, function(job, key_id, err)
-            job.req.body:close()
-            record(run, job.entry, key_id, err)
-        end)
-        return
-    end
-    while true do
-        local r, e = next_req()
-        if not r then break end
-        local key_id, err = send(self, r, e.task_name, t, self.sleep)
-        r.body:close()
-        record(run, e, key_id, err)
-    end
-end
-
--- create_tasks' answer once every part is done: result, and the first failure (or what
--- on_progress raised) as one error.
-local function run_result(run)
-    local result, first_err = run.result, run.first_err
-    result.time = clock_now() - run.started
-    report(run, true)
-    result.progress_error = run.progress_error
-    if first_err then
-        return result, lerror.new{ kind = first_err.kind, code = first_err.code,
-            field = first_err.field, reason = first_err.reason,
-            http_status = first_err.http_status, file = first_err.file,
-            line = first_err.line, column = first_err.column, part = first_err.part,
-            task_name = first_err.task_name,
-            message = format("%d of %d part(s) failed; part %d%s: %s", result.failed,
-                             #result.parts, first_err.part or 0,
-                             first_err.task_name and format(" (%q)", first_err.task_name) or "",
-                             tostring(first_err.message)) }
-    end
-    if run.progress_error then
-        return result, lerror.new{ kind = "internal", message = "opts.on_progress raised, " ..
-            "and was not called again (every part was sent as usual: see the result): " ..
-            run.progress_error }
-    end
-    return result
-end
 
 -- client:create_tasks(task [, opts]) -> result, err (README.md, "client:create_tasks")
 -- A list of any length as parts named taskName-part-k, decided by the list and max_rows
@@ -899,11 +501,27 @@ function client:create_tasks(task, opts)
         error("laaffic: client:create_tasks: task must be a table, got " .. type(task), 2)
     end
     opts = options.check("laaffic: client:create_tasks", opts, TASKS_OPTIONS, 2, true)
-    local run = new_run(self, p, task, opts)
-    -- the first part here, so that a malformed encoder option raises at the caller
-    local req, entry = build_part(run)
-    send_parts(self, run, req, entry, opts.concurrency or DEFAULT_CONCURRENCY)
-    local result, err = run_result(run)
+    local enc = {}
+    for _, k in ipairs(ENCODE_OPTS) do
+        enc[k] = opts[k]
+    end
+    -- part k of a table, or the next part of a CSV source: req, or nil, err (err.part set)
+    local function build(e, k)
+        e.part = not csv.is(task.numberInfoList) and k or nil
+        -- build_request (1) <- build (2) <- build_part (3) <- tasks.run (4) <-
+        -- create_tasks (5) <- its caller (6)
+        local req, err = build_request(self, p, task, e, "client:create_tasks", 6)
+        if not req then
+            err.part = k
+            return nil, err
+        end
+        return req
+    end
+    local function send_part(req, task_name, transport, sleep)
+        local key_id, info = send(self, req, task_name, transport, sleep)
+        return key_id, info
+    end
+    local result, err = tasks.run(task, opts, enc, build, send_part, self.transport, self.sleep)
     return result, err
 end
 
