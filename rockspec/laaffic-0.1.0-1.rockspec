@@ -46,6 +46,7 @@ build = {
       ["laaffic.answer"] = "lua/laaffic/answer.lua",
       ["laaffic.tasks"] = "lua/laaffic/tasks.lua",
       ["laaffic.push"] = "lua/laaffic/push.lua",
+      ["laaffic.push_parse"] = "lua/laaffic/push_parse.lua",
       ["laaffic.transport.curl"] = "lua/laaffic/transport/curl.lua",
       ["laaffic.transport.ngx"] = "lua/laaffic/transport/ngx.lua",
       ["laaffic.csv"] = "lua/laaffic/csv.lua",

@@ -13,7 +13,9 @@ local req = assert(client:build_task{ taskName = "installed", agentId = 41,
 assert(tostring(req.body):find('"calleeNumber":"463200000007"', 1, true))
 -- every module the package ships is in the tree (laaffic.transport.ngx needs nginx to load)
 for _, m in ipairs{ "laaffic.recall", "laaffic.status", "laaffic.error", "laaffic.push",
-                    "laaffic.transport.curl", "laaffic.transport.ngx", "laaffic.csv" } do
+                    "laaffic.transport.curl", "laaffic.transport.ngx", "laaffic.csv",
+                    "laaffic.date", "laaffic.options", "laaffic.answer", "laaffic.tasks",
+                    "laaffic.push_parse" } do
     local p = package.searchpath(m, package.path)
     assert(p and p:sub(1, #tree) == tree, m .. " is not installed in the tree")
 end
