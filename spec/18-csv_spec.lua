@@ -346,6 +346,14 @@ describe("CSV files", function()
         raises("laaffic%.csv%.from_string: opts%.normalize must be a boolean", function()
             return laaffic.csv.from_string("calleeNumber\n1\n", { normalize = 5 })
         end)
+        raises("^spec/18%-csv_spec%.lua:%d+: laaffic%.csv%.open: unknown option 'delimeter'$", function()
+            local src = laaffic.csv.open(tmpdir .. "/calls.csv", { delimeter = ";" })
+            return src
+        end)
+        raises("^spec/18%-csv_spec%.lua:%d+: laaffic%.csv%.from_string: options table expected, got string$", function()
+            local src = laaffic.csv.from_string("calleeNumber\n1\n", ";")
+            return src
+        end)
     end)
 
     it("describes itself, reports progress and can be closed", function()

@@ -131,6 +131,13 @@ describe("laaffic.new", function()
             local c = laaffic.new{ api_key = KEY, api_secret = SECRET, clock = 1630468800 }
             return c
         end)
+        -- NaN is outside every range (it compares false both ways)
+        for _, opt in ipairs({ "retries", "backoff", "max_backoff" }) do
+            raises("laaffic%.new: option '" .. opt .. "' must be", function()
+                local c = laaffic.new{ api_key = KEY, api_secret = SECRET, [opt] = 0 / 0 }
+                return c
+            end)
+        end
         raises("unknown option 'api_secert'", function()
             local c = laaffic.new{ api_key = KEY, api_secret = SECRET, api_secert = SECRET }
             return c

@@ -218,10 +218,30 @@ describe("laaffic.recall", function()
         end)
     end)
 
+    it("names the option in a misuse message, never its value", function()
+        for _, case in ipairs({
+            { "rounds", { rounds = 1e9, interval = 1, agent_id = 41 }, "1e+09" },
+            { "rounds", { rounds = "2 rounds", interval = 1, agent_id = 41 }, "2 rounds" },
+            { "agent_id", { rounds = 2, interval = 1, agent_id = "agent-41" }, "agent-41" },
+            { "agents%[2%]", { interval = 1, agents = { 41, 99999999999 } }, "99999999999" },
+        }) do
+            local e = raises("laaffic%.recall%.all: option '" .. case[1] .. "'", function()
+                local f = recall.all(case[2])
+                return f
+            end)
+            assert.is_nil(e:find(case[3], 1, true), e)
+        end
+        local e = raises("option 'intents%[1%]'", function()
+            local f = recall.by_intent{ intents = { -7 }, rounds = 1, interval = 1, agent_id = 1 }
+            return f
+        end)
+        assert.is_nil(e:find("-7", 1, true), e)
+    end)
+
     it("bounds rounds and the agents list to recall.MAX_ROUNDS, before building anything", function()
         assert.equal(1000, recall.MAX_ROUNDS)
         for _, fn in ipairs({ recall.all, recall.failed }) do
-            raises("option 'rounds' must be at most 1000 %(recall%.MAX_ROUNDS%), got 1", function()
+            raises("option 'rounds' must be at most 1000 %(recall%.MAX_ROUNDS%)$", function()
                 local f = fn{ rounds = 1e9, interval = 1, agent_id = 41 }
                 return f
             end)

@@ -197,6 +197,21 @@ describe("client:create_tasks against the sandbox", function()
         assert.has_error(function() c:create_tasks({}, { concurrency = 0 }) end)
         assert.has_error(function() c:create_tasks({}, { bogus = true }) end)
         assert.has_error(function() c.create_tasks({}, {}) end)
+        -- one checker (laaffic.options): the function and the option, never the value
+        local function raises(msg, o)
+            local ok, e = pcall(function() local r = c:create_tasks({}, o); return r end)
+            assert.is_false(ok)
+            assert.matches("^spec/44%-tasks_spec%.lua:%d+: ", e)
+            assert.equal(msg, e:gsub("^[^:]*:%d+: ", ""))
+        end
+        raises("laaffic: client:create_tasks: option 'concurrency' must be an integer from 1 to 64",
+               { concurrency = 1.5 })
+        raises("laaffic: client:create_tasks: option 'concurrency' must be an integer from 1 to 64" ..
+               ", got string", { concurrency = "4" })
+        raises("laaffic: client:create_tasks: option 'on_progress' must be a function, got number",
+               { on_progress = 1 })
+        raises("laaffic: client:create_tasks: unknown option 'bogus'", { bogus = true })
+        raises("laaffic: client:create_tasks: options table expected, got string", "fast")
     end)
 
     it("sends 200,001 numbers as two tasks of 200,000 and 1 #slow", function()

@@ -142,7 +142,8 @@ describe("laaffic.push.parse", function()
             -- a body that is not a push at all is still nil, err
             bad_parse('[{"voiceId":"a"}', { invalid = {} }, "invalid JSON")
             assert.has_error(function() push.parse("[]", { invalid = 5 }) end, "laaffic.push.parse: " ..
-                             "invalid must be a table (the records that cannot be keyed are appended)")
+                             "option 'invalid' must be a table (the records that cannot be keyed are " ..
+                             "appended), got number")
         end)
 
         it("opts.invalid: raw is each bad record's text as sent, for random bodies", function()
@@ -485,11 +486,12 @@ describe("laaffic.push.parse", function()
         end)
 
         it("misuse of opts raises at the caller", function()
-            assert.has_error(function() push.parse("[]", 5) end, "laaffic.push.parse: opts must be a table, got number")
+            assert.has_error(function() push.parse("[]", 5) end,
+                             "laaffic.push.parse: options table expected, got number")
             assert.has_error(function() push.parse("[]", { max_byte = 1 }) end,
-                             "laaffic.push.parse: unknown option max_byte")
+                             "laaffic.push.parse: unknown option 'max_byte'")
             assert.has_error(function() push.parse("[]", { max_bytes = -1 }) end,
-                             "laaffic.push.parse: max_bytes must be a positive number")
+                             "laaffic.push.parse: option 'max_bytes' must be a positive number")
             assert.has_error(function() push.parse("[]", { utc_offset = "8" }) end)
         end)
 
@@ -559,41 +561,6 @@ describe("laaffic.push.parse", function()
         end)
     end)
 
-    describe("allow-list addresses", function()
-        local function hex(b)
-            return b and (b:gsub(".", function(c) return ("%02x"):format(c:byte()) end))
-        end
-
-        it("parses IPv4 and IPv6, IPv4-mapped as IPv4", function()
-            assert.are.equal("7f000001", hex(push._parse_ip("127.0.0.1")))
-            assert.are.equal("00000000000000000000000000000001", hex(push._parse_ip("::1")))
-            assert.are.equal("7f000002", hex(push._parse_ip("::ffff:127.0.0.2")))
-            assert.are.equal("20010db8000000000000000000000001", hex(push._parse_ip("2001:db8::1")))
-            assert.are.equal("00010002000300040005000601020304", hex(push._parse_ip("1:2:3:4:5:6:1.2.3.4")))
-            for _, bad in ipairs({ "1.2.3", "256.1.1.1", "::1::", "1:2:3:4:5:6:7:8:9", "x", "", "unix:" }) do
-                assert.is_nil(push._parse_ip(bad), bad)
-            end
-        end)
-
-        it("matches CIDRs", function()
-            local function m(cidr, ip)
-                return push._in_net(push._parse_ip(ip), push._parse_cidr(cidr))
-            end
-            assert.is_true(m("127.0.0.0/8", "127.9.9.9"))
-            assert.is_false(m("127.0.0.0/8", "128.0.0.1"))
-            assert.is_true(m("10.1.2.128/25", "10.1.2.200"))
-            assert.is_false(m("10.1.2.128/25", "10.1.2.100"))
-            assert.is_true(m("127.0.0.2", "127.0.0.2"))
-            assert.is_false(m("127.0.0.2", "127.0.0.1"))
-            assert.is_true(m("0.0.0.0/0", "8.8.8.8"))
-            assert.is_true(m("2001:db8::/32", "2001:db8:ffff::1"))
-            assert.is_false(m("2001:db8::/32", "2001:db9::1"))
-            assert.is_false(m("::1", "127.0.0.1"))
-            assert.is_true(m("::ffff:10.0.0.0/104", "10.200.0.1"))
-            assert.is_nil(push._parse_cidr("10.0.0.0/33"))
-        end)
-    end)
-
     describe("the handler's rate-limited log", function()
         it("writes a kind once per interval, then says how many it left out", function()
             local lines, clock = {}, 1000.25
@@ -616,26 +583,32 @@ describe("laaffic.push.parse", function()
     describe("handler options", function()
         it("misuse raises when the handler is built", function()
             local f = function() end
-            assert.has_error(function() push.handler() end, "laaffic.push.handler: opts must be a table")
+            assert.has_error(function() push.handler() end, "laaffic.push.handler: options table expected, got nil")
             assert.has_error(function() push.handler{ token = "t" } end,
-                             "laaffic.push.handler: on_record must be a function")
+                             "laaffic.push.handler: option 'on_record' must be a function, got nil")
             assert.has_error(function() push.handler{ on_record = f } end)
             assert.has_error(function() push.handler{ on_record = f, token = "" } end)
             assert.has_error(function() push.handler{ on_record = f, token = "a/b" } end)
-            assert.has_error(function() push.handler{ on_record = f, allow = { "10.0.0.0/33" } } end,
-                             "laaffic.push.handler: allow[1]: not an IP address or CIDR: 10.0.0.0/33")
+            -- no IP allow-list of its own: nginx's allow/deny guard the location
+            for _, o in ipairs({ { on_record = f, allow = { "10.0.0.0/8" } },
+                                 { on_record = f, token = "t", allow = {} } }) do
+                local ok, e = pcall(function() local h = push.handler(o); return h end)
+                assert.is_false(ok)
+                assert.matches("^spec/50%-push_spec%.lua:%d+: laaffic%.push%.handler: option 'allow'", e)
+                assert.is_truthy(e:find("allow 203.0.113.0/24; deny all;", 1, true), e)
+            end
             assert.has_error(function() push.handler{ on_record = f, token = "t", bogus = 1 } end,
-                             "laaffic.push.handler: unknown option bogus")
+                             "laaffic.push.handler: unknown option 'bogus'")
             assert.has_error(function() push.handler{ on_record = f, token = "t", window = -1 } end)
             assert.has_error(function() push.handler{ on_record = f, token = "t", window = 0 } end,
-                             "laaffic.push.handler: window must be a number of seconds > 0")
+                             "laaffic.push.handler: option 'window' must be a number of seconds > 0")
             assert.has_error(function() push.handler{ on_record = f, token = "t", claim_ttl = 0 } end)
             assert.is_function(push.handler{ on_record = f, token = "t", busy_wait = 0 })
             assert.is_function(push.handler{ on_record = f, open = true })
-            assert.is_function(push.handler{ on_record = f, token = { "old", "new" }, allow = { "::1" } })
+            assert.is_function(push.handler{ on_record = f, token = { "old", "new" } })
             assert.is_function(push.handler{ on_record = f, on_invalid = f, open = true })
             assert.has_error(function() push.handler{ on_record = f, on_invalid = 5, open = true } end,
-                             "laaffic.push.handler: on_invalid must be a function")
+                             "laaffic.push.handler: option 'on_invalid' must be a function, got number")
         end)
     end)
 end)
@@ -670,9 +643,10 @@ local NGINX_HTTP = [[
         local h = {
             main = push.handler{ token = "]] .. TOKEN .. [[", dict = "push_dedup", window = 600,
                                  on_record = on_record },
-            allow = push.handler{ allow = { "127.0.0.2", "::1" }, dict = "push_dedup", key_prefix = "a:",
+            -- guarded by nginx's allow/deny in their locations (below)
+            allow = push.handler{ open = true, dict = "push_dedup", key_prefix = "a:",
                                   on_record = on_record },
-            deny = push.handler{ allow = { "10.0.0.0/8" }, token = "]] .. TOKEN .. [[", on_record = on_record },
+            deny = push.handler{ token = "]] .. TOKEN .. [[", on_record = on_record },
             small = push.handler{ token = "]] .. TOKEN .. [[", max_bytes = 1000, on_record = on_record },
             nodedup = push.handler{ token = "]] .. TOKEN .. [[", on_record = on_record },
             busy = push.handler{ token = "]] .. TOKEN .. [[", dict = "push_dedup", key_prefix = "b:",
@@ -706,8 +680,14 @@ local NGINX_HTTP = [[
                 ngx.shared.push_seen:set("last_from_file", info.from_file and 1 or 0)
             }
         }
-        location /allow/ { content_by_lua_block { require("spec50.handlers").allow() } }
-        location /deny/ { content_by_lua_block { require("spec50.handlers").deny() } }
+        location /allow/ {
+            allow 127.0.0.2; allow ::1; deny all;
+            content_by_lua_block { require("spec50.handlers").run("allow") }
+        }
+        location /deny/ {
+            deny 127.0.0.1;
+            content_by_lua_block { require("spec50.handlers").run("deny") }
+        }
         location /nodedup/ { content_by_lua_block { require("spec50.handlers").nodedup() } }
         location /busy/ { content_by_lua_block { require("spec50.handlers").run("busy") } }
         location /inv/ { content_by_lua_block { require("spec50.handlers").run("inv") } }
@@ -864,14 +844,22 @@ describe("laaffic.push.handler in nginx", function()
         assert.is_nil(s.calls.bad1)
     end)
 
-    it("refuses an address outside the allow-list with 403", function()
-        local code, json = post("/deny/" .. TOKEN, records({ "ip1" }))
+    it("nginx's allow/deny in the push location answer 403 before the handler runs", function()
+        local before = seen().last_info
+        -- deny 127.0.0.1: nginx's own 403 page, even with the right token
+        local code, raw = request("/deny/" .. TOKEN, records({ "ip1" }))
         assert.are.equal(403, code)
-        assert.are.equal("forbidden", json.reason)
-        code = post("/allow/x", records({ "ip2" }))
+        -- nginx's HTML page, not the handler's JSON answer
+        assert.is_truthy(raw:find("<title>403 Forbidden</title>", 1, true), raw)
+        -- allow 127.0.0.2; deny all: 127.0.0.1 is refused the same way
+        code, raw = request("/allow/x", records({ "ip2" }))
         assert.are.equal(403, code)
-        assert.is_nil(seen().calls.ip2)
-        -- from 127.0.0.2, which the allow-list names (the whole 127/8 is loopback on Linux)
+        assert.is_truthy(raw:find("<title>403 Forbidden</title>", 1, true), raw)
+        local s = seen()
+        assert.is_nil(s.calls.ip1)
+        assert.is_nil(s.calls.ip2)
+        assert.are.same(before, s.last_info)         -- the handler never ran
+        -- from 127.0.0.2, which allow names (the whole 127/8 is loopback on Linux)
         local c2, res, rc = request("/allow/x", records({ "ip3" }), { interface = "127.0.0.2" })
         if rc == 0 then
             assert.are.equal(200, c2, res)

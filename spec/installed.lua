@@ -18,7 +18,9 @@ for _, m in ipairs{ "laaffic.recall", "laaffic.status", "laaffic.error", "laaffi
                     "laaffic.cli", "laaffic.cli.util", "laaffic.cli.help", "laaffic.cli.args",
                     "laaffic.cli.config", "laaffic.cli.task", "laaffic.cli.numbers",
                     "laaffic.cli.output", "laaffic.cli.validate", "laaffic.cli.send",
-                    "laaffic.cli.sandbox" } do
+                    "laaffic.cli.sandbox",
+                    "laaffic.date", "laaffic.options", "laaffic.answer", "laaffic.tasks",
+                    "laaffic.push_parse" } do
     local p = package.searchpath(m, package.path)
     assert(p and p:sub(1, #tree) == tree, m .. " is not installed in the tree")
 end

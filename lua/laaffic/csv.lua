@@ -1,35 +1,14 @@
 -- laaffic.csv: call lists from CSV files, read by the C core straight into request bodies.
 --
---   local laaffic = require "laaffic"
---   local src = assert(laaffic.csv.open("april.csv", { normalize = true, dedupe = true }))
---   local result, err = client:create_tasks{ taskName = "april", agentId = 110,
---                                            numberInfoList = src }
---
--- A source is a laaffic.csv userdata (laaffic.core.csv_file / csv_string). Give it as a
--- task's numberInfoList: client:build_task takes the next part of it (at most max_rows
--- rows, default 200,000), client:create_tasks all of it. No Lua table is built per row.
---
--- The file: a header row naming calleeNumber and any of text1..text10 (case does not
--- matter; other columns are ignored), then one call per record. RFC 4180 quoting, UTF-8
--- with or without a byte order mark, CRLF or LF line ends; blank lines are skipped, an
--- empty text cell is left out of the request.
---
--- Options (all optional):
---   columns    map fields to other headers or to column numbers:
---              { calleeNumber = "phone", text1 = "name", text2 = 4, text3 = false }
---              (false: ignore a column that would match by name)
---   header     false: the file has no header row; columns are then calleeNumber, text1,
---              ... in order, or as opts.columns numbers them
---   delimiter  one character, default ","; e.g. ";" or "\t"
---   normalize  true: strip spaces, tabs, "+" and "-" from numbers ("+91 97776-54321")
---   dedupe     true: drop a row whose number (after normalize) came earlier in the file;
---              info.duplicates counts them. Costs 16 bytes per distinct number.
---   name       the file name errors show (default: the path, or "<string>")
+-- A source (a laaffic.csv userdata) is given as a task's numberInfoList: build_task takes
+-- its next part, create_tasks all of it, with no Lua table built per row. This module
+-- checks the options and turns the core's failures into laaffic.error objects. The file
+-- format and the options: README.md ("laaffic.csv").
 local core = require "laaffic.core"
 local lerror = require "laaffic.error"
+local options = require "laaffic.options"
 
 local type = type
-local pairs = pairs
 local tostring = tostring
 local error = error
 local pcall = pcall
@@ -37,21 +16,13 @@ local format = string.format
 
 local _M = {}
 
-local OPTIONS = { columns = true, header = true, delimiter = true, normalize = true,
-                  dedupe = true, name = true }
+-- The options; their values are checked by the core (laaffic.options finds unknown ones).
+local OPTIONS = options.spec{ { "columns" }, { "header" }, { "delimiter" }, { "normalize" },
+                              { "dedupe" }, { "name" } }
 
 local function check_opts(fn, opts)
-    if opts == nil then
-        return
-    end
-    if type(opts) ~= "table" then
-        error("laaffic.csv." .. fn .. ": opts must be a table, got " .. type(opts), 3)
-    end
-    for k in pairs(opts) do
-        if not OPTIONS[k] then
-            error("laaffic.csv." .. fn .. ": unknown option '" .. tostring(k) .. "'", 3)
-        end
-    end
+    -- check_opts (1) <- laaffic.csv.<fn> (2) <- its caller (3)
+    options.check("laaffic.csv." .. fn, opts, OPTIONS, 3, true)
 end
 
 -- Runs core.csv_file / csv_string (fn) for laaffic.csv.<fname>; file is the name errors

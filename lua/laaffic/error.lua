@@ -1,45 +1,10 @@
 -- laaffic.error: the one error object every laaffic runtime failure returns as `nil, err`.
 --
---   local lerror = require "laaffic.error"
---   local err = lerror.new{ kind = "invalid", field = "taskName", code = -22,
---                           message = "taskName: required" }
---   tostring(err) --> "laaffic: invalid task: taskName: required (status -22 invalid_parameter)"
---   lerror.is(err) --> true
---
--- Fields (all optional except kind):
---   kind         what went wrong, one of:
---     "invalid"         the task failed client-side validation before anything was sent;
---                       field names the path, code the status the server would answer.
---     "status"          the server answered with a non-zero status (code, name, reason).
---     "transport"       the request did not complete (DNS, connect, TLS, HTTP error) and
---                       the body provably did not reach the server: safe to retry.
---     "ambiguous"       the outcome is unknown (e.g. a timeout after the body went out):
---                       the task may exist, so it must not be re-sent blindly.
---     "already_exists"  the server answered -41: a task with this name exists (after an
---                       "ambiguous" outcome, that is the earlier attempt's task). -20 "Data
---                       existing" names no task: it is a "status" error.
---     "protocol"        an answer that creates nothing: a 3xx (never followed) or 4xx, or a
---                       success without a keyId. (A 5xx or a 2xx that is not the API's JSON
---                       is "ambiguous": the task may exist.)
---     "io"              a call-list file could not be opened or read.
---     "internal"        a local failure that is none of the above (e.g. OpenSSL failed to
---                       compute the signature).
---   code         the vendor status as an integer (-41), when there is one.
---   name         its laaffic.status name ("task_name_exists"); filled from code if absent.
---   message      what happened, in English; filled from laaffic.status if absent.
---   field        the task field path the error is about ("numberInfoList[3].calleeNumber").
---   reason       the server's own `reason` text, untouched (tostring quotes at most 200
---                bytes of it).
---   http_status  the HTTP status code of the answer.
---   file, line, column   where in a CSV call list (column: the CSV column, from 1).
---   part, task_name      which part of a split list (client:create_tasks).
---   cause        for kinds transport and ambiguous: the transport's failure ("dns",
---                "connect", "tls", "certificate", "timeout", "connection", ...), or "http"
---                for an answer that was not the API's.
---
--- Only these fields are accepted: error.new raises on any other, so no caller can stash
--- headers, a request or the secret in an error object by accident. Error objects never
--- hold the API secret or the Sign header.
+-- It carries what a caller branches on (kind: invalid, status, already_exists, ambiguous,
+-- transport, protocol, io, internal) and the context of the failure (code, field, reason,
+-- http_status, file/line/column, part/task_name, cause); tostring(err) reads as a
+-- sentence. new() accepts these fields only, so no caller can stash headers, a request or
+-- the secret in an error by accident. The fields: README.md ("laaffic.error").
 
 local type = type
 local pairs = pairs

@@ -1,31 +1,17 @@
 -- laaffic: a client for the LAAFFIC voice platform's AI Agent group-call API.
 --
---   local laaffic = require "laaffic"
---   local client = laaffic.new{ api_key = "...", api_secret = "...", app_id = "..." }
---   local req, err = client:build_task{
---       taskName = "reminders 2026-04-01", agentId = 110,
---       numberInfoList = { { calleeNumber = "919777654321", text1 = "David" } },
---       recallFlow = laaffic.recall.by_intent{ intents = { laaffic.recall.NOT_CONNECTED },
---                                              interval = 1, rounds = 2, agent_id = 110 },
---   }
---   if not req then return nil, err end     -- err: a laaffic.error object
---   -- req.method, req.url, req.headers, tostring(req.body)
---
--- The byte work (signing, JSON building and validation) is done by the C module
--- laaffic.core; this module owns the public API, defaults and the error objects.
---
--- The API secret is never stored in a field of the client: it lives in a private,
--- weak-keyed table of this module, keyed by the client object, so dumping the client (or
--- its metatable) cannot show it. tostring(client) shows the app_id and a masked key.
---
--- Runtime failures return nil, err (a laaffic.error object); misuse (a missing or
--- malformed option, a method called with a dot) raises.
+-- The public API (laaffic.new and the client's methods), the defaults and the send and
+-- retry policy. What an answer means is laaffic.answer's, the parts of a long list
+-- laaffic.tasks'; the byte work (signing, JSON building and validation, libcurl) is the C
+-- module laaffic.core's. The API secret is kept in a private weak-keyed table of this
+-- module, never in a field of the client, so dumping a client cannot show it. Runtime
+-- failures return nil, err (laaffic.error); misuse raises.
+-- Usage: README.md ("API").
 
 local type = type
 local pairs = pairs
 local tostring = tostring
 local setmetatable = setmetatable
-local getmetatable = getmetatable
 local error = error
 local floor = math.floor
 local min = math.min
@@ -40,10 +26,15 @@ local tonumber = tonumber
 local core = require "laaffic.core"
 local status = require "laaffic.status"
 local lerror = require "laaffic.error"
+local answer = require "laaffic.answer"
+local tasks = require "laaffic.tasks"
 local recall = require "laaffic.recall"
 local csv = require "laaffic.csv"
+local date = require "laaffic.date"
 local curl = require "laaffic.transport.curl"
 local curl_options = curl.options
+local options = require "laaffic.options"
+local is_callable = options.is_callable
 -- transport names laaffic.new accepts besides a function (see laaffic.transport.ngx)
 local TRANSPORTS = { auto = true, subrequest = true, cosocket = true, resty_http = true, curl = true }
 local clock_now = core.now
@@ -120,210 +111,136 @@ function mt.__tostring(self)
     return "laaffic.client(" .. concat(parts, ", ") .. ")"
 end
 
-local function is_callable(f)
-    if type(f) == "function" then
-        return true
-    end
-    local m = getmetatable(f)
-    return type(m) == "table" and m.__call ~= nil
-end
-
-local options = {
-    api_key = true, api_secret = true, app_id = true, base_url = true, path = true,
-    clock = true, strict = true,
-    -- create_task
-    transport = true, retries = true, backoff = true, max_backoff = true, logger = true,
-    sleep = true,
-    -- the default (libcurl) transport
-    connect_timeout = true, timeout = true, proxy = true, cafile = true, capath = true,
-    user_agent = true, insecure = true, http2 = true, reuse = true, max_response = true,
-    resolve = true,
-    -- the nginx transports (laaffic.transport.ngx)
-    location = true, keepalive = true, pool_size = true,
-}
-
 -- A header value must not hold CR or LF (a new header would start) or NUL (C ends there);
 -- %z, not \0: LuaJIT's patterns take no NUL.
 local HEADER_BREAK = "[\r\n%z]"
 -- A URL may hold only these bytes (RFC 3986: unreserved, reserved and "%"); a space, a
 -- control or a non-ASCII byte must be percent-encoded.
 local URL_BYTES = "^[%w%-%._~:/%?#%[%]@!%$&'%(%)%*%+,;=%%]*$"
--- string options and the bytes they refuse, with the message's tail
-local STRING_CHECKS = {
-    { "api_key", HEADER_BREAK, "must not contain CR, LF or NUL (it is sent as a header)" },
-    { "user_agent", HEADER_BREAK, "must not contain CR, LF or NUL (it is sent as a header)" },
-    { "cafile", "%z", "must not contain a NUL byte" },
-    { "capath", "%z", "must not contain a NUL byte" },
-}
-local URL_OPTIONS = { "base_url", "path", "proxy" }
 
--- Raises naming the option (never its value: it may be a credential) when a string
--- option holds a byte it cannot carry.
-local function check_strings(o)
-    for _, c in ipairs(STRING_CHECKS) do
-        local v = o[c[1]]
-        if type(v) == "string" and v:find(c[2]) then
-            error("laaffic.new: option '" .. c[1] .. "' " .. c[3], 3)
-        end
+local function header_value(v)
+    if type(v) == "string" and v:find(HEADER_BREAK) then
+        return "must not contain CR, LF or NUL (it is sent as a header)"
     end
-    for _, name in ipairs(URL_OPTIONS) do
-        local v = o[name]
-        if type(v) == "string" and not v:find(URL_BYTES) then
-            error("laaffic.new: option '" .. name .. "' must be a URL without spaces, " ..
-                  "quotes, control or non-ASCII bytes (percent-encode them)", 3)
-        end
+end
+local function file_name(v)
+    if type(v) == "string" and v:find("%z") then return "must not contain a NUL byte" end
+end
+local function url_bytes(v)
+    if type(v) == "string" and not v:find(URL_BYTES) then
+        return "must be a URL without spaces, quotes, control or non-ASCII bytes " ..
+               "(percent-encode them)"
     end
-    if type(o.resolve) == "table" then
-        for i, v in ipairs(o.resolve) do
-            if type(v) == "string" and v:find("[%c%s]") then
-                error("laaffic.new: option 'resolve[" .. i .. "]' must not contain spaces " ..
-                      "or control bytes", 3)
-            end
+end
+local function http_url(v)
+    return url_bytes(v) or
+           (not v:match("^[Hh][Tt][Tt][Pp][Ss]?://[^/]") and "must be an http:// or https:// URL")
+end
+local function transport_option(v)
+    if not is_callable(v) and not TRANSPORTS[v] then
+        return "must be a function or one of \"auto\", \"subrequest\", \"cosocket\", " ..
+               "\"resty_http\", \"curl\"; got " .. type(v)
+    end
+end
+local function resolve_list(v)
+    if type(v) ~= "table" then return nil end -- the core says what it must be
+    for i, x in ipairs(v) do
+        if type(x) == "string" and x:find("[%c%s]") then
+            return "must not contain spaces or control bytes", "resolve[" .. i .. "]"
         end
     end
 end
 
--- laaffic.new{ api_key =, api_secret =, app_id =, base_url =, path =, clock = }
---   api_key, api_secret  required, non-empty strings (api_key without CR, LF or NUL).
---   app_id               optional string: build_task fills task.appId with it when the
---                        task has none.
---   base_url             default "https://api.laaffic.com" (a trailing "/" is dropped).
---   path                 default "/v3/voice/group/call/send/agent" (one vendor page shows
---                        it without "/v3").
---   clock                optional function returning unix seconds (default os.time), used
---                        to sign at build time; tests pass their own.
--- Returns the client. A missing or malformed option raises, naming it.
-function _M.new(o)
-    if type(o) ~= "table" then
-        error("laaffic.new: options table expected, got " .. type(o), 2)
-    end
-    for k in pairs(o) do
-        if not options[k] then
-            error("laaffic.new: unknown option '" .. tostring(k) .. "'", 2)
-        end
-    end
-    -- The messages name the option and the value's type, never the value: it may be
-    -- the secret.
-    for _, name in pairs({ "api_key", "api_secret" }) do
-        local v = o[name]
-        if type(v) ~= "string" or v == "" then
-            error("laaffic.new: option '" .. name .. "' must be a non-empty string, got " ..
-                  (v == "" and "an empty string" or type(v)), 2)
-        end
-    end
-    check_strings(o)
+local NONEMPTY = "a non-empty string"
+local SECONDS = "seconds from 0 to 600"
+-- laaffic.new's options, in the order they are checked. The libcurl ones without a rule
+-- here are checked by the core (core.http), the nginx ones by laaffic.transport.ngx.
+local NEW_OPTIONS = options.spec{
+    { "api_key", type = "string", nonempty = true, required = true, what = NONEMPTY,
+      test = header_value },
+    { "api_secret", type = "string", nonempty = true, required = true, what = NONEMPTY },
+    { "user_agent", test = header_value },
+    { "cafile", test = file_name }, { "capath", test = file_name },
+    { "proxy", test = url_bytes },
+    { "resolve", test = resolve_list },
+    { "app_id", type = "string", nonempty = true, what = NONEMPTY },
+    { "base_url", type = "string", what = "an http:// or https:// URL", test = http_url },
+    { "path", type = "string", what = "a string", test = url_bytes },
+    { "clock", type = "callable", what = "a function returning unix seconds" },
+    { "retries", type = "integer", min = 0, max = 10, what = "an integer from 0 to 10" },
+    { "backoff", type = "number", min = 0, max = 600, what = SECONDS },
+    { "max_backoff", type = "number", min = 0, max = 600, what = SECONDS },
+    { "logger", type = "callable", what = "a function" },
+    { "sleep", type = "callable", what = "a function" },
+    { "transport", test = transport_option },
+    { "strict", type = "boolean", what = "a boolean" },
+    { "connect_timeout" }, { "timeout" }, { "insecure" }, { "http2" }, { "reuse" },
+    { "max_response" },
+    { "location" }, { "keepalive" }, { "pool_size" },
+}
 
-    local app_id = o.app_id
-    if app_id ~= nil and (type(app_id) ~= "string" or app_id == "") then
-        error("laaffic.new: option 'app_id' must be a non-empty string, got " ..
-              (app_id == "" and "an empty string" or type(app_id)), 2)
-    end
-
-    local base_url = o.base_url
-    if base_url == nil then
-        base_url = _M.DEFAULT_BASE_URL
-    end
-    if type(base_url) ~= "string" or not base_url:match("^[Hh][Tt][Tt][Pp][Ss]?://[^/]") then
-        error("laaffic.new: option 'base_url' must be an http:// or https:// URL" ..
-              (type(base_url) == "string" and "" or (", got " .. type(base_url))), 2)
-    end
-    base_url = base_url:gsub("/+$", "")
-
-    local path = o.path
-    if path == nil then
-        path = _M.DEFAULT_PATH
-    end
-    if type(path) ~= "string" then
-        error("laaffic.new: option 'path' must be a string, got " .. type(path), 2)
-    end
-    if path ~= "" and path:sub(1, 1) ~= "/" then
-        path = "/" .. path
-    end
-
-    local clock = o.clock
-    if clock == nil then
-        clock = os_time
-    end
-    if not is_callable(clock) then
-        error("laaffic.new: option 'clock' must be a function returning unix seconds, got " ..
-              type(clock), 2)
-    end
-
-    local retries = o.retries == nil and 2 or o.retries
-    if type(retries) ~= "number" or retries < 0 or retries > 10 or retries ~= floor(retries) then
-        error("laaffic.new: option 'retries' must be an integer from 0 to 10", 2)
-    end
-    local backoff = o.backoff == nil and 0.5 or o.backoff
-    local max_backoff = o.max_backoff == nil and 8 or o.max_backoff
-    for name, v in pairs({ backoff = backoff, max_backoff = max_backoff }) do
-        if type(v) ~= "number" or v < 0 or v > 600 then
-            error("laaffic.new: option '" .. name .. "' must be seconds from 0 to 600", 2)
-        end
-    end
-    for _, name in ipairs({ "logger", "sleep" }) do
-        if o[name] ~= nil and not is_callable(o[name]) then
-            error("laaffic.new: option '" .. name .. "' must be a function, got " ..
-                  type(o[name]), 2)
-        end
-    end
-    local in_nginx = type(ngx) == "table" and type(ngx.get_phase) == "function"
+-- The transport laaffic.new's options ask for: a callable, a libcurl transport, or one of
+-- laaffic.transport.ngx's. Raises at `level`.
+local function make_transport(o, in_nginx, http_opts, level)
     local transport = o.transport
     if transport == nil then
         transport = in_nginx and "auto" or "curl"
     end
-    if not is_callable(transport) and not TRANSPORTS[transport] then
-        error("laaffic.new: option 'transport' must be a function or one of \"auto\", " ..
-              "\"subrequest\", \"cosocket\", \"resty_http\", \"curl\"; got " ..
-              tostring(transport), 2)
-    end
     if type(transport) == "string" and transport ~= "curl" and not in_nginx then
-        error("laaffic.new: transport '" .. transport .. "' works only inside nginx", 2)
+        error("laaffic.new: transport '" .. transport .. "' works only inside nginx", level)
     end
-    local http_opts = {}
-    for k in pairs(curl_options) do
-        http_opts[k] = o[k]
-    end
-    if transport ~= "curl" then
-        http_opts.location, http_opts.keepalive = o.location, o.keepalive
-        http_opts.pool_size = o.pool_size
-    end
-
-    if o.strict ~= nil and type(o.strict) ~= "boolean" then
-        error("laaffic.new: option 'strict' must be a boolean, got " .. type(o.strict), 2)
-    end
-
-    local self = setmetatable({
-        strict = o.strict,  -- true: a rule the pages do not state is an error, not a warning
-        app_id = app_id,
-        base_url = base_url,
-        path = path,
-        url = base_url .. path,
-        clock = clock,
-        retries = retries,
-        backoff = backoff,
-        max_backoff = max_backoff,
-        logger = o.logger,
-        sleep = o.sleep or (in_nginx and ngx.sleep or core.sleep),
-        transport = transport,
-        http_opts = http_opts,
-        skew = 0,           -- server clock minus ours, learned from a -16 answer's Date
-        ambiguous = {},     -- taskName -> true: sent, outcome unknown
-    }, mt)
     if transport == "curl" then
         -- made now, so a bad transport option raises here, at the caller's line
         local ok, t = pcall(curl.new, http_opts)
         if not ok then
-            error("laaffic.new: " .. tostring(t):gsub("^.-laaffic%.http: ", ""), 2)
+            error("laaffic.new: " .. tostring(t):gsub("^.-laaffic%.http: ", ""), level)
         end
-        self.transport = t
+        return t
     elseif type(transport) == "string" then
+        http_opts.location, http_opts.keepalive = o.location, o.keepalive
+        http_opts.pool_size = o.pool_size
         local ngx_transport = require("laaffic.transport.ngx")
         local t, terr = ngx_transport[transport](http_opts)
         if not t then
-            error("laaffic.new: transport '" .. transport .. "': " .. tostring(terr), 2)
+            error("laaffic.new: transport '" .. transport .. "': " .. tostring(terr), level)
         end
-        self.transport = t
+        return t
     end
+    return transport
+end
+
+-- laaffic.new{ api_key =, api_secret =, app_id =, base_url =, path =, clock =, ... }
+-- (README.md, "laaffic.new"). Returns the client; a missing or malformed option raises,
+-- naming it, never its value.
+function _M.new(o)
+    options.check("laaffic.new", o, NEW_OPTIONS, 2)
+    local base_url = (o.base_url or _M.DEFAULT_BASE_URL):gsub("/+$", "")
+    local path = o.path or _M.DEFAULT_PATH
+    if path ~= "" and path:sub(1, 1) ~= "/" then
+        path = "/" .. path
+    end
+    local in_nginx = type(ngx) == "table" and type(ngx.get_phase) == "function"
+    local http_opts = {}
+    for k in pairs(curl_options) do
+        http_opts[k] = o[k]
+    end
+    local self = setmetatable({
+        strict = o.strict,  -- true: a rule the pages do not state is an error, not a warning
+        app_id = o.app_id,
+        base_url = base_url,
+        path = path,
+        url = base_url .. path,
+        clock = o.clock or os_time,
+        retries = o.retries or 2,
+        backoff = o.backoff or 0.5,
+        max_backoff = o.max_backoff or 8,
+        logger = o.logger,
+        sleep = o.sleep or (in_nginx and ngx.sleep or core.sleep),
+        transport = make_transport(o, in_nginx, http_opts, 3),
+        http_opts = http_opts,
+        skew = 0,           -- server clock minus ours, learned from a -16 answer's Date
+        ambiguous = {},     -- taskName -> true: sent, outcome unknown
+    }, mt)
     private[self] = { key = o.api_key, secret = o.api_secret }
     return self
 end
@@ -447,17 +364,9 @@ local function build_request(self, p, task, opts, fname, level)
     }, req_mt)
 end
 
--- client:build_task(task [, opts]) -> req | nil, err
--- Validates and encodes the task (laaffic.core.encode_body; opts passes through:
--- require_texts, truncate, max_rows, part, rejects, max_rejects) and signs it with the
--- clock's time now. task.numberInfoList may be a laaffic.csv source: each call takes its
--- next part (req.info.more says whether another follows; req.info.task_name is the part's
--- name). An error in a CSV row has file, line and column. task.appId comes from
--- the client's app_id when the task has none; the caller's table is not changed (only
--- its top level is copied: numberInfoList is shared, not copied).
--- req = { method = "POST", url =, headers =, body = <laaffic.body>, info = { rows =,
--- truncated =, bytes = } }; tostring(req) does not show the Sign.
--- An invalid task gives nil and a laaffic.error of kind "invalid" (field, code, name).
+-- client:build_task(task [, opts]) -> req | nil, err (README.md, "client:build_task").
+-- task.appId comes from the client's app_id when the task has none; the caller's table is
+-- not changed (its top level is copied). tostring(req) does not show the Sign.
 function client:build_task(task, opts)
     local p = check_self(self, "build_task")
     -- not a tail call: it would take this function's level away from the error levels
@@ -466,26 +375,6 @@ function client:build_task(task, opts)
 end
 
 -- ---------------------------------------------------------------------------- sending
-
-local cjson_ok, cjson = pcall(require, "cjson.safe")
-if not cjson_ok then
-    cjson = nil
-end
-
-local MAX_QUOTE = 200
-local MAY_EXIST = "Do not re-send blindly: re-send with the same taskName and a -41 " ..
-                  "answer (kind already_exists) means it was created"
-
--- failures that sent nothing but that another attempt cannot mend
-local NO_RETRY = { url = true, phase = true, config = true, certificate = true }
-
--- A bounded, single-line quote of what a server sent, for error messages.
-local function quote(s)
-    s = tostring(s or "")
-    local cut = #s > MAX_QUOTE
-    s = s:sub(1, MAX_QUOTE):gsub("[%c]", " ")
-    return format("%q", s) .. (cut and "..." or "")
-end
 
 local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6, Jul = 7, Aug = 8,
                  Sep = 9, Oct = 10, Nov = 11, Dec = 12 }
@@ -496,16 +385,7 @@ function _M.parse_http_date(s)
     local d, mon, y, hh, mm, ss = s:match("^%a+, (%d%d?) (%a%a%a) (%d%d%d%d) (%d%d):(%d%d):(%d%d) GMT$")
     local m = MONTHS[mon or ""]
     if not m then return nil end
-    d, y, hh, mm, ss = tonumber(d), tonumber(y), tonumber(hh), tonumber(mm), tonumber(ss)
-    -- days from civil (Howard Hinnant's algorithm)
-    if m <= 2 then y = y - 1 end
-    local era = floor(y / 400)
-    local yoe = y - era * 400
-    local mp = (m + 9) % 12
-    local doy = floor((153 * mp + 2) / 5) + d - 1
-    local doe = yoe * 365 + floor(yoe / 4) - floor(yoe / 100) + doy
-    local days = era * 146097 + doe - 719468
-    return days * 86400 + hh * 3600 + mm * 60 + ss
+    return date.unix(tonumber(y), m, tonumber(d), tonumber(hh), tonumber(mm), tonumber(ss), 0)
 end
 
 local function log(self, ev)
@@ -516,153 +396,13 @@ local function log(self, ev)
     end
 end
 
--- The text of the number given for key at the top level of the JSON object body (the
--- last one, as cjson keeps the last of duplicate keys), or nil. body is valid JSON: cjson
--- decoded it. (cjson has no way to give a number's digits: it reads a double.)
-local function top_level_number(body, key)
-    local depth, i, found = 0, 1, nil
-    while true do
-        local s, _, c = body:find('(["{}%[%]])', i)
-        if not s then return found end
-        if c == '"' then
-            local j = s + 1 -- to the closing quote; a backslash escapes the byte after it
-            while true do
-                local q = body:find('["\\]', j)
-                if not q then return found end
-                if body:byte(q) == 92 then j = q + 2 else j = q; break end
-            end
-            i = j + 1
-            if depth == 1 then -- a string followed by ':' here is a key of the top object
-                local _, e, num = body:find("^%s*:%s*(%-?%d[%d%.eE+%-]*)", i)
-                if e and cjson.decode(body:sub(s, j)) == key then
-                    found, i = num, e + 1
-                end
-            end
-        else
-            depth = depth + ((c == "{" or c == "[") and 1 or -1)
-            i = s + 1
-        end
-    end
-end
-
-local MAX_KEY_ID_DIGITS = 20
-local TWO53 = 2 ^ 53
-
--- The keyId of a success answer's data: a positive integer, sent as a JSON number or a
--- string of digits. Returns an integer below 2^53, the string of its digits from 2^53 on
--- (a double would round 9007199254740993 to ...992), or nil for anything else.
-local function key_id_of(data, body)
-    local digits = data
-    if type(data) == "number" then
-        digits = top_level_number(body, "data")
-        if not (digits and digits:match("^%d+$")) then
-            -- 1e3 or 12.0: the value, when it is an integer a double holds exactly
-            if data == floor(data) and data > 0 and data < TWO53 then
-                return math.tointeger and math.tointeger(data) or data
-            end
-            return nil
-        end
-    end
-    if type(digits) ~= "string" or #digits > MAX_KEY_ID_DIGITS or not digits:match("^[1-9]%d*$") then
-        return nil
-    end
-    local n = tonumber(digits)
-    if n < TWO53 then
-        return math.tointeger and math.tointeger(n) or n
-    end
-    return digits
-end
-
--- A success without a readable keyId: the task exists (the server said so), so the error
--- must not invite a second send.
-local function unreadable_key_id(res, what)
-    return nil, lerror.new{ kind = "protocol", code = 0, http_status = res.status,
-        message = "the server created the task (status 0) but " .. what .. "; the task " ..
-                  "exists: do not send it again, look its keyId up in the console" }
-end
-
--- Turns a parsed API answer into key_id or nil, err.
-local function api_result(self, res, decoded, task_name)
-    local st = decoded.status
-    local code = tonumber(st)
-    if code == 0 then
-        if task_name then
-            self.ambiguous[task_name] = nil
-        end
-        local data = decoded.data
-        if data == nil or data == (cjson and cjson.null) then
-            return unreadable_key_id(res, "sent no keyId (data)")
-        end
-        local key_id = key_id_of(data, res.body)
-        if not key_id then
-            local shown = type(data) == "string" and quote(data) or
-                          type(data) == "number" and (top_level_number(res.body, "data") or
-                                                      tostring(data)) or
-                          type(data) == "table" and "an object or a list" or tostring(data)
-            return unreadable_key_id(res, "its keyId is unreadable: data is " .. shown ..
-                                     ", not a positive integer")
-        end
-        return key_id
-    end
-    local reason = decoded.reason
-    if type(reason) ~= "string" then reason = nil end
-    local err = lerror.from_status(st, reason, res.status)
-    if code == -20 then
-        -- "Data existing" names no task: it may or may not be this one, so it is a
-        -- status error (never counted as created) that says how to find out
-        err.message = format("the server answered -20 \"data existing\" without saying " ..
-            "what exists: a task named %s may already exist (a request for it whose answer " ..
-            "was lost may have landed). Check the task list in the LAAFFIC console for it; " ..
-            "if it is not there, send again", format("%q", tostring(task_name)))
-    elseif code == -41 then
-        local earlier = task_name and self.ambiguous[task_name]
-        if task_name then
-            self.ambiguous[task_name] = nil
-        end
-        err = lerror.new{
-            kind = "already_exists", code = code, reason = reason, http_status = res.status,
-            message = earlier and
-                ("a task named " .. format("%q", task_name) .. " already exists: the earlier " ..
-                 "attempt whose answer was lost did create it") or
-                ("a task named " .. format("%q", tostring(task_name)) .. " already exists"),
-        }
-    end
-    return nil, err
-end
-
--- What is wrong with a transport's response, or nil when it has the documented shape:
--- { status = <integer 100-599>, headers = <table> or nil, body = <string> or nil }.
-local function bad_response(res)
-    if type(res) ~= "table" then
-        return "a " .. type(res)
-    end
-    local st = res.status
-    if type(st) ~= "number" or st ~= floor(st) or st < 100 or st > 599 then
-        return "a table whose status is " ..
-               (type(st) == "number" and tostring(st) or ("a " .. type(st)))
-    end
-    if res.body ~= nil and type(res.body) ~= "string" then
-        return "a table whose body is a " .. type(res.body)
-    end
-    if res.headers ~= nil and type(res.headers) ~= "table" then
-        return "a table whose headers are a " .. type(res.headers)
-    end
-    return nil
-end
-
 -- Sends a built request until it is created or fails for good: the retry policy of
 -- create_task (below). transport(req) and sleep(seconds) are parameters, so that
--- create_tasks can run several of these at once as coroutines.
+-- create_tasks can run several of these at once (transport:parallel).
 local function send(self, req, task_name, transport, sleep)
-    -- the outcome of this taskName is unknown: a later -41 for it is our own task
-    local function mark_ambiguous()
-        if task_name then
-            self.ambiguous[task_name] = true
-        end
-    end
     local started = clock_now()
-    local attempt = 0
     local info = req.info
+    local attempt = 0
     while true do
         attempt = attempt + 1
         if attempt > 1 or self.skew ~= 0 then
@@ -678,69 +418,28 @@ local function send(self, req, task_name, transport, sleep)
         local t0 = clock_now()
         local res, msg, kind, sent = transport(req)
         local elapsed = clock_now() - t0
-        local malformed = res and bad_response(res)
+        local malformed = res and answer.bad_response(res)
         if malformed then
-            -- a custom transport's bug: whether it sent the request is unknown
-            mark_ambiguous()
-            return nil, lerror.new{ kind = "protocol", cause = "transport",
-                message = "the transport returned " .. malformed .. ", not a response " ..
-                    "{ status = <integer>, headers = <table>, body = <string> }; if it sent " ..
-                    "the request, the task may exist. " .. MAY_EXIST }
-        elseif not res then
+            return answer.malformed(self.ambiguous, task_name, malformed)
+        end
+        local decoded, err
+        if not res then
             log(self, { event = "error", method = req.method, url = req.url, attempt = attempt,
                         kind = kind, sent = sent, elapsed = elapsed, message = msg,
                         task_name = task_name })
-            if sent == false and attempt <= self.retries and not NO_RETRY[kind] then
+            if sent == false and attempt <= self.retries and not answer.NO_RETRY[kind] then
                 sleep(math.min(self.max_backoff, self.backoff * 2 ^ (attempt - 1)))
-            elseif sent == false then
-                return nil, lerror.new{ kind = "transport", cause = kind and tostring(kind),
-                    message = NO_RETRY[kind] and
-                        (kind == "certificate" and
-                         "the server's certificate is not trusted (not retried): " .. tostring(msg)
-                         or tostring(msg)) or
-                        format("could not reach the server after %d attempt(s) (%s): %s",
-                               attempt, tostring(kind), tostring(msg)) }
             else
-                mark_ambiguous()
-                return nil, lerror.new{ kind = "ambiguous", cause = kind and tostring(kind),
-                    message = format("the request may have reached the server, so the task may " ..
-                        "exist (%s: %s). " .. MAY_EXIST, tostring(kind), tostring(msg)) }
+                return answer.transport_failure(self.ambiguous, attempt, task_name, msg, kind, sent)
             end
         else
             log(self, { event = "response", method = req.method, url = req.url,
                         attempt = attempt, status = res.status, elapsed = elapsed,
                         http_version = res.http_version, connects = res.connects,
                         task_name = task_name })
-            if res.status >= 300 and res.status <= 399 then
-                -- never followed: a POST carrying Api-Key and Sign goes to one host only
-                local loc = res.headers and res.headers.location
-                return nil, lerror.new{ kind = "protocol", http_status = res.status,
-                    message = format("the server answered HTTP %d, a redirect%s, which is not " ..
-                        "followed for a request carrying credentials: check base_url",
-                        res.status, loc and (" to " .. quote(loc)) or "") }
-            end
-            if res.status >= 400 and res.status <= 499 then
-                return nil, lerror.new{ kind = "protocol", http_status = res.status,
-                    message = format("the server answered HTTP %d: %s", res.status,
-                                     quote(res.body)) }
-            end
-            if res.status >= 500 or res.status < 200 then
-                -- the server may have created the task before failing
-                mark_ambiguous()
-                return nil, lerror.new{ kind = "ambiguous", http_status = res.status,
-                    cause = "http",
-                    message = format("the server answered HTTP %d (%s), so the task may exist. %s",
-                                     res.status, quote(res.body), MAY_EXIST) }
-            end
-            local decoded = cjson and cjson.decode(res.body)
-            if type(decoded) ~= "table" or decoded.status == nil then
-                -- a 2xx that is not the API's answer (cut short, or from something else):
-                -- the task may exist
-                mark_ambiguous()
-                return nil, lerror.new{ kind = "ambiguous", http_status = res.status,
-                    cause = "http",
-                    message = "the server's answer is not the API's JSON (" .. quote(res.body) ..
-                        "), so the task may exist. " .. MAY_EXIST }
+            decoded, err = answer.http(self.ambiguous, res, task_name)
+            if not decoded then
+                return nil, err
             end
             if tonumber(decoded.status) == -16 and attempt <= self.retries then
                 local server = _M.parse_http_date(res.headers and res.headers.date)
@@ -748,7 +447,7 @@ local function send(self, req, task_name, transport, sleep)
                     self.skew = server - self.clock()
                 end
             else
-                local key_id, aerr = api_result(self, res, decoded, task_name)
+                local key_id, aerr = answer.result(self.ambiguous, res, decoded, task_name)
                 if not key_id then
                     return nil, aerr
                 end
@@ -762,21 +461,9 @@ local function send(self, req, task_name, transport, sleep)
     end
 end
 
--- client:create_task(task [, opts]) -> key_id, info | nil, err
--- Validates, encodes (once), signs (at every attempt) and sends the task; returns the
--- task's keyId (an integer; the string of its digits from 2^53 on) and info =
--- { attempts =, http_status =, rows =, truncated =, bytes =, time = seconds }. opts passes
--- to the encoder (require_texts, truncate).
---
--- Retries never create a duplicate task: an attempt is retried only when no byte of it
--- can have reached the server (DNS, connection refused, TLS handshake, connect timeout)
--- or when the server answered -16 (stale timestamp: re-signed with the clock corrected
--- by the answer's Date header). After a failure that may have sent the body the error
--- has kind "ambiguous": the task may exist; a later -41 for the same taskName comes back
--- with kind "already_exists" (-20 "Data existing" names no task: kind "status").
---
--- A list longer than one task (over 200,000 numbers, or a CSV source that does not fit
--- in one part) is refused before anything is sent: client:create_tasks splits it.
+-- client:create_task(task [, opts]) -> key_id, info | nil, err (README.md,
+-- "client:create_task"). Encodes once, signs at every attempt (send's retry policy); a
+-- list longer than one task is refused before anything is sent.
 function client:create_task(task, opts)
     local p = check_self(self, "create_task")
     local req, err = build_request(self, p, task, opts, "client:create_task", 3)
@@ -794,290 +481,56 @@ end
 
 -- ---------------------------------------------------------------------------- create_tasks
 
-local DEFAULT_CONCURRENCY = 4
-local ENCODE_OPTS = { require_texts = true, truncate = true, max_rows = true, rejects = true,
-                      max_rejects = true, strict = true }
-local TASKS_OPTS = { concurrency = true, on_progress = true }
-for k in pairs(ENCODE_OPTS) do
-    TASKS_OPTS[k] = true
+-- the build_task options create_tasks passes on (the core checks them)
+local ENCODE_OPTS = { "require_texts", "truncate", "max_rows", "rejects", "max_rejects", "strict" }
+local TASKS_OPTIONS = { { "concurrency", type = "integer", min = 1, max = 64,
+                          what = "an integer from 1 to 64" },
+                        { "on_progress", type = "callable", what = "a function" } }
+for _, k in ipairs(ENCODE_OPTS) do
+    TASKS_OPTIONS[#TASKS_OPTIONS + 1] = { k }
 end
+TASKS_OPTIONS = options.spec(TASKS_OPTIONS)
 
--- The next part of a list as a built request: part k of a table, or the next part of a
--- CSV source. Returns req, or nil, err (err.part set).
-local function next_part(self, p, task, enc, k)
-    enc.part = not csv.is(task.numberInfoList) and k or nil
-    -- build_request (1) <- next_part (2) <- build (3) <- create_tasks (4) <- its caller
-    local req, err = build_request(self, p, task, enc, "client:create_tasks", 5)
-    if not req then
-        err.part = k
-        return nil, err
-    end
-    return req
-end
-
--- client:create_tasks(task [, opts]) -> result, err
--- Creates the tasks for a list of any length: task.numberInfoList is a list (any number of
--- entries) or a laaffic.csv source. A list that fits in one task (200,000 numbers, or
--- opts.max_rows) is sent as one task under task.taskName; a longer one as parts of
--- max_rows numbers named taskName.."-part-1", "-part-2", ... The names depend only on the
--- list and max_rows, so a re-run after a crash makes the same names: the parts created
--- the first time come back as already_exists (counted in result.existing), the others are
--- created. A CSV source is read one part at a time: memory holds the parts being sent,
--- not the file.
---
--- opts: require_texts, truncate, max_rows, rejects, max_rejects (as build_task);
---   concurrency  parts sent at once (default 4, 1 to 64). Several parts go out in parallel
---                through libcurl's multi interface when the client uses the default
---                transport; with any other transport they go one by one.
---   on_progress  function(p) called after each part is built and each is done:
---                p = { parts =, done =, created =, failed =, rows =, in_flight =, bytes =,
---                      size =, finished = true at the end } (bytes/size: of a CSV source,
---                      read so far and in all; in_flight: parts built and not yet done)
---
--- result = { parts = { { part =, task_name =, rows =, key_id = | error = , exists = },
---            ... }, created =, existing =, failed =, rows =, rejected =, duplicates =,
---            time = }. err is nil when every part was created (or existed), else the
--- first failure, with err.part and err.task_name. An invalid row stops the reading (no
--- more parts are built; those under way finish), unless opts.rejects collects bad rows;
--- so does any failed part: a re-run with the same list picks up where this one stopped.
--- A CSV file is checked after each part is read (src:check()): a file that was changed,
--- truncated or replaced since it was opened stops the send with kind "io" before that
--- part goes out.
+-- client:create_tasks(task [, opts]) -> result, err (README.md, "client:create_tasks")
+-- A list of any length as parts named taskName-part-k, decided by the list and max_rows
+-- only, so a re-run finds the parts it created as already_exists. After the first failure
+-- no new part starts; the parts under way finish.
 function client:create_tasks(task, opts)
     local p = check_self(self, "create_tasks")
     if type(task) ~= "table" then
         error("laaffic: client:create_tasks: task must be a table, got " .. type(task), 2)
     end
-    opts = opts or {}
-    if type(opts) ~= "table" then
-        error("laaffic: client:create_tasks: opts must be a table or nil, got " .. type(opts), 2)
-    end
-    for k in pairs(opts) do
-        if not TASKS_OPTS[k] then
-            error("laaffic: client:create_tasks: unknown option '" .. tostring(k) .. "'", 2)
-        end
-    end
-    local concurrency = opts.concurrency or DEFAULT_CONCURRENCY
-    if type(concurrency) ~= "number" or concurrency < 1 or concurrency > 64 or
-       concurrency ~= floor(concurrency) then
-        error("laaffic: client:create_tasks: opts.concurrency must be an integer from 1 to 64", 2)
-    end
-    local on_progress = opts.on_progress
-    if on_progress ~= nil and not is_callable(on_progress) then
-        error("laaffic: client:create_tasks: opts.on_progress must be a function", 2)
-    end
+    opts = options.check("laaffic: client:create_tasks", opts, TASKS_OPTIONS, 2, true)
     local enc = {}
-    for k in pairs(ENCODE_OPTS) do
+    for _, k in ipairs(ENCODE_OPTS) do
         enc[k] = opts[k]
     end
-    local list = task.numberInfoList
-    local src = csv.is(list) and list or nil
-    local started = clock_now()
-    local result = { parts = {}, created = 0, existing = 0, failed = 0, rows = 0,
-                     rejected = 0, duplicates = 0, warnings = {} }
-    local first_err
-    local in_flight = 0     -- parts being sent
-    local progress = { parts = 0, done = 0, created = 0, failed = 0, rows = 0 }
-    local progress_error    -- what on_progress raised: it is not called again
-    local function report(finished)
-        if not on_progress or progress_error then return end
-        progress.parts, progress.created = #result.parts, result.created + result.existing
-        progress.failed, progress.rows = result.failed, result.rows
-        progress.in_flight = in_flight
-        if src then
-            local si = src:info()
-            progress.bytes, progress.size = si.bytes, si.size
-        end
-        progress.finished = finished or nil
-        -- a raise must not stop the parts under way (their keyIds would be lost)
-        local ok, perr = pcall(on_progress, progress)
-        if not ok then
-            progress_error = tostring(perr)
-        end
-    end
-    local function record(entry, key_id, err)
-        if key_id then
-            entry.key_id = key_id
-            result.created = result.created + 1
-        elseif err.kind == "already_exists" then
-            entry.exists, entry.error = true, err
-            result.existing = result.existing + 1
-        else
-            entry.error = err
-            err.part, err.task_name = entry.part, entry.task_name
-            result.failed = result.failed + 1
-            first_err = first_err or err
-        end
-        progress.done = progress.done + 1
-        in_flight = in_flight - 1
-        report()
-    end
-
-    local more, k = true, 0
-    -- A CSV file that changes while it is read would mix two versions or lose rows:
-    -- after reading each part, before sending it, the file must still be the one opened.
-    local function changed(req)
-        local ok, why = src:check()
-        if ok then return nil end
-        if req then req.body:close() end
-        return lerror.new{ kind = "io", file = src:info().name, part = k,
-            message = format("%s changed while it was being sent (%s): part %d and the " ..
-                "parts after it were not sent%s", src:info().name, tostring(why), k,
-                k > 1 and "; the parts before it went out (see their results)" or "") }
-    end
-
-    -- builds part k, or nil when the list is done (or reading it failed)
-    local function build()
-        if not more or first_err then
-            return nil
-        end
-        k = k + 1
-        local req, err = next_part(self, p, task, enc, k)
-        local cerr = src and changed(req)
-        if cerr then req, err = nil, cerr end
-        local entry = { part = k }
-        result.parts[k] = entry
+    -- part k of a table, or the next part of a CSV source: req, or nil, err (err.part set)
+    local function build(e, k)
+        e.part = not csv.is(task.numberInfoList) and k or nil
+        -- build_request (1) <- build (2) <- build_part (3) <- tasks.run (4) <-
+        -- create_tasks (5) <- its caller (6)
+        local req, err = build_request(self, p, task, e, "client:create_tasks", 6)
         if not req then
-            more = false
-            entry.error = err
-            result.failed = result.failed + 1
-            first_err = first_err or err
-            report()
-            return nil
+            err.part = k
+            return nil, err
         end
-        local info = req.info
-        if k == 1 then          -- the task's fields, the same in every part
-            result.warnings = info.warnings
-        end
-        more = info.more and true or false
-        entry.task_name, entry.rows = info.task_name or task.taskName, info.rows
-        result.rows = result.rows + info.rows
-        result.rejected = result.rejected + (info.rejected or 0)
-        result.duplicates = result.duplicates + (info.duplicates or 0)
-        in_flight = in_flight + 1
-        report()
-        return req, entry
+        return req
     end
-
-    local pool = (type(self.transport) == "table" and self.transport.handle) and concurrency or 1
-    if pool == 1 then
-        -- one at a time, through the client's own transport
-        while true do
-            local req, entry = build()
-            if not req then break end
-            local key_id, err = send(self, req, entry.task_name, self.transport, self.sleep)
-            req.body:close()
-            record(entry, key_id, err)
-        end
-    else
-        -- several at once: each part's send() runs in a coroutine that yields its
-        -- requests and sleeps to this loop, which drives a libcurl multi
-        local multi = core.multi()
-        local idle = { self.transport.handle }
-        for _ = 2, pool do
-            idle[#idle + 1] = core.http(self.http_opts)
-        end
-        local by_handle = {}    -- handle -> coroutine waiting for its response
-        local sleeping = {}     -- coroutine -> wake-up time
-        local alive = 0
-        local co_part = {}      -- coroutine -> { req, entry, handle }
-
-        local function step(co, ...)
-            local ok, what, arg = coroutine.resume(co, ...)
-            local st = co_part[co]
-            if not ok then
-                error(what, 0)
-            end
-            if coroutine.status(co) == "dead" then
-                -- what, arg: send()'s key_id, err
-                st.req.body:close()
-                idle[#idle + 1] = st.handle
-                co_part[co] = nil
-                alive = alive - 1
-                record(st.entry, what, arg)
-            elseif what == "send" then
-                local r = arg
-                multi:add(st.handle, r.method, r.url, r.headers, r.body)
-                by_handle[st.handle] = co
-            else -- "sleep"
-                sleeping[co] = clock_now() + arg
-            end
-        end
-        local function yield_send(r) return coroutine.yield("send", r) end
-        local function yield_sleep(sec) coroutine.yield("sleep", sec) end
-
-        while true do
-            while #idle > 0 do
-                local req, entry = build()
-                if not req then break end
-                local co = coroutine.create(function(r, name)
-                    return send(self, r, name, yield_send, yield_sleep)
-                end)
-                co_part[co] = { req = req, entry = entry, handle = table.remove(idle) }
-                alive = alive + 1
-                step(co, req, entry.task_name)
-            end
-            if alive == 0 then break end
-            -- wake sleepers whose time has come; wait for transfers until the next one
-            local now, next_wake = clock_now(), nil
-            for co, t in pairs(sleeping) do
-                if t <= now then
-                    sleeping[co] = nil
-                    step(co)
-                elseif not next_wake or t < next_wake then
-                    next_wake = t
-                end
-            end
-            if multi:running() > 0 then
-                local wait = next_wake and math.max(0, next_wake - clock_now()) or 1
-                for _, done in ipairs(multi:wait(wait)) do
-                    local co = by_handle[done.handle]
-                    by_handle[done.handle] = nil
-                    if done.response then
-                        step(co, done.response)
-                    else
-                        step(co, nil, done.error, done.kind, done.sent)
-                    end
-                end
-            elseif next_wake then
-                core.sleep(math.max(0, next_wake - clock_now()))
-            end
-        end
-        multi:close()
-        for _, h in ipairs(idle) do
-            if h ~= self.transport.handle then h:close() end
-        end
+    local function send_part(req, task_name, transport, sleep)
+        local key_id, info = send(self, req, task_name, transport, sleep)
+        return key_id, info
     end
-    result.time = clock_now() - started
-    report(true)
-    result.progress_error = progress_error
-    if first_err then
-        local n = result.failed
-        local e = lerror.new{ kind = first_err.kind, code = first_err.code,
-            field = first_err.field, reason = first_err.reason,
-            http_status = first_err.http_status, file = first_err.file,
-            line = first_err.line, column = first_err.column, part = first_err.part,
-            task_name = first_err.task_name,
-            message = format("%d of %d part(s) failed; part %d%s: %s", n, #result.parts,
-                             first_err.part or 0,
-                             first_err.task_name and format(" (%q)", first_err.task_name) or "",
-                             tostring(first_err.message)) }
-        return result, e
-    end
-    if progress_error then
-        return result, lerror.new{ kind = "internal", message = "opts.on_progress raised, " ..
-            "and was not called again (every part was sent as usual: see the result): " ..
-            progress_error }
-    end
-    return result
+    local result, err = tasks.run(task, opts, enc, build, send_part, self.transport, self.sleep)
+    return result, err
 end
 
 -- client:close(): releases the transport's connection. The client can still build tasks.
 function client:close()
     check_self(self, "close")
     local t = self.transport
-    if type(t) == "table" and t.handle then
-        t.handle:close()
+    if type(t) == "table" and t.close then
+        t:close()
     end
 end
 

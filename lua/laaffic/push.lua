@@ -1,946 +1,83 @@
 -- laaffic.push: the receiver of the platform's call status reports ("status report push").
 --
--- When a push URL is set in the vendor's console, the platform POSTs call status reports
--- to it as JSON. This module reads them: push.parse() turns a body into records with typed
--- fields (plain Lua 5.4 or LuaJIT, no nginx needed), and push.handler() is a ready nginx
--- content handler (OpenResty's lua module) that guards the URL, reads the body, calls your
--- function once per new record and de-duplicates on voiceId.
---
--- nginx (Debian's nginx + libnginx-mod-http-lua, or OpenResty):
---
---   http {
---     lua_shared_dict laaffic_push 16m;   # de-dup: holds ~130,000 voiceIds of 32 characters
---     init_by_lua_block {
---       local push = require("laaffic.push")
---       package.loaded["my.push"] = push.handler{
---         token = os.getenv("LAAFFIC_PUSH_TOKEN"),  -- or a literal; read it once, here
---         allow = { "203.0.113.0/24" },             -- optional: the platform's addresses
---         dict = "laaffic_push", window = 86400,    -- remember voiceIds for a day
---         on_record = function(rec)
---           -- rec.voiceId, rec.terminationCode, rec.callTime_unix, ... (see below).
---           -- Keep it short: the platform waits for the answer. Raise (or return nil, err)
---           -- to have the record delivered again.
---         end,
---       }
---     }
---     server {
---       location /laaffic/push/ {            # push URL: https://host/laaffic/push/<token>
---         client_max_body_size 8m;           # at least max_bytes (nginx's default is 1m)
---         client_body_buffer_size 1m;        # bigger bodies are spooled to a file: also read
---         access_log off;                    # the token is in the URL: keep it out of logs
---         content_by_lua_block { require("my.push")() }
---       }
---     }
---   }
---
--- env LAAFFIC_PUSH_TOKEN; in the main context passes the variable through to nginx.
---
--- What the platform sends (api-notes, "Status report push"; the vendor's page is
--- unverified, so everything here is tolerant): a JSON list of records, a wrapper
--- {"array":[...]} around it, or a single record object. Pushes carry no signature; failed
--- deliveries are re-sent (every 30 minutes, 3 times), so duplicates and out-of-order
--- records are expected.
---
--- push.parse(body [, opts]) -> records | nil, err
---
---   Never raises on any body: a body that is not a string, empty, too large, not JSON,
---   too deeply nested, not of the three shapes, or with a record without a usable voiceId
---   gives nil and a message ("record 3: voiceId: must be a string or number"; records are
---   counted from 1). Misuse (opts not a table, an unknown or malformed option) raises.
---   opts:
---     invalid      a table: a record that cannot be keyed (not an object, or no usable
---                  voiceId) is then left out of the result instead of failing the push,
---                  and appended here as { index = <place in the push>, raw = <its JSON>,
---                  err = "record 2: voiceId: missing" }. raw is the record's bytes as
---                  sent (every digit, spacing and escapes kept).
---     max_bytes    largest body accepted, default 8 MiB
---     max_records  most records in one push, default 100,000
---     max_depth    JSON nesting limit, default 20 (a record is at depth 2 or 3)
---     utc_offset   seconds east of UTC of the wall-clock times the platform sends as
---                  "YYYY-MM-DD HH:MM:SS", default 0. The vendor does not say which zone it
---                  uses: UTC is assumed; set 28800 for UTC+8, and so on.
---
---   Each record is the decoded JSON object itself: every field as sent, unknown fields
---   included (JSON null in them stays cjson.null), with these changes to the documented
---   fields (push.NUMBER_FIELDS, push.TIME_FIELDS, push.STRING_FIELDS):
---     voiceId      always a non-empty string (at most 512 bytes). A number becomes its
---                  digits: 1234 gives "1234", and one a double cannot hold exactly keeps the
---                  digits sent ("voiceId":12345678901234567890 gives "12345678901234567890":
---                  the body is then decoded a second time with such numbers quoted).
---     numbers      type, billPeriod, code, ringDuration, chargedDuration, rate, cost,
---                  settleRate, settlePay, quoteExchange, aiAgentChargedDuration,
---                  aiAgentBillPeriod, aiAgentRate, aiAgentFee, aiAgentQuoteRate,
---                  aiAgentQuoteFee, terminationCode, sipCode: a Lua number whether sent as
---                  12, 1.5 or "12" / " 1.5 " (on Lua 5.4 the integer-valued ones of the
---                  count-like fields are integers). A value that is not a finite decimal
---                  number ("abc", "60/60", true, an object) is not an error: the field
---                  becomes nil and the value as sent is kept in rec.raw[field].
---     times        submitTime, callTime, ringingTime, answerTime, hangupTime stay as sent
---                  (rec.callTime), and rec.callTime_unix is the Unix time in seconds: from
---                  "YYYY-MM-DD HH:MM:SS" (also with "T", a fraction, and a "Z" or "+08:00"
---                  suffix, which then wins over utc_offset), or from a number or string of
---                  digits: below 1e11 it is seconds, from 1e11 to 1e14 milliseconds (older
---                  pushes; 1700000000123 gives 1700000000.123). 0, "" and unreadable
---                  values give nil (an unanswered call has no answerTime). A field
---                  "callTime_unix" that the platform itself sent is kept in rec.raw.
---     strings      callee, displayNum, recordingFileId, currency, terminationReason,
---                  scriptId, intent: a number becomes its decimal text (intent 99999 gives
---                  "99999"; callee and displayNum digits are kept exactly, like voiceId);
---                  anything else that is not a string goes to rec.raw.
---     null         a documented field sent as null is absent (nil), and so is a number
---                  field sent as "" (a time field sent as "" stays "", its _unix is nil).
---     rec.raw      always a table: the as-sent value of each documented field that could
---                  not be typed. Empty in the normal case. (A pushed field named "raw" is
---                  kept as rec.raw.raw.)
---
---   A record without a usable voiceId cannot be de-duplicated (voiceId is the only key).
---   The handler does not fail the push for it: a re-send carries the same bytes, so failing
---   would make the platform re-send the good records a few times and then drop them all.
---   It hands the good records to on_record and the bad one to on_invalid (see below).
---
--- push.handler(opts) -> function() -> status, info
---
---   Build it once (init_by_lua, or at the top level of a module you require) and call the
---   function for each request in content_by_lua*. It runs in the content phase (it reads
---   the body, may sleep, and calls on_record there, so on_record may use cosockets).
---   It answers with a small JSON body and returns the HTTP status and an info table
---   { status, records, new, duplicates, failed, busy, invalid, evicted, bytes, from_file }
---   (also left in ngx.ctx.laaffic_push for a log_by_lua handler). invalid: records that
---   could not be keyed; evicted: de-dup entries the dict dropped early to make room.
---   opts (misuse raises when the handler is built):
---     on_record  function(rec), required. Called once per record not seen before, in the
---                push's order. It fails by raising an error or by returning nil, err.
---     on_invalid function(raw, err), for each record that cannot be keyed (not an object,
---                no usable voiceId), after the push's good records: raw is its JSON
---                (parse's opts.invalid), err "record 2: voiceId: missing". Default: an
---                error-log line with the reason and the JSON (its first 1500 bytes). It
---                fails like on_record (the push is then answered 500 and re-sent: the
---                good records come back as duplicates). Not de-duplicated: a push the
---                platform delivers twice calls it twice.
---     token      the secret (a string, or a list of strings to rotate): the request must
---                carry it as the last segment of the URL path (/laaffic/push/<token>) or in
---                the X-Laaffic-Token header (not in the query string). Compared in
---                constant time (HMAC-SHA1 of both sides with a random per-process key, so
---                neither the length nor a prefix of the secret shows in the timing).
---     allow      a list of IPv4/IPv6 addresses and CIDRs ("203.0.113.0/24", "2001:db8::/32"),
---                checked against ngx.var.remote_addr (set real_ip_header behind a proxy).
---                An IPv4-mapped IPv6 address counts as its IPv4 address.
---     open       true to run with neither token nor allow (the handler refuses otherwise:
---                pushes are unsigned, the URL is the only guard).
---     dict       the name of a lua_shared_dict for de-duplication (or the dict itself).
---                Without it every record is passed to on_record (at least once).
---     window     seconds a handled voiceId is remembered, default 86400 (the platform
---                re-sends for about 90 minutes). Size the dict for the voiceIds of one
---                window: an entry takes about 130 bytes with a 32-character voiceId (16m
---                hold ~130,000). When it is full nginx evicts the oldest entries early
---                (dict:add's `forcible`), so a re-send of an evicted voiceId is handled
---                again: each eviction is counted in info.evicted and the handler logs a
---                warning (at most once a minute per worker). A lua_shared_dict whose size
---                changed starts empty after a reload; a worker that dies after on_record
---                did its work but before the "done" mark hands the record over again
---                once claim_ttl has passed.
---     claim_ttl  seconds a voiceId stays claimed while on_record runs, default 120.
---     busy_wait  seconds to wait for a concurrent delivery of the same voiceId, default 2.
---     key_prefix prefix of the dict keys, default "lp:".
---     max_bytes, max_records, max_depth, utc_offset: as for parse.
---   Status codes, in the order they are checked:
---     403  the client address is outside allow (the body is not read)
---     401  the token is missing or wrong (the body is not read, on_record never called)
---     405  not a POST
---     413  the body is larger than max_bytes
---     400  the body is not a push: not JSON, not one of the three shapes, too many
---          records (push.parse's message, short; a truncated body is worth a re-send)
---     500  on_record or on_invalid failed for a record, or the spooled body file could
---          not be read
---     503  a record is being handled by a concurrent delivery that did not finish within
---          busy_wait
---     200  every record was handled now or before, and each that cannot be keyed went to
---          on_invalid: {"status":"0","reason":"success","records":3,...,"invalid":1}
---   413 and 503 are logged (at most once a minute per worker each): the platform gives up
---   on a push after a few re-sends.
---   De-duplication: for each record, dict:add(voiceId, "processing", claim_ttl) claims it
---   (a concurrent delivery of the same voiceId waits up to busy_wait for the claim to end
---   and skips the record if it ends "done"); after on_record succeeds the key is set to
---   "done" for `window` seconds; if on_record fails, the claim is deleted, the error is
---   logged, and the answer is 500 so the platform re-sends the push: the failed record is
---   delivered again, the ones that succeeded are skipped as duplicates. The other records
---   of the push are still handled after a failure (records are independent and may come
---   out of order anyway; one bad record does not hold back the rest). A record is thus
---   never lost and, with a dict large enough for the window, never handled twice - unless
---   on_record itself fails after doing its work, or runs longer than claim_ttl.
---   The whole push is handled before the answer goes out: keep on_record fast (write to
---   a queue, a shared dict, a database over a cosocket).
+-- push.parse(body [, opts]) turns a pushed body into records with typed fields (plain Lua
+-- 5.4 or LuaJIT, no nginx); push.handler(opts) builds an nginx content handler that checks
+-- the token, reads the body, calls on_record once per new record (voiceId de-duplicated in
+-- a lua_shared_dict) and answers so that the platform re-sends what failed. Pushes are
+-- unsigned and re-sent, so parsing is tolerant and never raises on a body. The options,
+-- the record fields and the answers are documented in README.md ("Receiving status-report
+-- pushes"); IP restrictions are nginx's own allow/deny.
 
 local type = type
-local pairs = pairs
-local next = next
-local select = select
 local ipairs = ipairs
 local pcall = pcall
 local tostring = tostring
 local tonumber = tonumber
 local error = error
 local floor = math.floor
-local huge = math.huge
-local tointeger = math.tointeger -- nil on LuaJIT
 local format = string.format
 local concat = table.concat
 local byte = string.byte
-local char = string.char
 local unpack_list = table.unpack or unpack -- luacheck: ignore 143 (unpack: Lua 5.1/LuaJIT)
 
 local cjson_safe = require("cjson.safe")
 local ngx_body = require("laaffic.ngx_body")
+local options = require("laaffic.options")
+local push_parse = require("laaffic.push_parse")
 
 -- No _VERSION here: the version lives in one place, laaffic.core (see laaffic._VERSION).
-local _M = {}
-
-local DEFAULT_MAX_BYTES = 8 * 1024 * 1024
-local DEFAULT_MAX_RECORDS = 100000
-local DEFAULT_MAX_DEPTH = 20
-local MAX_VOICE_ID = 512
-local TWO53 = 2 ^ 53
-
--- Documented numeric fields: true for count-like ones (integers on Lua 5.4 when integral).
-local NUMBER_FIELDS = {
-    type = true, billPeriod = true, code = true, ringDuration = true, chargedDuration = true,
-    aiAgentChargedDuration = true, aiAgentBillPeriod = true, terminationCode = true,
-    sipCode = true,
-    rate = false, cost = false, settleRate = false, settlePay = false, quoteExchange = false,
-    aiAgentRate = false, aiAgentFee = false, aiAgentQuoteRate = false, aiAgentQuoteFee = false,
+local _M = {
+    parse = push_parse.parse,
+    NUMBER_FIELDS = push_parse.NUMBER_FIELDS,
+    TIME_FIELDS = push_parse.TIME_FIELDS,
+    STRING_FIELDS = push_parse.STRING_FIELDS,
 }
-local TIME_FIELDS = { "submitTime", "callTime", "ringingTime", "answerTime", "hangupTime" }
-local TIME_UNIX = {}
-for i, name in ipairs(TIME_FIELDS) do TIME_UNIX[i] = name .. "_unix" end
-local STRING_FIELDS = { "callee", "displayNum", "recordingFileId", "currency",
-                        "terminationReason", "scriptId", "intent" }
--- String fields whose numeric form is quoted in the body before decoding, so that long
--- digit strings keep every digit (a double holds 15-16).
-local QUOTE_NUMBERS = { "voiceId", "callee", "displayNum" }
-local QUOTED = { voiceId = true, callee = true, displayNum = true }
-local INEXACT = "inexact"
 
--- The same as two arrays, for a numeric loop.
-local NUMBER_NAMES, NUMBER_INTEGRAL = {}, {}
-do
-    local names = {}
-    for k in pairs(NUMBER_FIELDS) do names[#names + 1] = k end
-    table.sort(names)
-    for i, k in ipairs(names) do
-        NUMBER_NAMES[i], NUMBER_INTEGRAL[i] = k, NUMBER_FIELDS[k]
-    end
-    _M.NUMBER_FIELDS = { unpack_list(names) }
-    _M.TIME_FIELDS = { unpack_list(TIME_FIELDS) }
-    _M.STRING_FIELDS = { "voiceId", unpack_list(STRING_FIELDS) }
-end
-
-local null = cjson_safe.null
-
----------------------------------------------------------------------------------------
--- Numbers and times
----------------------------------------------------------------------------------------
-
-local function finite(n)
-    return n == n and n > -huge and n < huge
-end
-
--- A finite number from a JSON number or a decimal string; nil, "empty" for "" and
--- whitespace; nil otherwise.
--- Bytes a decimal number may be written with (and the spaces around it). tonumber alone
--- would also take hex ("0x10"), and on LuaJIT "inf", "nan" and "0b1".
-local DECIMAL_BYTE = {}
-for c in ("0123456789.eE+- \t\r\n"):gmatch(".") do DECIMAL_BYTE[byte(c)] = true end
-
-local POW10 = {}
-for i = 0, 22 do POW10[i] = 10 ^ i end
-
--- "123", "-0.0120": at most 15 digits, no exponent, no spaces. m / 10^k with both exact
--- is one correctly rounded division, so this equals tonumber (Clinger's fast path); on
--- LuaJIT it is several times faster than tonumber for strings with a fraction. Returns
--- nil for anything else (the caller then uses tonumber).
-local function fast_decimal(v, len)
-    local i, neg = 1, false
-    local c = byte(v, 1)
-    if c == 45 then
-        neg, i = true, 2
-    elseif c == 43 then
-        i = 2
-    end
-    local m, ndigits, scale, dot = 0, 0, 0, false
-    while i <= len do
-        c = byte(v, i)
-        if c >= 48 and c <= 57 then
-            m = m * 10 + (c - 48)
-            ndigits = ndigits + 1
-            if dot then scale = scale + 1 end
-        elseif c == 46 and not dot then
-            dot = true
-        else
-            return nil
-        end
-        i = i + 1
-    end
-    if ndigits == 0 or ndigits > 15 then return nil end
-    local n = m
-    if scale > 0 then n = m / POW10[scale] end
-    if neg then n = -n end
-    return n
-end
-
--- Lua 5.4's tonumber (strtod) is fast already; the byte loop pays off under LuaJIT only.
-local use_fast_decimal = type(jit) == "table"
-
--- A finite number from a JSON number or a decimal string; nil, "empty" for "" and
--- whitespace; nil otherwise. Byte loops rather than patterns: LuaJIT compiles them.
-local function to_number(v)
-    if type(v) == "number" then
-        if finite(v) then return v end
-        return nil
-    end
-    if type(v) ~= "string" then return nil end
-    local len = #v
-    if len > 64 then return nil end
-    if use_fast_decimal and len > 0 then
-        local n = fast_decimal(v, len)
-        if n then return n end
-    end
-    for i = 1, len do
-        if not DECIMAL_BYTE[byte(v, i)] then return nil end
-    end
-    local n = tonumber(v)
-    if n then
-        if finite(n) then return n end
-        return nil
-    end
-    if not v:find("%S") then return nil, "empty" end
-    return nil
-end
-
-local function as_int(n)
-    if tointeger and n == floor(n) and n > -TWO53 and n < TWO53 then
-        return tointeger(n)
-    end
-    return n
-end
-
-local function safe_integer(n)
-    return n == floor(n) and n > -TWO53 and n < TWO53
-end
-
-local function number_text(n)
-    if safe_integer(n) then
-        return format("%d", n)
-    end
-    local s = format("%.14g", n)
-    if tonumber(s) ~= n then s = format("%.17g", n) end
-    return s
-end
-
--- Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil).
-local function days_from_civil(y, m, d)
-    if m <= 2 then y = y - 1 end
-    local era = floor(y / 400)
-    local yoe = y - era * 400
-    local mp = (m + 9) % 12 -- March = 0
-    local doy = floor((153 * mp + 2) / 5) + d - 1
-    local doe = yoe * 365 + floor(yoe / 4) - floor(yoe / 100) + doy
-    return era * 146097 + doe - 719468
-end
-
-local MONTH_DAYS = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 }
-
-local function is_leap(y)
-    return (y % 4 == 0 and y % 100 ~= 0) or y % 400 == 0
-end
-
--- Seconds or milliseconds since the epoch -> seconds; nil for 0, negatives and values
--- beyond year ~5000 in milliseconds.
-local function unix_from_number(n)
-    if not finite(n) or n <= 0 then return nil end
-    if n >= 1e14 then return nil end
-    if n >= 1e11 then n = n / 1000 end
-    return as_int(n)
-end
-
-local function digits(s, i, j)
-    local n = 0
-    for k = i, j do
-        local c = byte(s, k) - 48
-        if c < 0 or c > 9 then return nil end
-        n = n * 10 + c
-    end
-    return n
-end
-
-local function unix_from_civil(y, mo, d, h, mi, sec, offset)
-    if mo < 1 or mo > 12 or d < 1 or h > 23 or mi > 59 or sec > 60 then return nil end
-    local dim = MONTH_DAYS[mo]
-    if mo == 2 and is_leap(y) then dim = 29 end
-    if d > dim then return nil end
-    return days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - offset
-end
-
-local function unix_from_string(s, utc_offset)
-    local len = #s
-    if len > 64 then return nil end
-    -- the documented form, exactly "YYYY-MM-DD HH:MM:SS": read by bytes (compiled by LuaJIT)
-    if len == 19 and byte(s, 5) == 45 and byte(s, 8) == 45 and byte(s, 11) == 32
-       and byte(s, 14) == 58 and byte(s, 17) == 58 then
-        local y, mo, d = digits(s, 1, 4), digits(s, 6, 7), digits(s, 9, 10)
-        local h, mi, sec = digits(s, 12, 13), digits(s, 15, 16), digits(s, 18, 19)
-        if not (y and mo and d and h and mi and sec) then return nil end
-        local t = unix_from_civil(y, mo, d, h, mi, sec, utc_offset)
-        return t and as_int(t)
-    end
-    if not s:find("^%s*%d%d%d%d%-") then
-        local n = to_number(s)
-        return n and unix_from_number(n) or nil
-    end
-    local y, mo, d, h, mi, sec, frac, zone =
-        s:match("^%s*(%d%d%d%d)%-(%d%d?)%-(%d%d?)[ T](%d%d?):(%d%d):(%d%d)(%.?%d*)%s*(.-)%s*$")
-    if not y then return nil end
-    local offset = utc_offset
-    if zone == "Z" or zone == "z" then
-        offset = 0
-    elseif zone ~= "" then
-        local sign, zh, zm = zone:match("^([-+])(%d%d):?(%d%d)$")
-        if not sign then return nil end
-        offset = (tonumber(zh) * 3600 + tonumber(zm) * 60) * (sign == "-" and -1 or 1)
-    end
-    local t = unix_from_civil(tonumber(y), tonumber(mo), tonumber(d), tonumber(h), tonumber(mi),
-                              tonumber(sec), offset)
-    if not t then return nil end
-    if #frac > 1 then t = t + (tonumber("0" .. frac) or 0) end
-    return as_int(t)
-end
-
-local function unix_time(v, utc_offset)
-    if type(v) == "number" then return unix_from_number(v) end
-    if type(v) == "string" then return unix_from_string(v, utc_offset) end
-    return nil
-end
-
----------------------------------------------------------------------------------------
--- parse
----------------------------------------------------------------------------------------
-
-local decoders = {}
-
-local function decoder(depth)
-    local d = decoders[depth]
-    if not d then
-        d = cjson_safe.new()
-        d.decode_max_depth(depth)
-        d.decode_invalid_numbers(false)
-        decoders[depth] = d
-    end
-    return d
-end
-
-local PARSE_OPTS = { max_bytes = true, max_records = true, max_depth = true, utc_offset = true,
-                     invalid = true }
-
-local function is_list(t)
-    local n = #t
-    local count = 0
-    for k in pairs(t) do
-        if type(k) ~= "number" or k < 1 or k > n or k ~= floor(k) then return false end
-        count = count + 1
-    end
-    return count == n
-end
-
--- The text of a record that cannot be keyed, for on_invalid and the log: its bytes as
--- sent, found by the small scanner below (cjson keeps no positions). The body is valid
--- JSON when it runs (cjson decoded it), so the scanner checks nothing.
-local function skip_ws(body, i)
-    return body:find("[^ \t\r\n]", i) or #body + 1
-end
-
-local skip_value
-
-local function skip_string(body, i) -- i at the opening quote; returns the closing one's
-    local j = i + 1
-    while true do
-        local q = body:find('["\\]', j)
-        if not q then return #body end
-        if byte(body, q) == 34 then return q end
-        j = q + 2
-    end
-end
-
--- The elements of the array at i (its '['): a list of { from, to }, and the ']'.
-local function array_spans(body, i)
-    local spans = {}
-    i = skip_ws(body, i + 1)
-    while i <= #body and byte(body, i) ~= 93 do
-        local e = skip_value(body, i)
-        spans[#spans + 1] = { i, e }
-        i = skip_ws(body, e + 1)
-        if byte(body, i) == 44 then i = skip_ws(body, i + 1) end
-    end
-    return spans, i
-end
-
--- Calls fn(key_from, key_to, value_from) for each member of the object at i (its '{')
--- and returns the '}'. fn returns the value's last byte when it skipped it itself.
-local function each_member(body, i, fn)
-    i = skip_ws(body, i + 1)
-    while byte(body, i) == 34 do
-        local ke = skip_string(body, i)
-        local v = skip_ws(body, skip_ws(body, ke + 1) + 1) -- past ':'
-        local e = fn and fn(i, ke, v) or skip_value(body, v)
-        i = skip_ws(body, e + 1)
-        if byte(body, i) == 44 then i = skip_ws(body, i + 1) end
-    end
-    return i
-end
-
--- Returns the last byte of the JSON value at i.
-skip_value = function(body, i)
-    local c = byte(body, i)
-    if c == 34 then return skip_string(body, i) end
-    if c == 91 then return select(2, array_spans(body, i)) end
-    if c == 123 then return each_member(body, i) end
-    local _, e = body:find("^[%w%.%+%-]+", i)
-    return e or i
-end
-
--- The spans of the records of body, in the order decode_list gives them: a bare array's
--- elements, those of the wrapper's "array" (the last, as cjson keeps), or the object.
-local function record_spans(body, first, single)
-    local i = skip_ws(body, 1)
-    if first == "[" then return (array_spans(body, i)) end
-    if single then return { { i, each_member(body, i) } } end
-    local spans
-    each_member(body, i, function(ks, ke, v)
-        if byte(body, v) == 91 and cjson_safe.decode(body:sub(ks, ke)) == "array" then
-            local s, e = array_spans(body, v)
-            spans = s
-            return e
-        end
-    end)
-    return spans or {}
-end
-
--- The JSON text of v written back from the decode: the fallback should the scanner
--- and the decode ever disagree (numbers to a double's last digit, cjson's key order).
-local function raw_json(v)
-    local t = type(v)
-    if t == "string" then
-        return cjson_safe.encode(v) or '"?"'
-    elseif t == "number" then
-        if finite(v) then return number_text(v) end
-        return v ~= v and "NaN" or (v > 0 and "1e999" or "-1e999")
-    elseif t ~= "table" then
-        return v == null and "null" or tostring(v)
-    end
-    local parts = {}
-    if next(v) ~= nil and is_list(v) then
-        for i = 1, #v do parts[i] = raw_json(v[i]) end
-        return "[" .. concat(parts, ",") .. "]"
-    end
-    for k, x in pairs(v) do
-        parts[#parts + 1] = raw_json(tostring(k)) .. ":" .. raw_json(x)
-    end
-    return "{" .. concat(parts, ",") .. "}"
-end
-
-local function check_positive(opts, fname, name, limit, level)
-    local v = opts[name]
-    if v ~= nil and (type(v) ~= "number" or not finite(v) or v <= 0 or (limit and v > limit)) then
-        error(fname .. ": " .. name .. " must be a positive number" ..
-              (limit and (" up to " .. limit) or ""), level + 1)
-    end
-end
-
-local function check_opts(opts, fname, known, level)
-    if opts == nil then return {} end
-    if type(opts) ~= "table" then
-        error(fname .. ": opts must be a table, got " .. type(opts), level + 1)
-    end
-    for k in pairs(opts) do
-        if not known[k] then
-            error(fname .. ": unknown option " .. tostring(k), level + 1)
-        end
-    end
-    check_positive(opts, fname, "max_bytes", nil, level + 1)
-    check_positive(opts, fname, "max_records", nil, level + 1)
-    check_positive(opts, fname, "max_depth", 1000, level + 1)
-    local off = opts.utc_offset
-    if off ~= nil and (type(off) ~= "number" or not finite(off) or off < -86400 or off > 86400) then
-        error(fname .. ": utc_offset must be a number of seconds between -86400 and 86400",
-              level + 1)
-    end
-    if opts.invalid ~= nil and type(opts.invalid) ~= "table" then
-        error(fname .. ": invalid must be a table (the records that cannot be keyed are " ..
-              "appended)", level + 1)
-    end
-    return opts
-end
-
--- Quotes numbers given for voiceId/callee/displayNum, so they decode as their exact
--- digits. Inside a JSON string every '"' is escaped, so '"voiceId"' followed by ':' only
--- matches a real key, and quoting a number keeps the document valid JSON.
--- Only tokens that are JSON numbers are quoted: malformed ones stay and fail to decode.
-local function is_json_number(s)
-    local int, rest = s:match("^(%-?%d+)(.*)$")
-    if not int or int:match("^%-?0%d") then return false end
-    return rest == "" or rest:match("^%.%d+$") ~= nil or rest:match("^%.%d+[eE][-+]?%d+$") ~= nil
-        or rest:match("^[eE][-+]?%d+$") ~= nil
-end
-
-local function quote_id_numbers(body)
-    local out, last = nil, 1
-    for _, k in ipairs(QUOTE_NUMBERS) do
-        local key = '"' .. k .. '"'
-        local from = 1
-        while true do
-            local _, e = body:find(key, from, true) -- plain: fast on large bodies
-            if not e then break end
-            from = e + 1
-            -- skip ' ', '\t', '\r', '\n' and one ':'; only a '-' or a digit after them
-            -- needs a closer look (the usual '"' does not)
-            local i, c = from, byte(body, from)
-            while c == 32 or c == 9 or c == 10 or c == 13 or c == 58 do
-                i = i + 1
-                c = byte(body, i)
-            end
-            local a, b, num
-            if c == 45 or (c and c >= 48 and c <= 57) then
-                a, b, num = body:find("^%s*:%s*(%-?%d[%d%.eE+-]*)", from)
-            end
-            if a and is_json_number(num) then
-                out = out or {}
-                out[#out + 1] = { b - #num + 1, b }
-            end
-        end
-    end
-    if not out then return body end
-    table.sort(out, function(x, y) return x[1] < y[1] end)
-    local parts = {}
-    for i = 1, #out do
-        local a, b = out[i][1], out[i][2]
-        parts[#parts + 1] = body:sub(last, a - 1)
-        parts[#parts + 1] = '"' .. body:sub(a, b) .. '"'
-        last = b + 1
-    end
-    parts[#parts + 1] = body:sub(last)
-    return concat(parts)
-end
-
--- Types the documented fields of one record in place. Returns true, or nil, reason.
-local function type_record(rec, utc_offset)
-    local raw = {}
-    local pushed_raw = rec.raw
-    if pushed_raw ~= nil then raw.raw = pushed_raw end
-
-    local id = rec.voiceId
-    if id == nil or id == null then
-        return nil, "voiceId: missing"
-    end
-    local inexact = false
-    if type(id) == "number" then
-        if not finite(id) then return nil, "voiceId: must be a finite number or a string" end
-        if not safe_integer(id) then inexact = true end
-        id = number_text(id)
-    elseif type(id) ~= "string" then
-        return nil, "voiceId: must be a string or number"
-    end
-    if id == "" then return nil, "voiceId: empty" end
-    if #id > MAX_VOICE_ID then
-        return nil, "voiceId: longer than " .. MAX_VOICE_ID .. " bytes"
-    end
-    rec.voiceId = id
-
-    for i = 1, #NUMBER_NAMES do
-        local name, integral = NUMBER_NAMES[i], NUMBER_INTEGRAL[i]
-        local v = rec[name]
-        if v ~= nil then
-            if v == null then
-                rec[name] = nil
-            else
-                local n, empty = to_number(v)
-                if n then
-                    rec[name] = integral and as_int(n) or n
-                else
-                    rec[name] = nil
-                    if not empty then raw[name] = v end
-                end
-            end
-        end
-    end
-
-    for i = 1, #TIME_FIELDS do
-        local name, uname = TIME_FIELDS[i], TIME_UNIX[i]
-        local v = rec[name]
-        -- "<time>_unix" is ours: one the platform sent is kept in raw, never passed on
-        if rec[uname] ~= nil then
-            raw[uname] = rec[uname]
-            rec[uname] = nil
-        end
-        if v == null then
-            rec[name] = nil
-        elseif v ~= nil then
-            rec[uname] = unix_time(v, utc_offset)
-        end
-    end
-
-    for i = 1, #STRING_FIELDS do
-        local name = STRING_FIELDS[i]
-        local v = rec[name]
-        if v == null then
-            rec[name] = nil
-        elseif type(v) == "number" then
-            if finite(v) then
-                if QUOTED[name] and not safe_integer(v) then inexact = true end
-                rec[name] = number_text(v)
-            else
-                rec[name] = nil
-                raw[name] = v
-            end
-        elseif v ~= nil and type(v) ~= "string" then
-            rec[name] = nil
-            raw[name] = v
-        end
-    end
-
-    rec.raw = raw
-    return true, inexact and INEXACT or nil
-end
-
--- Decodes the body into its list of records (not typed yet). Returns list | nil, err.
-local function decode_list(body, first, opts)
-    local doc, err = decoder(opts.max_depth or DEFAULT_MAX_DEPTH).decode(body)
-    if doc == nil then
-        return nil, "invalid JSON: " .. tostring(err)
-    end
-    if type(doc) ~= "table" then -- cannot happen after the first-byte check; be safe
-        return nil, "invalid JSON: the body must be a JSON array or object"
-    end
-
-    local list, single
-    if first == "[" then
-        list = doc
-    elseif doc.array ~= nil and doc.voiceId == nil then
-        list = doc.array
-        if type(list) ~= "table" or not is_list(list) then
-            return nil, "array: must be a list of records"
-        end
-    else
-        list, single = { doc }, true
-    end
-    return list, nil, single
-end
-
--- Decodes and types the records. Returns list, bad | nil, err | false when a voiceId, callee
--- or displayNum was sent as a number that a double may not hold exactly (past 2^53, or with
--- a fraction or exponent): the caller then decodes the body again with those numbers quoted
--- and passes that decode as `exact`, whose records give those three fields' digits (only
--- those: every other field, however deep, is the plain decode's).
--- A record that cannot be keyed fails the whole list, unless opts.invalid is given: it is
--- then left out of list and described in bad, { index =, raw =, err = } each.
-local function decode_records(body, first, opts, exact)
-    local list, err, single = decode_list(body, first, opts)
-    if not list then return nil, err end
-
-    local n = #list
-    local max_records = opts.max_records or DEFAULT_MAX_RECORDS
-    if n > max_records then
-        return nil, format("too many records: %d (at most %d)", n, max_records)
-    end
-    local utc_offset = opts.utc_offset or 0
-    local keep_bad = opts.invalid ~= nil
-    local bad, out, spans = nil, list, nil
-    for i = 1, n do
-        local rec = list[i]
-        local why
-        if type(rec) ~= "table" or rec[1] ~= nil then
-            why = "must be an object"
-        else
-            local q = exact and exact[i]
-            if type(q) == "table" then
-                for _, k in ipairs(QUOTE_NUMBERS) do
-                    if type(rec[k]) == "number" and type(q[k]) == "string" then rec[k] = q[k] end
-                end
-            end
-            local ok, twhy = type_record(rec, utc_offset)
-            if not ok then
-                why = twhy -- (type_record changes rec only once it has a voiceId)
-            elseif twhy == INEXACT and not exact then
-                return false
-            end
-        end
-        if why then
-            why = format("record %d: %s", i, why)
-            if not keep_bad then return nil, why end
-            if out == list then -- from the first bad one on, the good ones go to a new list
-                out = {}
-                for j = 1, i - 1 do out[j] = list[j] end
-            end
-            if not spans then
-                spans = record_spans(body, first, single)
-                if #spans ~= n then spans = {} end
-            end
-            local span = spans[i]
-            bad = bad or {}
-            bad[#bad + 1] = { index = i, raw = span and body:sub(span[1], span[2]) or raw_json(rec),
-                              err = why }
-        elseif out ~= list then
-            out[#out + 1] = rec
-        end
-    end
-    return out, bad
-end
-
-local function parse(body, opts)
-    if type(body) ~= "string" then
-        return nil, "body must be a string, got " .. type(body)
-    end
-    local max_bytes = opts.max_bytes or DEFAULT_MAX_BYTES
-    if #body > max_bytes then
-        return nil, format("body too large: %d bytes (at most %d)", #body, max_bytes)
-    end
-    if body:sub(1, 3) == "\239\187\191" then body = body:sub(4) end -- a UTF-8 BOM
-    local first = body:match("^[ \t\r\n]*([^ \t\r\n])")
-    if not first then return nil, "empty body" end
-    if first ~= "[" and first ~= "{" then
-        return nil, "invalid JSON: the body must be a JSON array or object"
-    end
-    local list, err = decode_records(body, first, opts, nil)
-    if list == false then
-        -- rare: quote the id-like numbers in the text, so they decode as their exact digits
-        local exact = decode_list(quote_id_numbers(body), first, opts)
-        list, err = decode_records(body, first, opts, exact or {})
-    end
-    if list and err then -- err: the records that cannot be keyed (opts.invalid)
-        local invalid = opts.invalid
-        for i = 1, #err do invalid[#invalid + 1] = err[i] end
-        err = nil
-    end
-    return list, err
-end
-
-function _M.parse(body, opts)
-    opts = check_opts(opts, "laaffic.push.parse", PARSE_OPTS, 2)
-    -- parse has no known way to raise; the pcall keeps the "never raises" promise even for
-    -- an out-of-memory error in the decoder.
-    local ok, records, err = pcall(parse, body, opts)
-    if not ok then
-        return nil, "cannot parse the body: " .. tostring(records)
-    end
-    return records, err
-end
-
----------------------------------------------------------------------------------------
--- IP allow-list
----------------------------------------------------------------------------------------
-
-local function parse_ipv4(s)
-    local a, b, c, d = s:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$")
-    if not a then return nil end
-    a, b, c, d = tonumber(a), tonumber(b), tonumber(c), tonumber(d)
-    if a > 255 or b > 255 or c > 255 or d > 255 then return nil end
-    return char(a, b, c, d)
-end
-
-local function parse_ipv6(s)
-    s = s:gsub("%%.*$", "") -- zone index
-    local tail4
-    local head = s
-    local v4 = s:match(":(%d+%.%d+%.%d+%.%d+)$")
-    if v4 then
-        tail4 = parse_ipv4(v4)
-        if not tail4 then return nil end
-        head = s:sub(1, #s - #v4)
-        if head:sub(-2) ~= "::" then head = head:sub(1, -2) end
-    end
-    local want = tail4 and 6 or 8
-    local function groups(part)
-        local g = {}
-        if part == "" then return g end
-        for h in (part .. ":"):gmatch("([^:]*):") do
-            if not h:match("^%x%x?%x?%x?$") then return nil end
-            g[#g + 1] = tonumber(h, 16)
-        end
-        return g
-    end
-    local left, right
-    local a, b = head:find("::", 1, true)
-    if a then
-        if head:find("::", b + 1, true) then return nil end
-        left, right = groups(head:sub(1, a - 1)), groups(head:sub(b + 1))
-        if not left or not right or #left + #right >= want then return nil end
-    else
-        left, right = groups(head), {}
-        if not left or #left ~= want then return nil end
-    end
-    local out = {}
-    for i = 1, #left do out[#out + 1] = left[i] end
-    for _ = 1, want - #left - #right do out[#out + 1] = 0 end
-    for i = 1, #right do out[#out + 1] = right[i] end
-    local bytes = {}
-    for i = 1, want do
-        bytes[#bytes + 1] = char(floor(out[i] / 256), out[i] % 256)
-    end
-    if tail4 then bytes[#bytes + 1] = tail4 end
-    return concat(bytes)
-end
-
--- The address as 4 or 16 bytes (an IPv4-mapped IPv6 address as its 4), or nil.
-local function parse_ip(s)
-    if type(s) ~= "string" then return nil end
-    local v4 = parse_ipv4(s)
-    if v4 then return v4 end
-    if not s:find(":", 1, true) then return nil end
-    local v6 = parse_ipv6(s)
-    if v6 and v6:sub(1, 12) == "\0\0\0\0\0\0\0\0\0\0\255\255" then
-        return v6:sub(13)
-    end
-    return v6
-end
-
-local function parse_cidr(s)
-    if type(s) ~= "string" then return nil end
-    local addr, len = s:match("^([^/]+)/(%d+)$")
-    addr = addr or s
-    local bin = parse_ip(addr)
-    if not bin then return nil end
-    local mapped = #bin == 4 and addr:find(":", 1, true) ~= nil
-    local bits = mapped and 128 or #bin * 8
-    local plen = len and tonumber(len) or bits
-    if plen > bits then return nil end
-    -- an IPv4-mapped prefix (::ffff:10.0.0.0/104) becomes its IPv4 prefix
-    if mapped then
-        plen = plen - 96
-        if plen < 0 then return nil end
-    end
-    return { bin = bin, len = plen }
-end
-
-local function in_net(addr, net)
-    if #addr ~= #net.bin then return false end
-    local full = floor(net.len / 8)
-    if addr:sub(1, full) ~= net.bin:sub(1, full) then return false end
-    local rem = net.len - full * 8
-    if rem == 0 then return true end
-    local div = 2 ^ (8 - rem)
-    return floor(byte(addr, full + 1) / div) == floor(byte(net.bin, full + 1) / div)
-end
-
-_M._parse_ip = parse_ip -- for the specs
-_M._parse_cidr = parse_cidr
-_M._in_net = in_net
+local DEFAULT_MAX_BYTES = push_parse.DEFAULT_MAX_BYTES
+local LIMIT_RULES = push_parse.LIMIT_RULES
 
 ---------------------------------------------------------------------------------------
 -- handler
 ---------------------------------------------------------------------------------------
 
-local HANDLER_OPTS = {
-    on_record = true, on_invalid = true, token = true, allow = true, open = true, dict = true,
-    window = true, claim_ttl = true, busy_wait = true, key_prefix = true,
-    max_bytes = true, max_records = true, max_depth = true, utc_offset = true,
+-- A token: a string, or a list of them to rotate.
+local function token_option(v)
+    local list = type(v) == "table" and v or { v }
+    for i, t in ipairs(list) do
+        if type(t) ~= "string" or t == "" or t:find("[/%c%s]") then
+            return "must be a non-empty string without '/', spaces or control characters",
+                   type(v) == "table" and ("token[" .. i .. "]") or nil
+        end
+    end
+    if #list == 0 then return "must not be an empty list" end
+end
+
+local function dict_option(v)
+    if type(v) ~= "string" and type(v) ~= "table" and type(v) ~= "userdata" then
+        return "must be the name of a lua_shared_dict, got " .. type(v)
+    end
+end
+
+-- (an exptime of 0 would mean "never expires" to the shared dict: window and claim_ttl
+-- must be positive)
+local POSITIVE_SECONDS = "a number of seconds > 0"
+local HANDLER_OPTIONS = {
+    { "on_record", type = "function", required = true, what = "a function" },
+    { "on_invalid", type = "function", what = "a function" },
+    { "token", test = token_option },
+    { "allow", test = function()
+        return "is gone: restrict the push location with nginx's allow/deny directives, " ..
+               "e.g. location /laaffic/push/ { allow 203.0.113.0/24; deny all; ... }"
+    end },
+    { "open", type = "boolean", what = "a boolean" },
+    { "dict", test = dict_option },
+    { "window", type = "number", min = 0.001, what = POSITIVE_SECONDS },
+    { "claim_ttl", type = "number", min = 0.001, what = POSITIVE_SECONDS },
+    { "busy_wait", type = "number", min = 0, what = "a number of seconds >= 0" },
+    { "key_prefix", type = "string", what = "a string" },
 }
+for _, r in ipairs(LIMIT_RULES) do HANDLER_OPTIONS[#HANDLER_OPTIONS + 1] = r end
+HANDLER_OPTIONS = options.spec(HANDLER_OPTIONS)
 
 local PROCESSING, DONE = 0, 1
 local MAX_LOGGED_FAILURES = 5
@@ -1050,78 +187,15 @@ local function call(fn, a, b)
     return true
 end
 
--- The guard options: returns tokens, nets (a list each, or nil). Raises at `level`.
-local function handler_guards(opts, fname, level)
-    local tokens
-    if opts.token ~= nil then
-        local list = type(opts.token) == "table" and opts.token or { opts.token }
-        tokens = {}
-        for i, t in ipairs(list) do
-            if type(t) ~= "string" or t == "" or t:find("[/%c%s]") then
-                error(fname .. ": token" .. (type(opts.token) == "table" and ("[" .. i .. "]") or "") ..
-                      " must be a non-empty string without '/', spaces or control characters",
-                      level)
-            end
-            tokens[#tokens + 1] = t
-        end
-        if #tokens == 0 then error(fname .. ": token must not be an empty list", level) end
+-- The shared dict named by the dict option (or the dict itself), or nil. Raises at `level`.
+local function dedup_dict(dict, fname, level)
+    if type(dict) ~= "string" then return dict end
+    local shared = ngx and ngx.shared
+    local d = shared and shared[dict]
+    if not d then
+        error(fname .. ": option 'dict': no lua_shared_dict named " .. dict, level)
     end
-
-    local nets
-    if opts.allow ~= nil then
-        if type(opts.allow) ~= "table" then
-            error(fname .. ": allow must be a list of addresses or CIDRs", level)
-        end
-        nets = {}
-        for i, s in ipairs(opts.allow) do
-            local net = parse_cidr(s)
-            if not net then
-                error(fname .. ": allow[" .. i .. "]: not an IP address or CIDR: " .. tostring(s),
-                      level)
-            end
-            nets[#nets + 1] = net
-        end
-    end
-
-    if not tokens and not nets and opts.open ~= true then
-        error(fname .. ": give token and/or allow (pushes are unsigned; open = true to run " ..
-              "without a guard)", level)
-    end
-    return tokens, nets
-end
-
--- The de-duplication options, into h: dict, window, claim_ttl, busy_wait, prefix.
--- Raises at `level`.
-local function handler_dedup(h, opts, fname, level)
-    local dict = opts.dict
-    if type(dict) == "string" then
-        local shared = ngx and ngx.shared
-        local d = shared and shared[dict]
-        if not d then
-            error(fname .. ": dict: no lua_shared_dict named " .. dict, level)
-        end
-        dict = d
-    elseif dict ~= nil and (type(dict) ~= "table" and type(dict) ~= "userdata") then
-        error(fname .. ": dict must be the name of a lua_shared_dict", level)
-    end
-    h.dict = dict
-
-    -- (an exptime of 0 would mean "never expires" to the shared dict: window and
-    -- claim_ttl must be positive)
-    local function seconds(name, default, min)
-        local v = opts[name]
-        if v == nil then return default end
-        if type(v) ~= "number" or not finite(v) or v < min then
-            error(fname .. ": " .. name .. " must be a number of seconds " ..
-                  (min == 0 and ">= 0" or "> 0"), level + 1)
-        end
-        return v
-    end
-    h.window = seconds("window", 86400, 0.001)
-    h.claim_ttl = seconds("claim_ttl", 120, 0.001)
-    h.busy_wait = seconds("busy_wait", 2, 0)
-    h.prefix = opts.key_prefix or "lp:"
-    if type(h.prefix) ~= "string" then error(fname .. ": key_prefix must be a string", level) end
+    return d
 end
 
 -- The functions below serve one request for the handler state h (made by _M.handler).
@@ -1145,15 +219,6 @@ local function token_ok(h, ngx)
         end
     end
     return ok
-end
-
-local function addr_ok(h, ngx)
-    local addr = parse_ip(ngx.var.remote_addr)
-    if not addr then return false end
-    for i = 1, #h.nets do
-        if in_net(addr, h.nets[i]) then return true end
-    end
-    return false
 end
 
 -- A 413 loses the push's records once the platform stops re-sending: say so.
@@ -1273,9 +338,6 @@ local function serve(h)
         return answer(status, reason)
     end
 
-    if h.nets and not addr_ok(h, ngx) then
-        return refuse(403, "forbidden")
-    end
     if h.tokens and not token_ok(h, ngx) then
         return refuse(401, "unauthorized")
     end
@@ -1318,28 +380,24 @@ end
 
 function _M.handler(opts)
     local fname = "laaffic.push.handler"
-    if type(opts) ~= "table" then
-        error(fname .. ": opts must be a table", 2)
+    options.check(fname, opts, HANDLER_OPTIONS, 2)
+    if opts.token == nil and opts.open ~= true then
+        error(fname .. ": give token (pushes are unsigned; open = true to run without one, " ..
+              "guarded by nginx's allow/deny)", 2)
     end
-    check_opts(opts, fname, HANDLER_OPTS, 2)
-    local on_record = opts.on_record
-    if type(on_record) ~= "function" then
-        error(fname .. ": on_record must be a function", 2)
-    end
-    local on_invalid = opts.on_invalid or log_invalid
-    if type(on_invalid) ~= "function" then
-        error(fname .. ": on_invalid must be a function", 2)
-    end
-    local tokens, nets = handler_guards(opts, fname, 3)
     local max_bytes = opts.max_bytes or DEFAULT_MAX_BYTES
     local h = {
-        on_record = on_record, on_invalid = on_invalid, tokens = tokens, nets = nets,
+        on_record = opts.on_record, on_invalid = opts.on_invalid or log_invalid,
+        tokens = opts.token and { unpack_list(type(opts.token) == "table" and opts.token or
+                                              { opts.token }) },
+        dict = dedup_dict(opts.dict, fname, 3),
+        window = opts.window or 86400, claim_ttl = opts.claim_ttl or 120,
+        busy_wait = opts.busy_wait or 2, prefix = opts.key_prefix or "lp:",
         max_bytes = max_bytes,
         parse_opts = { max_bytes = max_bytes, max_records = opts.max_records,
                        max_depth = opts.max_depth, utc_offset = opts.utc_offset },
         warn = rate_limited_log(LOG_EVERY), -- one per handler, and so per worker
     }
-    handler_dedup(h, opts, fname, 3)
     return function()
         return serve(h)
     end

@@ -1,36 +1,13 @@
 -- laaffic.recall: builders for a task's recallFlow.
 --
---   local recall = require "laaffic.recall"
---   task.recallFlow = recall.by_intent{ intents = { recall.NOT_CONNECTED },
---                                       interval = 1, rounds = 2, agent_id = 110 }
---   --> { recallType = 3, recallInterval = 1, recallNum = 2,
---   --    nodeList = { { agentId = "110" }, { agentId = "110" } },
---   --    recallIntent = { "99999" } }
---
--- Each helper returns a plain table, ready for task.recallFlow, with one nodeList entry per
--- round (the server answers -22 when the nodeList length differs from recallNum). As in the
--- vendor's examples, nodeList agentIds are strings.
---
--- Options:
---   rounds    number of recall rounds (recallNum), a positive integer, at most
---             recall.MAX_ROUNDS (1000: laaffic's bound, not the vendor's; it keeps a typo
---             such as 1e9 from building a billion nodes). May be left out when agents is
---             given: it is then #agents.
---   interval  minutes between rounds (recallInterval), a positive integer. The vendor's
---             public pages say 1-1440 and rounds 1-10; that is unverified, so no tighter
---             bound is enforced here and the server has the last word.
---   agent_id  the agent for every round: a positive integer or a string of digits.
---   agents    instead of agent_id: a list with one agent per round (at most
---             recall.MAX_ROUNDS); #agents must equal rounds.
---   intents   (by_intent only) a non-empty list of intent codes, as strings or
---             integers: 99999 becomes "99999". recall.NOT_CONNECTED is "99999", the code
---             for "called but not connected".
---
--- Misuse (a missing, unknown or malformed option) raises with the option's name.
+-- Each helper (all, failed, by_intent) returns a plain table ready for task.recallFlow,
+-- with one nodeList entry per round (the server answers -22 when nodeList's length is not
+-- recallNum) and agentIds as strings, as in the vendor's examples. rounds is bounded by
+-- MAX_ROUNDS, laaffic's bound (a typo such as 1e9 must not build a billion nodes). The
+-- options: README.md ("laaffic.recall").
 
 local type = type
 local pairs = pairs
-local tostring = tostring
 local error = error
 local pcall = pcall
 local setmetatable = setmetatable
@@ -38,6 +15,8 @@ local getmetatable = getmetatable
 local floor = math.floor
 local huge = math.huge
 local format = string.format
+
+local options = require "laaffic.options"
 
 -- No _VERSION here: the version lives in one place, laaffic.core (see laaffic._VERSION).
 local _M = {}
@@ -66,13 +45,6 @@ local function fail(fname, msg)
     error(setmetatable({ "laaffic.recall." .. fname .. ": " .. msg }, misuse_mt), 0)
 end
 
-local function show(v)
-    if type(v) == "string" then
-        return format("%q", v)
-    end
-    return tostring(v)
-end
-
 local function is_sequence(t)
     local n = #t
     for k in pairs(t) do
@@ -88,7 +60,7 @@ local function agent_string(fname, opt, v)
     if is_integer(v) then
         if v < 1 or v > MAX_AGENT_ID then
             fail(fname, "option '" .. opt .. "' must be an agent id between 1 and " ..
-                        MAX_AGENT_ID .. ", got " .. show(v))
+                        MAX_AGENT_ID)
         end
         return format("%d", v)
     end
@@ -96,43 +68,27 @@ local function agent_string(fname, opt, v)
         return v
     end
     fail(fname, "option '" .. opt .. "' must be a positive integer or a string of 1 to " ..
-                "10 digits, got " .. show(v))
+                "10 digits, got " .. (v == "" and "an empty string" or type(v)))
 end
 
-local allowed = {
-    rounds = true, interval = true, agent_id = true, agents = true, intents = true,
+-- The options every helper takes, in the order they are checked (laaffic.options); what
+-- depends on another option (agent_id or agents, intents for by_intent only) is build's.
+local OPTIONS = options.spec{
+    { "rounds", type = "integer", min = 1, what = "a positive integer",
+      test = function(v)
+          if v > MAX_ROUNDS then
+              return "must be at most " .. MAX_ROUNDS .. " (recall.MAX_ROUNDS)"
+          end
+      end },
+    { "interval", type = "integer", min = 1, what = "a positive integer (minutes)",
+      required = "(minutes between rounds) is required" },
+    { "agent_id" }, { "agents" },
+    { "intents", type = "table", what = "a list of intent codes" },
 }
 
 local function build(fname, recall_type, o)
-    if type(o) ~= "table" then
-        fail(fname, "options table expected, got " .. type(o))
-    end
-    for k in pairs(o) do
-        if not allowed[k] then
-            fail(fname, "unknown option '" .. tostring(k) .. "'")
-        end
-    end
-
-    local rounds = o.rounds
-    if rounds ~= nil and (not is_integer(rounds) or rounds < 1) then
-        fail(fname, "option 'rounds' must be a positive integer, got " .. show(rounds))
-    end
-    if rounds ~= nil and rounds > MAX_ROUNDS then
-        fail(fname, "option 'rounds' must be at most " .. MAX_ROUNDS .. " (recall.MAX_ROUNDS), got " ..
-                    show(rounds))
-    end
-    rounds = rounds and floor(rounds)    -- 2.0 -> 2 (an integer on Lua 5.4)
-
-    local interval = o.interval
-    if interval == nil then
-        fail(fname, "option 'interval' (minutes between rounds) is required")
-    end
-    if not is_integer(interval) or interval < 1 then
-        fail(fname, "option 'interval' must be a positive integer (minutes), got " ..
-                    show(interval))
-    end
-    interval = floor(interval)
-
+    local rounds = o.rounds and floor(o.rounds)    -- 2.0 -> 2 (an integer on Lua 5.4)
+    local interval = floor(o.interval)
     local nodes = {}
     local agents, agent_id = o.agents, o.agent_id
     if agents ~= nil and agent_id ~= nil then
@@ -179,9 +135,8 @@ local function build(fname, recall_type, o)
             fail(fname, "option 'intents' (a list of intent codes, e.g. { recall.NOT_CONNECTED })"
                         .. " is required")
         end
-        if type(intents) ~= "table" or not is_sequence(intents) then
-            fail(fname, "option 'intents' must be a list of intent codes, got " ..
-                        show(intents))
+        if not is_sequence(intents) then
+            fail(fname, "option 'intents' must be a list of intent codes")
         end
         if #intents == 0 then
             fail(fname, "option 'intents' must not be empty")
@@ -195,7 +150,7 @@ local function build(fname, recall_type, o)
                 list[i] = v
             else
                 fail(fname, "option 'intents[" .. i .. "]' must be a non-empty string or " ..
-                            "a non-negative integer, got " .. show(v))
+                            "a non-negative integer")
             end
         end
         flow.recallIntent = list
@@ -207,6 +162,7 @@ local function build(fname, recall_type, o)
 end
 
 local function run(fname, recall_type, o)
+    options.check("laaffic.recall." .. fname, o, OPTIONS, 3)
     local ok, res = pcall(build, fname, recall_type, o)
     if ok then
         return res

@@ -1,20 +1,8 @@
 -- laaffic.status: the status codes the LAAFFIC group-call API answers with.
 --
--- The server answers `{"status":"-41","reason":"...","data":...}`; `status` is a string,
--- "0" is success. The table below holds every code the two vendor pages document (see
--- the project's API notes), each with a stable snake_case name that code can branch on
--- and a one-sentence English message (with the remedy where the vendor gives one).
---
---   local status = require "laaffic.status"
---   status.lookup("-41")   --> { code = -41, name = "task_name_exists", message = "..." }
---   status.codes[-41]      --> the same entry (shared: do not modify it)
---   status.names.task_name_exists --> -41
---   status.to_code(" -41") --> -41   (nil for anything that is not an integer)
---
--- The vendor pages give two numbers, -67 and -68, for the same error (the agent's
--- industry intents do not match the recall intents): both look up, both are named
--- "intent_mismatch", and status.names.intent_mismatch is -68 (the number the API
--- reference page uses).
+-- One table of every code the two vendor pages document, each with a stable snake_case
+-- name and a one-sentence message, so code can branch on names and errors read well.
+-- lookup(code), codes[code], names[name], to_code(s): README.md ("laaffic.status").
 
 local type = type
 local tonumber = tonumber
