@@ -842,15 +842,78 @@ end
 
 local HHMM = "^[0-2]%d:[0-5]%d$"
 local DATE = "^%d%d%d%d%-[01]%d%-[0-3]%d [0-2]%d:[0-5]%d:[0-5]%d$"
-local INT_FIELDS = { { "maxCalls", 1, 999 }, { "maxRingingTime", 10, 120 },
-                     { "agentId", 1, 2147483647, true }, { "enableRecording", 0, 1 } }
+-- { name, lower bound, upper bound, required, the lower bound is only a warning }: a
+-- warning (a rule the pages do not state) is an error with opts.strict only; the hard
+-- bound is then the pages' Integer (32 bits).
+local INT32_MIN, INT32_MAX = -2147483648, 2147483647
+local INT_FIELDS = { { "maxCalls", 1, 999, false, true }, { "maxRingingTime", 10, 120 },
+                     { "agentId", 1, INT32_MAX, true, true }, { "enableRecording", 0, 1 } }
+
+-- An Integer whose lower bound lo is a warning: lo when warn_strict, else 32 bits.
+local function count_in(v, lo, hi, warn_strict)
+    return int_in(v, warn_strict and lo or INT32_MIN, hi)
+end
+
+local function check_windows(w, warn_strict)
+    if type(w) ~= "table" or rawlen(w) > 3 then return false, "allowSendTime accepted" end
+    for i = 1, rawlen(w) do
+        local e = rawget(w, i)
+        if type(e) ~= "table" then return false, "allowSendTime entry accepted" end
+        for _, k in ipairs({ "strTime", "endTime" }) do
+            local v = rawget(e, k)
+            if v == nil then
+                if warn_strict then return false, "allowSendTime entry without " .. k .. " accepted" end
+            elseif v ~= null and not (type(v) == "string" and v:find(HHMM)) then
+                return false, "allowSendTime entry accepted"
+            end
+        end
+    end
+    return true
+end
+
+local function check_recall(f, warn_strict)
+    if type(f) ~= "table" then return false, "recallFlow accepted" end
+    if next(f) == nil then
+        if warn_strict then return false, "recallFlow {} accepted" end
+        return true
+    end
+    local t, num, nodes, ri = rawget(f, "recallType"), rawget(f, "recallNum"),
+        rawget(f, "nodeList"), rawget(f, "recallIntent")
+    if not (t == 0 or t == 1 or t == 3) then return false, "recallType accepted" end
+    if not count_in(rawget(f, "recallInterval"), 1, INT32_MAX, warn_strict) or
+       not count_in(num, 1, INT32_MAX, warn_strict) then
+        return false, "recallInterval/recallNum accepted"
+    end
+    local nn = 0 -- an absent (or null) nodeList has no node
+    if type(nodes) == "table" then nn = rawlen(nodes) elseif not absent(nodes) then
+        return false, "nodeList accepted"
+    end
+    if nn ~= num then return false, "nodeList accepted" end
+    for i = 1, nn do
+        local n = rawget(nodes, i)
+        local a = type(n) == "table" and rawget(n, "agentId")
+        if not (count_in(a, 1, INT32_MAX, warn_strict) or digits(a, 1, 10)) then
+            return false, "nodeList agentId accepted"
+        end
+    end
+    if warn_strict and t == 3 and (type(ri) ~= "table" or rawlen(ri) == 0) then
+        return false, "recallIntent accepted"
+    end
+    if type(ri) == "table" then
+        for i = 1, rawlen(ri) do
+            local s = rawget(ri, i)
+            if type(s) ~= "string" or (warn_strict and s == "") then return false, "intent accepted" end
+        end
+    end
+    return true
+end
 
 -- The rules of doc/core-contract.md that a successful encode implies (a second, plainer
 -- reading of them; the rows are checked in check_row).
-local function check_rules(task)
+local function check_rules(task, warn_strict)
     local function get(k) return rawget(task, k) end
     local app, name = get("appId"), get("taskName")
-    if type(app) ~= "string" or app == "" then return false, "appId accepted" end
+    if type(app) ~= "string" or (warn_strict and app == "") then return false, "appId accepted" end
     if type(name) ~= "string" or ulen(name) < 2 or ulen(name) > 64 then
         return false, "taskName accepted"
     end
@@ -861,52 +924,23 @@ local function check_rules(task)
         local v = get(b[1])
         if absent(v) then
             if b[4] then return false, b[1] .. " missing, accepted" end
-        elseif not int_in(v, b[2], b[3]) then
+        elseif not (b[5] and count_in(v, b[2], b[3], warn_strict) or int_in(v, b[2], b[3])) then
             return false, b[1] .. " accepted: " .. tostring(v)
         end
     end
-    local st = get("sendTime")
-    if not absent(st) and not (type(st) == "string" and st:find(DATE)) then
+    local st = get("sendTime") -- LocalDateTime: a string; the example's shape when warn_strict
+    if not absent(st) and not (type(st) == "string" and (not warn_strict or st:find(DATE))) then
         return false, "sendTime accepted"
     end
     local w = get("allowSendTime")
     if not absent(w) then
-        if type(w) ~= "table" or rawlen(w) > 3 then return false, "allowSendTime accepted" end
-        for i = 1, rawlen(w) do
-            local e = rawget(w, i)
-            local s1 = type(e) == "table" and rawget(e, "strTime")
-            local s2 = type(e) == "table" and rawget(e, "endTime")
-            if type(s1) ~= "string" or not s1:find(HHMM) or type(s2) ~= "string" or not s2:find(HHMM) then
-                return false, "allowSendTime entry accepted"
-            end
-        end
+        local ok, why = check_windows(w, warn_strict)
+        if not ok then return false, why end
     end
     local f = get("recallFlow")
     if not absent(f) then
-        if type(f) ~= "table" then return false, "recallFlow accepted" end
-        local t, num, nodes, ri = rawget(f, "recallType"), rawget(f, "recallNum"),
-            rawget(f, "nodeList"), rawget(f, "recallIntent")
-        if not (t == 0 or t == 1 or t == 3) then return false, "recallType accepted" end
-        if not int_in(rawget(f, "recallInterval"), 1, 2147483647) or not int_in(num, 1, 2147483647) then
-            return false, "recallInterval/recallNum accepted"
-        end
-        if type(nodes) ~= "table" or rawlen(nodes) ~= num then return false, "nodeList accepted" end
-        for i = 1, rawlen(nodes) do
-            local n = rawget(nodes, i)
-            local a = type(n) == "table" and rawget(n, "agentId")
-            if not (int_in(a, 1, 2147483647) or digits(a, 1, 10)) then
-                return false, "nodeList agentId accepted"
-            end
-        end
-        if t == 3 and (type(ri) ~= "table" or rawlen(ri) == 0) then
-            return false, "recallIntent accepted"
-        end
-        if type(ri) == "table" then
-            for i = 1, rawlen(ri) do
-                local s = rawget(ri, i)
-                if type(s) ~= "string" or s == "" then return false, "intent accepted" end
-            end
-        end
+        local ok, why = check_recall(f, warn_strict)
+        if not ok then return false, why end
     end
     return true
 end
@@ -975,10 +1009,12 @@ function B.check_success(task, opts, json, info, core)
     local ok, doc = pcall(strict.decode, json)
     if not ok then return false, "the JSON does not decode: " .. tostring(doc) end
     if type(doc) ~= "table" then return false, "the JSON is not an object" end
-    local rok, rwhy = check_rules(task)
+    local warn_strict = type(opts) == "table" and opts.strict == true
+    local rok, rwhy = check_rules(task, warn_strict)
     if not rok then return false, rwhy end
     local rows = rawget(task, "numberInfoList")
-    if type(rows) ~= "table" or not is_list(rows) or rawlen(rows) < 1 then
+    if type(rows) ~= "table" or not is_list(rows) or
+       (rawlen(rows) < 1 and (warn_strict or (type(opts) == "table" and opts.part ~= nil))) then
         return false, "numberInfoList accepted"
     end
     -- which rows: all, or part k of max_rows; without opts.rejects every one of them
@@ -1033,7 +1069,11 @@ function B.check_success(task, opts, json, info, core)
                                                code = bad.code }
         else keep[#keep + 1] = i end
     end
-    if #keep == 0 then return false, "a list with no valid rows accepted" end
+    -- an empty list is a warning (the pages give only a maximum); a list whose every row
+    -- was refused is still an error
+    if #keep == 0 and (n > 0 or warn_strict) then
+        return false, "a list with no valid rows accepted"
+    end
     if type(o.rejects) == "table" and core then
         if #rejects > (o.max_rejects or 1000) then return false, "more rejects than max_rejects accepted" end
         local sok, why = same(rejects, o.rejects, "opts.rejects", 1)
