@@ -42,7 +42,7 @@ ALL_CFLAGS := $(CFLAGS) $(WARN) -std=c99 -D_POSIX_C_SOURCE=200809L -fPIC -fvisib
               -DLAAFFIC_VERSION='"$(VERSION)"'
 LIBS       := $(shell $(PKG_CONFIG) --libs libcurl libcrypto)
 
-.PHONY: all clean check test bench deps install demo check-resty-http docs contract asan-specs
+.PHONY: all clean check test bench deps install demo check-resty-http docs contract contract-fuzz asan-specs
 
 all: $(BUILD)/laaffic/core.so
 
@@ -109,6 +109,11 @@ docs: deps
 CONTRACT_N ?= 10000
 contract: deps all
 	@scripts/contract.sh $(CONTRACT_N)
+
+# make fuzz also runs the differential run on 200,000 tasks from a new seed
+fuzz: contract-fuzz
+contract-fuzz: deps all
+	@CONTRACT_SEED=$$(date +%s) scripts/contract.sh 200000
 
 install: deps
 	luarocks make --deps-mode=none $(ROCKSPEC)
