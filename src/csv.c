@@ -24,6 +24,7 @@
 
 #include "compat.h"
 #include "csv.h"
+#include "rules.h"
 
 /* The read block. The fuzz build makes it small (fuzz/fuzz.mk) so that its inputs of a
  * few KiB cross refills the way a real file crosses 256 KiB ones. */
@@ -34,9 +35,7 @@
 #define MAX_RECORD (16 * 1024 * 1024)
 #define MAX_COLUMNS 4096
 
-static const char *const KEYS[LF_CSV_NKEYS] = {
-    "calleeNumber", "text1", "text2", "text3", "text4", "text5",
-    "text6",        "text7", "text8", "text9", "text10"};
+#define KEYS lf_row_keys /* rules.h */
 
 static int set_err(lf_csv *c, long line, int col, const char *msg)
 {
@@ -56,25 +55,21 @@ static int fill(lf_csv *c, size_t keep)
     if (c->fd < 0 || c->eof)
         return 0;
     if (keep > 0) {
-        memmove(c->buf, c->buf + keep, c->len - keep);
-        c->len -= keep;
+        memmove(c->in.data, c->in.data + keep, c->in.len - keep);
+        c->in.len -= keep;
         c->pos -= keep;
         c->base += keep;
     }
-    if (c->cap - c->len < BLOCK / 4) {
-        size_t cap = c->cap ? c->cap * 2 : BLOCK;
-        char *p;
-        if (c->len >= MAX_RECORD)
+    if (c->in.cap - c->in.len < BLOCK / 4) {
+        size_t cap = c->in.cap ? c->in.cap * 2 : BLOCK;
+        if (c->in.len >= MAX_RECORD)
             return set_err(c, c->line, 0,
                            "a record longer than 16 MiB (is a quote left open?)");
-        p = (char *)realloc(c->buf, cap);
-        if (p == NULL)
+        if (lf_buf_grow(&c->in, cap))
             return set_err(c, c->line, 0, "out of memory reading the file");
-        c->buf = p;
-        c->cap = cap;
     }
     do
-        n = read(c->fd, c->buf + c->len, c->cap - c->len);
+        n = read(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len);
     while (n < 0 && errno == EINTR);
     if (n < 0) {
         char msg[160];
@@ -85,26 +80,13 @@ static int fill(lf_csv *c, size_t keep)
         c->eof = 1;
         return 0;
     }
-    c->len += (size_t)n;
+    c->in.len += (size_t)n;
     return 1;
 }
 
 static int tmp_add(lf_csv *c, const char *p, size_t n)
 {
-    if (c->tcap - c->tlen < n) {
-        size_t cap = c->tcap ? c->tcap : 256;
-        char *q;
-        while (cap - c->tlen < n)
-            cap *= 2;
-        q = (char *)realloc(c->tmp, cap);
-        if (q == NULL)
-            return -1;
-        c->tmp = q;
-        c->tcap = cap;
-    }
-    memcpy(c->tmp + c->tlen, p, n);
-    c->tlen += n;
-    return 0;
+    return lf_buf_add(&c->tmp, p, n);
 }
 
 static lf_csv_field *add_field(lf_csv *c)
@@ -141,14 +123,14 @@ enum { P_DONE = 1, P_MORE = 0, P_FATAL = -1, P_BAD = -2, P_END = 2 };
  * and parse again from the same start). */
 static int parse(lf_csv *c)
 {
-    const char *b = c->buf;
-    size_t i = c->pos, len = c->len;
+    const char *b = c->in.data;
+    size_t i = c->pos, len = c->in.len;
     long line = c->line;
     const char d = c->delim;
     int eof = c->fd < 0 || c->eof;
 
     c->nf = 0;
-    c->tlen = 0;
+    c->tmp.len = 0;
     c->rec_line = line;
     c->rec_at = c->base + i;
     if (i == len)
@@ -178,7 +160,7 @@ static int parse(lf_csv *c)
                 if (i + 1 < len && b[i + 1] == '"') {
                     if (!f->in_tmp) {
                         f->in_tmp = 1;
-                        f->off = c->tlen;
+                        f->off = c->tmp.len;
                     }
                     if (tmp_add(c, b + seg, i + 1 - seg))
                         return set_err(c, line, (int)c->nf, "out of memory");
@@ -190,7 +172,7 @@ static int parse(lf_csv *c)
                 if (f->in_tmp) {
                     if (tmp_add(c, b + seg, i - seg))
                         return set_err(c, line, (int)c->nf, "out of memory");
-                    f->len = c->tlen - f->off;
+                    f->len = c->tmp.len - f->off;
                 } else {
                     f->s = b + seg;
                     f->len = i - seg;
@@ -243,7 +225,7 @@ static int parse(lf_csv *c)
         size_t k;
         for (k = 0; k < c->nf; k++)
             if (c->f[k].in_tmp)
-                c->f[k].s = c->tmp + c->f[k].off;
+                c->f[k].s = c->tmp.data + c->f[k].off;
     }
     c->pos = i;
     c->line = line;
@@ -281,53 +263,6 @@ void lf_csv_unread(lf_csv *c)
     c->records--;
 }
 
-/* ---------------------------------------------------------------- dedupe */
-
-static uint64_t mix(uint64_t x)
-{
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    x ^= x >> 31;
-    return x;
-}
-
-int lf_csv_seen(lf_csv *c, const char *digits, size_t n, int insert)
-{
-    uint64_t key = 1;
-    size_t i, mask;
-    for (i = 0; i < n; i++)
-        key = key * 10 + (uint64_t)(digits[i] - '0');
-    if (c->set_n * 2 >= c->set_cap) {
-        size_t cap = c->set_cap ? c->set_cap * 2 : 4096, k;
-        uint64_t *s = (uint64_t *)calloc(cap, sizeof *s);
-        if (s == NULL)
-            return -1;
-        for (k = 0; k < c->set_cap; k++) {
-            uint64_t v = c->set[k];
-            if (v) {
-                size_t h = (size_t)mix(v) & (cap - 1);
-                while (s[h])
-                    h = (h + 1) & (cap - 1);
-                s[h] = v;
-            }
-        }
-        free(c->set);
-        c->set = s;
-        c->set_cap = cap;
-    }
-    mask = c->set_cap - 1;
-    for (i = (size_t)mix(key) & mask; c->set[i]; i = (i + 1) & mask)
-        if (c->set[i] == key)
-            return 1;
-    if (insert) {
-        c->set[i] = key;
-        c->set_n++;
-    }
-    return 0;
-}
-
 /* ---------------------------------------------------------------- Lua API */
 
 lf_csv *lf_csv_test(lua_State *L, int idx)
@@ -349,9 +284,9 @@ static int csv_close(lua_State *L)
         close(c->fd);
     c->fd = -1;
     if (c->own_buf)
-        free(c->buf);
-    c->buf = NULL;
-    c->len = c->pos = c->cap = 0;
+        lf_buf_free(&c->in);
+    c->in.data = NULL;
+    c->in.len = c->in.cap = c->pos = 0;
     if (c->strref != LUA_NOREF) {
         luaL_unref(L, LUA_REGISTRYINDEX, c->strref);
         c->strref = LUA_NOREF;
@@ -359,9 +294,7 @@ static int csv_close(lua_State *L)
     free(c->f);
     c->f = NULL;
     c->nf = c->fcap = 0;
-    free(c->tmp);
-    c->tmp = NULL;
-    c->tlen = c->tcap = 0;
+    lf_buf_free(&c->tmp);
     free(c->set);
     c->set = NULL;
     c->set_n = c->set_cap = 0;
@@ -404,14 +337,6 @@ static void set_int(lua_State *L, const char *k, lua_Integer v)
 {
     lua_pushinteger(L, v);
     lua_setfield(L, -2, k);
-}
-
-/* "dev:ino", the identity core.file_id and src:info().file_id compare */
-static void push_file_id(lua_State *L, unsigned long long dev, unsigned long long ino)
-{
-    char s[48];
-    snprintf(s, sizeof s, "%llu:%llu", dev, ino);
-    lua_pushstring(L, s);
 }
 
 static void remember_id(lf_csv *c, const struct stat *st)
@@ -466,21 +391,6 @@ static int csv_check(lua_State *L)
     return 2;
 }
 
-/* core.file_id(path) -> "dev:ino" | nil, message: the identity of the file a path names
- * (links followed), so that two spellings of one file compare equal */
-static int l_file_id(lua_State *L)
-{
-    const char *path = luaL_checkstring(L, 1);
-    struct stat st;
-    if (stat(path, &st) != 0) {
-        lua_pushnil(L);
-        lua_pushstring(L, strerror(errno));
-        return 2;
-    }
-    push_file_id(L, (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
-    return 1;
-}
-
 /* src:info() -> { name, size, bytes, line, records, rows, duplicates, rejected, parts,
  *                 done, columns = { calleeNumber = 1, text1 = 2, ... } } */
 static int csv_info(lua_State *L)
@@ -498,11 +408,11 @@ static int csv_info(lua_State *L)
     set_int(L, "duplicates", (lua_Integer)c->duplicates);
     set_int(L, "rejected", (lua_Integer)c->rejected);
     set_int(L, "parts", (lua_Integer)c->parts);
-    lua_pushboolean(L, (c->fd < 0 || c->eof) && c->pos >= c->len);
+    lua_pushboolean(L, (c->fd < 0 || c->eof) && c->pos >= c->in.len);
     lua_setfield(L, -2, "done");
     if (c->path) {
         char s[160];
-        push_file_id(L, c->id_dev, c->id_ino);
+        lf_push_file_id(L, c->id_dev, c->id_ino);
         lua_setfield(L, -2, "file_id");
         snprintf(s, sizeof s, "%llu:%llu:%llu:%lld.%09lld:%lld.%09lld", c->id_dev, c->id_ino,
                  c->id_size, c->id_mtime[0], c->id_mtime[1], c->id_ctime[0], c->id_ctime[1]);
@@ -699,10 +609,10 @@ static int start(lua_State *L, lf_csv *c, int ud, const colmap *m)
     /* skip a byte order mark */
     if (c->fd >= 0 && fill(c, 0) < 0)
         return open_fail(L, c, 0, c->err);
-    if (c->len >= 2 && ((unsigned char)c->buf[0] == 0xFF || (unsigned char)c->buf[0] == 0xFE) &&
-        ((unsigned char)c->buf[1] == 0xFE || (unsigned char)c->buf[1] == 0xFF))
+    if (c->in.len >= 2 && ((unsigned char)c->in.data[0] == 0xFF || (unsigned char)c->in.data[0] == 0xFE) &&
+        ((unsigned char)c->in.data[1] == 0xFE || (unsigned char)c->in.data[1] == 0xFF))
         return open_fail(L, c, 1, "the file is UTF-16: save it as UTF-8");
-    if (c->len >= 3 && memcmp(c->buf, "\xEF\xBB\xBF", 3) == 0)
+    if (c->in.len >= 3 && memcmp(c->in.data, "\xEF\xBB\xBF", 3) == 0)
         c->pos = 3;
 
     if (!m->header) {
@@ -855,8 +765,8 @@ static int l_csv_string(lua_State *L)
     read_opts(L, c, 2, &m);
     lua_pushvalue(L, 1);
     c->strref = luaL_ref(L, LUA_REGISTRYINDEX);
-    c->buf = (char *)s;
-    c->len = c->cap = n;
+    c->in.data = (char *)s;
+    c->in.len = c->in.cap = n;
     c->size = n;
     c->eof = 1;
     lua_pushvalue(L, 3);
@@ -878,7 +788,6 @@ int laaffic_csv_open(lua_State *L)
         {"__tostring", csv_tostring}, {NULL, NULL}};
     static const luaL_Reg funcs[] = {
         {"csv_file", l_csv_file}, {"csv_string", l_csv_string}, {"is_csv", l_is_csv},
-        {"file_id", l_file_id},
         {NULL, NULL}};
     lf_newclass(L, LAAFFIC_CSV_MT, methods);
     lua_pop(L, 1);

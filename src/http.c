@@ -17,17 +17,13 @@
 #include <time.h>
 #include <curl/curl.h>
 
-#include "buffer.h"
+#include "body.h"
+#include "buf.h"
 #include "compat.h"
 #include "laaffic.h"
 
 #define HTTP_MT "laaffic.http"
 #define DEFAULT_MAX_RESPONSE (1024 * 1024)
-
-typedef struct cbuf {
-    char *data;
-    size_t len, cap;
-} cbuf;
 
 struct lf_multi;
 
@@ -37,37 +33,12 @@ typedef struct lf_http {
     lf_body *sending;        /* the body that multi transfer sends (held busy), or NULL */
     struct curl_slist *hdrs; /* the request's headers, freed after each perform */
     struct curl_slist *resolve; /* opts.resolve: "host:port:address" entries */
-    cbuf body, head;         /* the response */
+    lf_buf body, head;         /* the response */
     size_t max_response;
     int too_large, oom;
     int reuse;
     char errbuf[CURL_ERROR_SIZE];
 } lf_http;
-
-static int cbuf_add(cbuf *b, const char *p, size_t n)
-{
-    if (b->cap - b->len < n) {
-        size_t cap = b->cap ? b->cap * 2 : 4096;
-        char *q;
-        while (cap - b->len < n)
-            cap *= 2;
-        q = (char *)realloc(b->data, cap);
-        if (q == NULL)
-            return -1;
-        b->data = q;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, p, n);
-    b->len += n;
-    return 0;
-}
-
-static void cbuf_free(cbuf *b)
-{
-    free(b->data);
-    b->data = NULL;
-    b->len = b->cap = 0;
-}
 
 static size_t on_body(char *p, size_t size, size_t n, void *ud)
 {
@@ -77,7 +48,7 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
         h->too_large = 1;
         return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
     }
-    if (cbuf_add(&h->body, p, len)) {
+    if (lf_buf_add(&h->body, p, len)) {
         h->oom = 1;
         return 0;
     }
@@ -95,7 +66,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
         h->too_large = 1;
         return 0;
     }
-    if (cbuf_add(&h->head, p, len)) {
+    if (lf_buf_add(&h->head, p, len)) {
         h->oom = 1;
         return 0;
     }
@@ -130,8 +101,8 @@ static int http_close(lua_State *L)
         curl_slist_free_all(h->resolve);
         h->resolve = NULL;
     }
-    cbuf_free(&h->body);
-    cbuf_free(&h->head);
+    lf_buf_free(&h->body);
+    lf_buf_free(&h->head);
     return 0;
 }
 
@@ -480,8 +451,8 @@ static lf_body *prepare(lua_State *L, lf_http *h, int base)
     }
     if (b != NULL) {
         luaL_argcheck(L, !b->closed, base + 3, "the body was closed");
-        data = b->data;
-        dlen = b->len;
+        data = b->buf.data;
+        dlen = b->buf.len;
     }
     h->body.len = h->head.len = 0;
     h->too_large = h->oom = 0;
@@ -526,7 +497,7 @@ static int finish(lua_State *L, lf_http *h, CURLcode rc)
         const char *kind = kind_of(rc, h, &sent);
         /* what a failed transfer received is not needed: free a large buffer now */
         if (h->body.cap > 64 * 1024)
-            cbuf_free(&h->body);
+            lf_buf_free(&h->body);
         lua_pushnil(L);
         if (too_large)
             lua_pushfstring(L, "the response was larger than %d bytes", (int)h->max_response);
@@ -566,7 +537,7 @@ static int finish(lua_State *L, lf_http *h, CURLcode rc)
     lua_setfield(L, -2, "time");
     /* keep a large response buffer from pinning memory between calls */
     if (h->body.cap > 64 * 1024)
-        cbuf_free(&h->body);
+        lf_buf_free(&h->body);
     return 1;
 }
 
