@@ -14,10 +14,11 @@
 #include <lua.h>
 
 #include "buf.h"
+#include "rules.h"
 #include "laaffic.h"
 
 #define LAAFFIC_CSV_MT "laaffic.csv"
-#define LF_CSV_NKEYS 11 /* calleeNumber, text1..text10 */
+#define LF_CSV_NKEYS LF_ROW_NKEYS /* calleeNumber, text1..text10 (rules.h) */
 
 typedef struct lf_csv_field {
     const char *s;
