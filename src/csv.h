@@ -19,6 +19,7 @@
 
 #define LAAFFIC_CSV_MT "laaffic.csv"
 #define LF_CSV_NKEYS LF_ROW_NKEYS /* calleeNumber, text1..text10 (rules.h) */
+#define LF_CSV_MAX_COLUMNS 4096
 
 typedef struct lf_csv_field {
     const char *s;
@@ -67,6 +68,9 @@ typedef struct lf_csv {
     int err_col;
 } lf_csv;
 
+/* Keeps in[keep..len) of the input and reads a block after it: 1 read, 0 at the end,
+ * -1 on an error (c->err). */
+LAAFFIC_INTERNAL int lf_csv_fill(lf_csv *c, size_t keep);
 /* Reads the next record into c->f[0..c->nf). Returns 1, 0 at the end, -1 on an error
  * that ends the source (an unterminated quote, a read error, a record too long), or -2
  * on a malformed record that was skipped (text after a closing quote). Errors set
