@@ -1,10 +1,12 @@
-/* sys.c - what the command-line tool asks of the system, without a shell-out: a file's
- * identity and permission bits (core.file_id), and whether a descriptor is a terminal
- * (core.isatty). */
+/* sys.c - what the Lua layer asks of the system: a file's identity and permission bits
+ * (core.file_id) and whether a descriptor is a terminal (core.isatty), which spare the
+ * command-line tool its shell-outs; a monotonic clock and a sleep (core.now, core.sleep)
+ * for the retry backoff outside nginx. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "compat.h"
@@ -43,9 +45,33 @@ static int l_isatty(lua_State *L)
     return 1;
 }
 
+/* core.sleep(seconds): blocks the calling thread (the retry backoff outside nginx; inside
+ * nginx the Lua layer uses ngx.sleep instead). */
+static int l_sleep(lua_State *L)
+{
+    lua_Number sec = luaL_checknumber(L, 1);
+    struct timespec ts;
+    luaL_argcheck(L, sec >= 0 && sec <= 3600, 1, "seconds must be from 0 to 3600");
+    ts.tv_sec = (time_t)sec;
+    ts.tv_nsec = (long)((sec - (lua_Number)ts.tv_sec) * 1e9);
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+    return 0;
+}
+
+/* core.now() -> seconds from a monotonic clock, for durations. */
+static int l_now(lua_State *L)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+    return 1;
+}
+
 int laaffic_sys_open(lua_State *L)
 {
-    static const luaL_Reg funcs[] = {{"file_id", l_file_id}, {"isatty", l_isatty}, {NULL, NULL}};
+    static const luaL_Reg funcs[] = {{"file_id", l_file_id}, {"isatty", l_isatty},
+                                     {"sleep", l_sleep}, {"now", l_now}, {NULL, NULL}};
     lf_setfuncs(L, funcs, 0);
     return 0;
 }
