@@ -143,6 +143,32 @@ static int opt_bool(lua_State *L, int t, const char *name, int def)
             return luaL_error(L, "laaffic.http: libcurl refused option " #o);            \
     } while (0)
 
+/* opts.resolve: a list of "host:port:address" entries (curl's --resolve). */
+static int set_resolve(lua_State *L, lf_http *h, int t)
+{
+    lua_getfield(L, t, "resolve");
+    if (!lua_isnil(L, -1)) {
+        size_t i, n;
+        if (lua_type(L, -1) != LUA_TTABLE)
+            return luaL_error(L, "laaffic.http: option resolve must be a list of \"host:port:address\"");
+        n = lf_rawlen(L, -1);
+        for (i = 1; i <= n; i++) {
+            struct curl_slist *l;
+            lua_rawgeti(L, -1, (lua_Integer)i);
+            if (lua_type(L, -1) != LUA_TSTRING)
+                return luaL_error(L, "laaffic.http: option resolve must be a list of \"host:port:address\"");
+            l = curl_slist_append(h->resolve, lua_tostring(L, -1));
+            if (l == NULL)
+                return luaL_error(L, "laaffic.http: out of memory");
+            h->resolve = l;
+            lua_pop(L, 1);
+        }
+        SETOPT(h, CURLOPT_RESOLVE, h->resolve);
+    }
+    lua_pop(L, 1);
+    return 0;
+}
+
 /* core.http([opts]) -> handle.
  * opts: connect_timeout (s, default 10), timeout (s, total deadline, default 60),
  * proxy, cafile, capath, user_agent, insecure (default false), http2 (default true),
@@ -207,26 +233,7 @@ static int http_new(lua_State *L)
         SETOPT(h, CURLOPT_PROXY, s);
     s = opt_string(L, t, "user_agent", 1);
     SETOPT(h, CURLOPT_USERAGENT, s ? s : "laaffic/" LAAFFIC_VERSION);
-    lua_getfield(L, t, "resolve");
-    if (!lua_isnil(L, -1)) {
-        size_t i, n;
-        if (lua_type(L, -1) != LUA_TTABLE)
-            return luaL_error(L, "laaffic.http: option resolve must be a list of \"host:port:address\"");
-        n = lf_rawlen(L, -1);
-        for (i = 1; i <= n; i++) {
-            struct curl_slist *l;
-            lua_rawgeti(L, -1, (lua_Integer)i);
-            if (lua_type(L, -1) != LUA_TSTRING)
-                return luaL_error(L, "laaffic.http: option resolve must be a list of \"host:port:address\"");
-            l = curl_slist_append(h->resolve, lua_tostring(L, -1));
-            if (l == NULL)
-                return luaL_error(L, "laaffic.http: out of memory");
-            h->resolve = l;
-            lua_pop(L, 1);
-        }
-        SETOPT(h, CURLOPT_RESOLVE, h->resolve);
-    }
-    lua_pop(L, 1);
+    set_resolve(L, h, t);
     if (!h->reuse) {
         SETOPT(h, CURLOPT_FORBID_REUSE, 1L);
         SETOPT(h, CURLOPT_FRESH_CONNECT, 1L);
