@@ -64,7 +64,7 @@ static int body_len(lua_State *L)
 }
 
 /* body:close(): the body is empty afterwards; its bytes are freed now, or when the
- * last transfer sending them ends (see buffer.h). */
+ * last transfer sending them ends (see body.h). */
 static int body_close(lua_State *L)
 {
     lf_body *b = lf_body_check(L, 1);

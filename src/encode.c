@@ -24,7 +24,6 @@ int lf_fail(enc *e, int code, const char *fmt, ...)
     return -1;
 }
 
-
 /* A rule laaffic infers but the vendor's pages do not state: the request is written as
  * given and { field, message, code } goes to info.warnings; with opts.strict it fails like
  * a stated rule. Returns 0, or -1 (strict). */
