@@ -64,15 +64,28 @@ static int bad_row(enc *e, lf_csv *c, int depth)
     return 0;
 }
 
+#if defined(__GNUC__)
+#define lowest_bit(p) __builtin_ctz(p)
+#else
+static int lowest_bit(unsigned p)
+{
+    int j = 0;
+    while (!(p & 1u)) {
+        p >>= 1;
+        j++;
+    }
+    return j;
+}
+#endif
+
 /* Writes row r after a comma unless it is the part's first; the closing brace too. */
 static int put_csv_row(enc *e, const lf_csv_row *r)
 {
     slot v[LF_ROW_NKEYS];
     size_t need = 64;
-    int j;
-    for (j = 0; j < LF_ROW_NKEYS; j++) {
-        if (!((r->present >> j) & 1u))
-            continue;
+    unsigned p;
+    for (p = r->present; p; p &= p - 1) { /* the slots present, lowest first */
+        int j = lowest_bit(p);
         v[j].type = LUA_TSTRING;
         v[j].s = r->s[j];
         v[j].len = r->len[j];
@@ -87,9 +100,12 @@ static int put_csv_row(enc *e, const lf_csv_row *r)
 /* Every 1024 rows, extrapolates the part's size from the file's (see lf_grow). */
 static void estimate_rows(enc *e, lf_csv *c, unsigned long long from)
 {
-    unsigned long long size, at = lf_csv_at(c, &size);
+    unsigned long long size, at;
     double per, left, total;
-    if ((e->rows & 1023) != 0 || size == 0)
+    if ((e->rows & 1023) != 0)
+        return;
+    at = lf_csv_at(c, &size);
+    if (size == 0)
         return;
     per = (double)(at - from) / (double)e->rows;
     left = per > 0 ? (double)(size > at ? size - at : 0) / per : 0;
