@@ -86,6 +86,9 @@ LAAFFIC_INTERNAL int lf_warn(enc *e, int code, const char *fmt, ...);
 /* Pushes the field path, e.g. "numberInfoList[3].calleeNumber". */
 LAAFFIC_INTERNAL void lf_path_push(lua_State *L, const enc *e);
 
+/* Inside the encoder's files the helpers keep their short names; the symbols carry the
+ * lf_ prefix, since the fuzz harnesses link these objects statically beside libc (which
+ * has a warn of its own). */
 #define fail lf_fail
 #define warn lf_warn
 
