@@ -31,7 +31,9 @@ else
 endif
 
 BUILD      := build/$(LUA)
-SRC        := src/core.c src/sign.c src/encode.c src/buffer.c src/http.c src/csv.c
+SRC        := src/core.c src/sign.c src/encode.c src/json.c src/rules.c src/rows.c \
+              src/rows_csv.c src/rows_jit.c src/body.c src/http.c src/csv.c src/csv_row.c src/csv_source.c \
+              src/sys.c src/multi.c
 HDR        := $(wildcard src/*.h)
 OBJ        := $(SRC:src/%.c=$(BUILD)/obj/%.o)
 

@@ -30,8 +30,10 @@ build = {
    type = "builtin",
    modules = {
       ["laaffic.core"] = {
-         sources = { "src/core.c", "src/sign.c", "src/encode.c", "src/buffer.c", "src/http.c",
-                     "src/csv.c" },
+         sources = { "src/core.c", "src/sign.c", "src/encode.c", "src/json.c", "src/rules.c",
+                     "src/rows.c", "src/rows_csv.c", "src/rows_jit.c", "src/body.c",
+                     "src/http.c", "src/csv.c", "src/csv_row.c", "src/csv_source.c",
+                     "src/sys.c", "src/multi.c" },
          defines = { "LAAFFIC_VERSION=\"" .. version:match("^[^-]+") .. "\"" },
          incdirs = { "$(OPENSSL_INCDIR)", "$(CURL_INCDIR)" },
          libdirs = { "$(OPENSSL_LIBDIR)", "$(CURL_LIBDIR)" },

@@ -100,9 +100,9 @@ describe("jit_rows", function()
     end
     local real = require("laaffic.jit_rows")
     local calls, spans = 0, {}
-    package.loaded["laaffic.jit_rows"] = function(list, i, last, e, api)
+    package.loaded["laaffic.jit_rows"] = function(list, i, last, e, api, cdef)
       calls = calls + 1
-      local stop = real(list, i, last, e, api)
+      local stop = real(list, i, last, e, api, cdef)
       spans[#spans + 1] = { i, stop }
       return stop
     end
@@ -207,9 +207,9 @@ describe("jit_rows", function()
       function(_, i) return i - 1 end,          -- before the start
       function(_, _, last) return last + 2 end, -- past the end
       function() return 0 / 0 end,
-      function(list, i, last, e, api) real(list, i, last, e, api); error("after writing") end,
-      function(list, i, last, e, api) real(list, i, last, e, api); return i end,
-      function(list, i, _, e, api) return real(list, i, i + 9, e, api) end, -- stops early
+      function(list, i, last, e, api, cdef) real(list, i, last, e, api, cdef); error("after writing") end,
+      function(list, i, last, e, api, cdef) real(list, i, last, e, api, cdef); return i end,
+      function(list, i, _, e, api, cdef) return real(list, i, i + 9, e, api, cdef) end, -- stops early
     }
     for n, w in ipairs(bad) do
       package.loaded["laaffic.jit_rows"] = w

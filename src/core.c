@@ -13,5 +13,6 @@ int luaopen_laaffic_core(lua_State *L)
     laaffic_encode_open(L);
     laaffic_http_open(L);
     laaffic_csv_open(L);
+    laaffic_sys_open(L);
     return 1;
 }

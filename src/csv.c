@@ -1,8 +1,5 @@
-/* csv.c - the CSV reader behind core.csv_file and core.csv_string.
- *
- *   local src = core.csv_file("list.csv", { columns = { calleeNumber = "phone" } })
- *   local body, info = core.encode_body{ taskName = "x", agentId = 1, appId = "a",
- *                                        numberInfoList = src }
+/* csv.c - the CSV reader: records parsed from a file read in blocks, or from a string
+ * (the Lua object around it is csv_source.c; a record as an encoder row, csv_row.c).
  *
  * RFC 4180: fields separated by a delimiter (default ','), records by CRLF or LF (a lone
  * CR too); a field in double quotes may hold delimiters, line breaks and doubled quotes.
@@ -13,16 +10,11 @@
  * Files are read in blocks into a buffer that holds the current record; compaction
  * drops what was parsed, so memory is the block size plus the longest record. */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
-#include <lauxlib.h>
-
-#include "compat.h"
 #include "csv.h"
 
 /* The read block. The fuzz build makes it small (fuzz/fuzz.mk) so that its inputs of a
@@ -32,11 +24,7 @@
 #endif
 #define BLOCK LF_CSV_BLOCK
 #define MAX_RECORD (16 * 1024 * 1024)
-#define MAX_COLUMNS 4096
 
-static const char *const KEYS[LF_CSV_NKEYS] = {
-    "calleeNumber", "text1", "text2", "text3", "text4", "text5",
-    "text6",        "text7", "text8", "text9", "text10"};
 
 static int set_err(lf_csv *c, long line, int col, const char *msg)
 {
@@ -50,31 +38,27 @@ static int set_err(lf_csv *c, long line, int col, const char *msg)
 
 /* Keeps buf[keep..len), reads more after it. Returns 1 read something, 0 at the end of
  * the file, -1 on an error. */
-static int fill(lf_csv *c, size_t keep)
+int lf_csv_fill(lf_csv *c, size_t keep)
 {
     ssize_t n;
     if (c->fd < 0 || c->eof)
         return 0;
     if (keep > 0) {
-        memmove(c->buf, c->buf + keep, c->len - keep);
-        c->len -= keep;
+        memmove(c->in.data, c->in.data + keep, c->in.len - keep);
+        c->in.len -= keep;
         c->pos -= keep;
         c->base += keep;
     }
-    if (c->cap - c->len < BLOCK / 4) {
-        size_t cap = c->cap ? c->cap * 2 : BLOCK;
-        char *p;
-        if (c->len >= MAX_RECORD)
+    if (c->in.cap - c->in.len < BLOCK / 4) {
+        size_t cap = c->in.cap ? c->in.cap * 2 : BLOCK;
+        if (c->in.len >= MAX_RECORD)
             return set_err(c, c->line, 0,
                            "a record longer than 16 MiB (is a quote left open?)");
-        p = (char *)realloc(c->buf, cap);
-        if (p == NULL)
+        if (lf_buf_grow(&c->in, cap))
             return set_err(c, c->line, 0, "out of memory reading the file");
-        c->buf = p;
-        c->cap = cap;
     }
     do
-        n = read(c->fd, c->buf + c->len, c->cap - c->len);
+        n = read(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len);
     while (n < 0 && errno == EINTR);
     if (n < 0) {
         char msg[160];
@@ -85,26 +69,13 @@ static int fill(lf_csv *c, size_t keep)
         c->eof = 1;
         return 0;
     }
-    c->len += (size_t)n;
+    c->in.len += (size_t)n;
     return 1;
 }
 
 static int tmp_add(lf_csv *c, const char *p, size_t n)
 {
-    if (c->tcap - c->tlen < n) {
-        size_t cap = c->tcap ? c->tcap : 256;
-        char *q;
-        while (cap - c->tlen < n)
-            cap *= 2;
-        q = (char *)realloc(c->tmp, cap);
-        if (q == NULL)
-            return -1;
-        c->tmp = q;
-        c->tcap = cap;
-    }
-    memcpy(c->tmp + c->tlen, p, n);
-    c->tlen += n;
-    return 0;
+    return lf_buf_add(&c->tmp, p, n);
 }
 
 static lf_csv_field *add_field(lf_csv *c)
@@ -112,7 +83,7 @@ static lf_csv_field *add_field(lf_csv *c)
     if (c->nf == c->fcap) {
         size_t cap = c->fcap ? c->fcap * 2 : 16;
         lf_csv_field *f;
-        if (c->nf >= MAX_COLUMNS)
+        if (c->nf >= LF_CSV_MAX_COLUMNS)
             return NULL;
         f = (lf_csv_field *)realloc(c->f, cap * sizeof *f);
         if (f == NULL)
@@ -137,18 +108,80 @@ static size_t count_nl(const char *p, size_t n)
 
 enum { P_DONE = 1, P_MORE = 0, P_FATAL = -1, P_BAD = -2, P_END = 2 };
 
+/* A quoted field, from just after its opening quote (*ip) to just after its closing one;
+ * "" inside is unescaped into the scratch. Returns P_DONE, P_MORE, P_FATAL, or P_BAD for
+ * text after the closing quote (the rest of that line is skipped). */
+static int parse_quoted(lf_csv *c, lf_csv_field *f, int eof, size_t *ip, long *linep)
+{
+    const char *b = c->in.data;
+    size_t i = *ip, len = c->in.len, seg = i;
+    long line = *linep, qline = line;
+    f->quoted = 1;
+    for (;;) {
+        const char *q = (const char *)memchr(b + i, '"', len - i);
+        if (q == NULL) {
+            if (!eof)
+                return P_MORE;
+            return set_err(c, qline, (int)c->nf,
+                           "a quoted field is never closed (its quote opens here)");
+        }
+        line += (long)count_nl(b + i, (size_t)(q - (b + i)));
+        i = (size_t)(q - b);
+        if (i + 1 == len && !eof)
+            return P_MORE; /* "" or " then the end? */
+        if (i + 1 < len && b[i + 1] == '"') {
+            if (!f->in_tmp) {
+                f->in_tmp = 1;
+                f->off = c->tmp.len;
+            }
+            if (tmp_add(c, b + seg, i + 1 - seg))
+                return set_err(c, line, (int)c->nf, "out of memory");
+            i += 2;
+            seg = i;
+            continue;
+        }
+        /* the closing quote */
+        if (f->in_tmp) {
+            if (tmp_add(c, b + seg, i - seg))
+                return set_err(c, line, (int)c->nf, "out of memory");
+            f->len = c->tmp.len - f->off;
+        } else {
+            f->s = b + seg;
+            f->len = i - seg;
+        }
+        i++;
+        break;
+    }
+    if (i < len && b[i] != c->delim && b[i] != '\r' && b[i] != '\n') {
+        /* malformed: skip to the end of the line */
+        int col = (int)c->nf;
+        const char *nl = (const char *)memchr(b + i, '\n', len - i);
+        if (nl == NULL && !eof)
+            return P_MORE;
+        c->pos = nl ? (size_t)(nl - b) + 1 : len;
+        c->line = line + 1;
+        set_err(c, line, col,
+                "text after a closing quote (a quote inside a quoted field is "
+                "written twice: \"\")");
+        return P_BAD;
+    }
+    *ip = i;
+    *linep = line;
+    return P_DONE;
+}
+
 /* Parses one record starting at c->pos. P_MORE: the buffer ended inside it (read more
  * and parse again from the same start). */
 static int parse(lf_csv *c)
 {
-    const char *b = c->buf;
-    size_t i = c->pos, len = c->len;
+    const char *b = c->in.data;
+    size_t i = c->pos, len = c->in.len;
     long line = c->line;
     const char d = c->delim;
     int eof = c->fd < 0 || c->eof;
 
     c->nf = 0;
-    c->tlen = 0;
+    c->tmp.len = 0;
     c->rec_line = line;
     c->rec_at = c->base + i;
     if (i == len)
@@ -157,60 +190,13 @@ static int parse(lf_csv *c)
         lf_csv_field *f = add_field(c);
         if (f == NULL)
             return set_err(c, line, (int)c->nf,
-                           c->nf >= MAX_COLUMNS ? "more than 4096 columns" : "out of memory");
+                           c->nf >= LF_CSV_MAX_COLUMNS ? "more than 4096 columns" : "out of memory");
         f->line = line;
         if (i < len && b[i] == '"') {
-            size_t seg = ++i;
-            long qline = line;
-            f->quoted = 1;
-            for (;;) {
-                const char *q = (const char *)memchr(b + i, '"', len - i);
-                if (q == NULL) {
-                    if (!eof)
-                        return P_MORE;
-                    return set_err(c, qline, (int)c->nf,
-                                   "a quoted field is never closed (its quote opens here)");
-                }
-                line += (long)count_nl(b + i, (size_t)(q - (b + i)));
-                i = (size_t)(q - b);
-                if (i + 1 == len && !eof)
-                    return P_MORE; /* "" or " then the end? */
-                if (i + 1 < len && b[i + 1] == '"') {
-                    if (!f->in_tmp) {
-                        f->in_tmp = 1;
-                        f->off = c->tlen;
-                    }
-                    if (tmp_add(c, b + seg, i + 1 - seg))
-                        return set_err(c, line, (int)c->nf, "out of memory");
-                    i += 2;
-                    seg = i;
-                    continue;
-                }
-                /* the closing quote */
-                if (f->in_tmp) {
-                    if (tmp_add(c, b + seg, i - seg))
-                        return set_err(c, line, (int)c->nf, "out of memory");
-                    f->len = c->tlen - f->off;
-                } else {
-                    f->s = b + seg;
-                    f->len = i - seg;
-                }
-                i++;
-                break;
-            }
-            if (i < len && b[i] != d && b[i] != '\r' && b[i] != '\n') {
-                /* malformed: skip to the end of the line */
-                int col = (int)c->nf;
-                const char *nl = (const char *)memchr(b + i, '\n', len - i);
-                if (nl == NULL && !eof)
-                    return P_MORE;
-                c->pos = nl ? (size_t)(nl - b) + 1 : len;
-                c->line = line + 1;
-                set_err(c, line, col,
-                        "text after a closing quote (a quote inside a quoted field is "
-                        "written twice: \"\")");
-                return P_BAD;
-            }
+            int r;
+            i++;
+            if ((r = parse_quoted(c, f, eof, &i, &line)) != P_DONE)
+                return r;
         } else {
             size_t j = i;
             while (j < len && b[j] != d && b[j] != '\n' && b[j] != '\r')
@@ -243,7 +229,7 @@ static int parse(lf_csv *c)
         size_t k;
         for (k = 0; k < c->nf; k++)
             if (c->f[k].in_tmp)
-                c->f[k].s = c->tmp + c->f[k].off;
+                c->f[k].s = c->tmp.data + c->f[k].off;
     }
     c->pos = i;
     c->line = line;
@@ -257,7 +243,7 @@ int lf_csv_next(lf_csv *c)
     for (;;) {
         int r = parse(c);
         if (r == P_MORE) {
-            int f = fill(c, c->pos);
+            int f = lf_csv_fill(c, c->pos);
             if (f < 0)
                 return -1;
             continue; /* parse again: at eof it decides */
@@ -281,607 +267,3 @@ void lf_csv_unread(lf_csv *c)
     c->records--;
 }
 
-/* ---------------------------------------------------------------- dedupe */
-
-static uint64_t mix(uint64_t x)
-{
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    x ^= x >> 31;
-    return x;
-}
-
-int lf_csv_seen(lf_csv *c, const char *digits, size_t n, int insert)
-{
-    uint64_t key = 1;
-    size_t i, mask;
-    for (i = 0; i < n; i++)
-        key = key * 10 + (uint64_t)(digits[i] - '0');
-    if (c->set_n * 2 >= c->set_cap) {
-        size_t cap = c->set_cap ? c->set_cap * 2 : 4096, k;
-        uint64_t *s = (uint64_t *)calloc(cap, sizeof *s);
-        if (s == NULL)
-            return -1;
-        for (k = 0; k < c->set_cap; k++) {
-            uint64_t v = c->set[k];
-            if (v) {
-                size_t h = (size_t)mix(v) & (cap - 1);
-                while (s[h])
-                    h = (h + 1) & (cap - 1);
-                s[h] = v;
-            }
-        }
-        free(c->set);
-        c->set = s;
-        c->set_cap = cap;
-    }
-    mask = c->set_cap - 1;
-    for (i = (size_t)mix(key) & mask; c->set[i]; i = (i + 1) & mask)
-        if (c->set[i] == key)
-            return 1;
-    if (insert) {
-        c->set[i] = key;
-        c->set_n++;
-    }
-    return 0;
-}
-
-/* ---------------------------------------------------------------- Lua API */
-
-lf_csv *lf_csv_test(lua_State *L, int idx)
-{
-    lf_csv *c = (lf_csv *)lua_touserdata(L, idx);
-    if (c == NULL || !lua_getmetatable(L, idx))
-        return NULL;
-    luaL_getmetatable(L, LAAFFIC_CSV_MT);
-    if (!lua_rawequal(L, -1, -2))
-        c = NULL;
-    lua_pop(L, 2);
-    return c;
-}
-
-static int csv_close(lua_State *L)
-{
-    lf_csv *c = (lf_csv *)luaL_checkudata(L, 1, LAAFFIC_CSV_MT);
-    if (c->fd >= 0)
-        close(c->fd);
-    c->fd = -1;
-    if (c->own_buf)
-        free(c->buf);
-    c->buf = NULL;
-    c->len = c->pos = c->cap = 0;
-    if (c->strref != LUA_NOREF) {
-        luaL_unref(L, LUA_REGISTRYINDEX, c->strref);
-        c->strref = LUA_NOREF;
-    }
-    free(c->f);
-    c->f = NULL;
-    c->nf = c->fcap = 0;
-    free(c->tmp);
-    c->tmp = NULL;
-    c->tlen = c->tcap = 0;
-    free(c->set);
-    c->set = NULL;
-    c->set_n = c->set_cap = 0;
-    free(c->path);
-    c->path = NULL;
-    c->closed = 1;
-    return 0;
-}
-
-/* __gc: close, and free the name, which messages about a closed reader still use (an
- * encode that a finalizer closed its reader under names it) */
-static int csv_gc(lua_State *L)
-{
-    lf_csv *c = (lf_csv *)luaL_checkudata(L, 1, LAAFFIC_CSV_MT);
-    csv_close(L);
-    free(c->name);
-    c->name = NULL;
-    return 0;
-}
-
-static lf_csv *check_csv(lua_State *L)
-{
-    lf_csv *c = (lf_csv *)luaL_checkudata(L, 1, LAAFFIC_CSV_MT);
-    if (c->closed)
-        luaL_error(L, "laaffic.csv: the source is closed");
-    return c;
-}
-
-static int csv_tostring(lua_State *L)
-{
-    lf_csv *c = (lf_csv *)luaL_checkudata(L, 1, LAAFFIC_CSV_MT);
-    if (c->closed)
-        lua_pushliteral(L, "laaffic.csv (closed)");
-    else
-        lua_pushfstring(L, "laaffic.csv (%s, line %d)", c->name, (int)c->line);
-    return 1;
-}
-
-static void set_int(lua_State *L, const char *k, lua_Integer v)
-{
-    lua_pushinteger(L, v);
-    lua_setfield(L, -2, k);
-}
-
-/* "dev:ino", the identity core.file_id and src:info().file_id compare */
-static void push_file_id(lua_State *L, unsigned long long dev, unsigned long long ino)
-{
-    char s[48];
-    snprintf(s, sizeof s, "%llu:%llu", dev, ino);
-    lua_pushstring(L, s);
-}
-
-static void remember_id(lf_csv *c, const struct stat *st)
-{
-    c->id_dev = (unsigned long long)st->st_dev;
-    c->id_ino = (unsigned long long)st->st_ino;
-    c->id_size = (unsigned long long)st->st_size;
-    c->id_mtime[0] = (long long)st->st_mtim.tv_sec;
-    c->id_mtime[1] = (long long)st->st_mtim.tv_nsec;
-    c->id_ctime[0] = (long long)st->st_ctim.tv_sec;
-    c->id_ctime[1] = (long long)st->st_ctim.tv_nsec;
-}
-
-/* src:check() -> true | nil, why: is the file still the one opened, unchanged? (A
- * string or a pipe always is.) Its path gives the identity (renamed over, removed), its
- * descriptor size and times (a truncation, an append, a rewrite of the same size). */
-static int csv_check(lua_State *L)
-{
-    lf_csv *c = (lf_csv *)luaL_checkudata(L, 1, LAAFFIC_CSV_MT);
-    struct stat st;
-    const char *why = NULL;
-    char tmp[120];
-    if (c->closed || c->path == NULL || c->fd < 0) {
-        lua_pushboolean(L, 1);
-        return 1;
-    }
-    if (stat(c->path, &st) != 0) {
-        snprintf(tmp, sizeof tmp, "its path no longer names it: %s", strerror(errno));
-        why = tmp;
-    } else if ((unsigned long long)st.st_dev != c->id_dev ||
-               (unsigned long long)st.st_ino != c->id_ino) {
-        why = "it was replaced: its path now names another file";
-    } else if (fstat(c->fd, &st) != 0) {
-        snprintf(tmp, sizeof tmp, "cannot check it: %s", strerror(errno));
-        why = tmp;
-    } else if ((unsigned long long)st.st_size != c->id_size) {
-        snprintf(tmp, sizeof tmp, "its size changed from %llu to %llu bytes", c->id_size,
-                 (unsigned long long)st.st_size);
-        why = tmp;
-    } else if ((long long)st.st_mtim.tv_sec != c->id_mtime[0] ||
-               (long long)st.st_mtim.tv_nsec != c->id_mtime[1] ||
-               (long long)st.st_ctim.tv_sec != c->id_ctime[0] ||
-               (long long)st.st_ctim.tv_nsec != c->id_ctime[1]) {
-        why = "it was modified (its size is the same, its modification time is not)";
-    }
-    if (why == NULL) {
-        lua_pushboolean(L, 1);
-        return 1;
-    }
-    lua_pushnil(L);
-    lua_pushstring(L, why);
-    return 2;
-}
-
-/* core.file_id(path) -> "dev:ino" | nil, message: the identity of the file a path names
- * (links followed), so that two spellings of one file compare equal */
-static int l_file_id(lua_State *L)
-{
-    const char *path = luaL_checkstring(L, 1);
-    struct stat st;
-    if (stat(path, &st) != 0) {
-        lua_pushnil(L);
-        lua_pushstring(L, strerror(errno));
-        return 2;
-    }
-    push_file_id(L, (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
-    return 1;
-}
-
-/* src:info() -> { name, size, bytes, line, records, rows, duplicates, rejected, parts,
- *                 done, columns = { calleeNumber = 1, text1 = 2, ... } } */
-static int csv_info(lua_State *L)
-{
-    lf_csv *c = check_csv(L);
-    int k;
-    lua_createtable(L, 0, 11);
-    lua_pushstring(L, c->name);
-    lua_setfield(L, -2, "name");
-    set_int(L, "size", (lua_Integer)c->size);
-    set_int(L, "bytes", (lua_Integer)(c->base + c->pos));
-    set_int(L, "line", (lua_Integer)c->line);
-    set_int(L, "records", (lua_Integer)c->records);
-    set_int(L, "rows", (lua_Integer)c->rows);
-    set_int(L, "duplicates", (lua_Integer)c->duplicates);
-    set_int(L, "rejected", (lua_Integer)c->rejected);
-    set_int(L, "parts", (lua_Integer)c->parts);
-    lua_pushboolean(L, (c->fd < 0 || c->eof) && c->pos >= c->len);
-    lua_setfield(L, -2, "done");
-    if (c->path) {
-        char s[160];
-        push_file_id(L, c->id_dev, c->id_ino);
-        lua_setfield(L, -2, "file_id");
-        snprintf(s, sizeof s, "%llu:%llu:%llu:%lld.%09lld:%lld.%09lld", c->id_dev, c->id_ino,
-                 c->id_size, c->id_mtime[0], c->id_mtime[1], c->id_ctime[0], c->id_ctime[1]);
-        lua_pushstring(L, s);
-        lua_setfield(L, -2, "identity");
-    }
-    lua_createtable(L, 0, LF_CSV_NKEYS);
-    for (k = 0; k < LF_CSV_NKEYS; k++) {
-        if (c->map[k] >= 0) {
-            lua_pushinteger(L, c->map[k] + 1);
-            lua_setfield(L, -2, KEYS[k]);
-        }
-    }
-    lua_setfield(L, -2, "columns");
-    return 1;
-}
-
-static int key_index(const char *k, size_t n)
-{
-    int j;
-    for (j = 0; j < LF_CSV_NKEYS; j++)
-        if (strlen(KEYS[j]) == n && memcmp(KEYS[j], k, n) == 0)
-            return j;
-    return -1;
-}
-
-/* the header cell, trimmed of spaces and tabs */
-static void trimmed(const lf_csv_field *f, const char **s, size_t *n)
-{
-    const char *p = f->s ? f->s : "";
-    size_t len = f->len;
-    while (len && (*p == ' ' || *p == '\t')) {
-        p++;
-        len--;
-    }
-    while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
-        len--;
-    *s = p;
-    *n = len;
-}
-
-static int ieq(const char *a, size_t an, const char *b)
-{
-    size_t i, bn = strlen(b);
-    if (an != bn)
-        return 0;
-    for (i = 0; i < an; i++) {
-        char x = a[i], y = b[i];
-        if (x >= 'A' && x <= 'Z')
-            x = (char)(x + 32);
-        if (y >= 'A' && y <= 'Z')
-            y = (char)(y + 32);
-        if (x != y)
-            return 0;
-    }
-    return 1;
-}
-
-/* Pushes nil, "name:line: message", "invalid", line for a header or format error (the
- * reader is argument 1, and is closed); returns 4. */
-static int open_fail(lua_State *L, lf_csv *c, long line, const char *msg)
-{
-    lua_pushnil(L);
-    if (line > 0)
-        lua_pushfstring(L, "%s:%d: %s", c->name, (int)line, msg);
-    else
-        lua_pushfstring(L, "%s: %s", c->name, msg);
-    lua_pushstring(L, c->fd >= 0 && c->err[0] && strncmp(c->err, "read error", 10) == 0 ?
-                      "io" : "invalid");
-    lua_pushinteger(L, (lua_Integer)line);
-    csv_close(L);
-    return 4;
-}
-
-/* nil, "name: strerror", "io", 0 when the file cannot be opened */
-static int io_fail(lua_State *L, lf_csv *c, const char *why)
-{
-    lua_pushnil(L);
-    lua_pushfstring(L, "%s: %s", c->name, why);
-    lua_pushliteral(L, "io");
-    lua_pushinteger(L, 0);
-    csv_close(L);
-    return 4;
-}
-
-/* What the options say about columns. The mapped header names are strings that
- * read_opts leaves on the Lua stack, so they stay alive whatever changes the table. */
-typedef struct colmap {
-    const char *name[LF_CSV_NKEYS];
-    size_t len[LF_CSV_NKEYS];
-    int col[LF_CSV_NKEYS]; /* > 0: a column number; -1: false (ignored); 0: by name */
-    int header, any;
-} colmap;
-
-/* opts[k] without metamethods (the encoder's rule: options are the table's own fields) */
-static int raw_opt(lua_State *L, int o, const char *k)
-{
-    lua_pushstring(L, k);
-    lua_rawget(L, o);
-    return lua_type(L, -1);
-}
-
-static int opt_flag(lua_State *L, int o, const char *k, int def)
-{
-    int t = raw_opt(L, o, k), v = def;
-    if (t != LUA_TNIL) {
-        if (t != LUA_TBOOLEAN)
-            luaL_argerror(L, 2, lua_pushfstring(L, "opts.%s must be a boolean", k));
-        v = lua_toboolean(L, -1);
-    }
-    lua_pop(L, 1);
-    return v;
-}
-
-/* Reads opts.columns (the table at the top) into m; leaves its values on the stack. */
-static void read_columns(lua_State *L, colmap *m)
-{
-    int cols = lua_gettop(L), k;
-    luaL_argcheck(L, lua_type(L, cols) == LUA_TTABLE, 2,
-                  "opts.columns must map calleeNumber/text1..text10 to a header name or column number");
-    lua_pushnil(L);
-    while (lua_next(L, cols)) {
-        size_t kn;
-        const char *kk;
-        if (lua_type(L, -2) != LUA_TSTRING)
-            luaL_argerror(L, 2, "opts.columns keys must be calleeNumber or text1..text10");
-        kk = lua_tolstring(L, -2, &kn);
-        if (key_index(kk, kn) < 0)
-            luaL_argerror(L, 2, lua_pushfstring(L,
-                "opts.columns: unknown field '%s' (calleeNumber, text1..text10)", kk));
-        lua_pop(L, 1);
-    }
-    for (k = 0; k < LF_CSV_NKEYS; k++) {
-        int t = raw_opt(L, cols, KEYS[k]); /* stays on the stack */
-        if (t == LUA_TNIL)
-            continue;
-        m->any = 1;
-        if (t == LUA_TNUMBER) {
-            lua_Number n = lua_tonumber(L, -1);
-            luaL_argcheck(L, n >= 1 && n <= MAX_COLUMNS && n == (lua_Number)(int)n, 2,
-                          "opts.columns: a column number must be an integer from 1");
-            m->col[k] = (int)n;
-        } else if (t == LUA_TSTRING) {
-            if (!m->header)
-                luaL_argerror(L, 2, "opts.columns: without a header row, map columns by number");
-            m->name[k] = lua_tolstring(L, -1, &m->len[k]);
-        } else if (t == LUA_TBOOLEAN && !lua_toboolean(L, -1)) {
-            m->col[k] = -1; /* false: ignore this column */
-        } else {
-            luaL_argerror(L, 2, "opts.columns values must be a header name, a column number, or false");
-        }
-    }
-}
-
-/* Reads the options (a table at o, or none) into c and m, before the source is opened:
- * a misuse raises while the reader owns nothing but its name. */
-static void read_opts(lua_State *L, lf_csv *c, int o, colmap *m)
-{
-    memset(m, 0, sizeof *m);
-    m->header = 1;
-    c->delim = ',';
-    if (!lua_istable(L, o))
-        return;
-    luaL_checkstack(L, LF_CSV_NKEYS + 8, "laaffic.csv: options");
-    if (raw_opt(L, o, "delimiter") != LUA_TNIL) {
-        size_t n = 0;
-        const char *d = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &n) : "";
-        luaL_argcheck(L, n == 1 && d[0] != '"' && d[0] != '\r' && d[0] != '\n', 2,
-                      "opts.delimiter must be one character other than a quote or a line break");
-        c->delim = d[0];
-    }
-    lua_pop(L, 1);
-    m->header = opt_flag(L, o, "header", 1);
-    c->normalize = opt_flag(L, o, "normalize", 0);
-    c->dedupe = opt_flag(L, o, "dedupe", 0);
-    if (raw_opt(L, o, "columns") != LUA_TNIL)
-        read_columns(L, m); /* the table and its values stay on the stack */
-}
-
-/* Reads the header (if any) and maps the columns. The reader is at stack index `ud`.
- * Returns 1 with the reader on top, or 4 (nil, message, kind, line). */
-static int start(lua_State *L, lf_csv *c, int ud, const colmap *m)
-{
-    int k;
-    for (k = 0; k < LF_CSV_NKEYS; k++)
-        c->map[k] = -1;
-    /* before the header is read: it is the option that is wrong, not the file */
-    if (m->col[0] < 0)
-        return open_fail(L, c, 0, "opts.columns.calleeNumber must not be false");
-    if (!m->header && m->any && m->col[0] == 0)
-        return open_fail(L, c, 0, "opts.columns maps other columns but not calleeNumber "
-                                  "(without a header row, give its column number)");
-
-    /* skip a byte order mark */
-    if (c->fd >= 0 && fill(c, 0) < 0)
-        return open_fail(L, c, 0, c->err);
-    if (c->len >= 2 && ((unsigned char)c->buf[0] == 0xFF || (unsigned char)c->buf[0] == 0xFE) &&
-        ((unsigned char)c->buf[1] == 0xFE || (unsigned char)c->buf[1] == 0xFF))
-        return open_fail(L, c, 1, "the file is UTF-16: save it as UTF-8");
-    if (c->len >= 3 && memcmp(c->buf, "\xEF\xBB\xBF", 3) == 0)
-        c->pos = 3;
-
-    if (!m->header) {
-        for (k = 0; k < LF_CSV_NKEYS; k++)
-            c->map[k] = m->col[k] > 0 ? m->col[k] - 1 : (m->col[k] < 0 || m->any) ? -1 : k;
-    } else {
-        int r = lf_csv_next(c), col;
-        if (r < 0)
-            return open_fail(L, c, c->err_line, c->err);
-        if (r == 0)
-            return open_fail(L, c, 0, "the file is empty: it needs a header row naming calleeNumber");
-        c->records = 0;
-        for (k = 0; k < LF_CSV_NKEYS; k++) {
-            if (m->col[k] > 0) {
-                c->map[k] = m->col[k] - 1;
-                continue;
-            }
-            if (m->col[k] < 0)
-                continue;
-            for (col = 0; col < (int)c->nf; col++) {
-                const char *s;
-                size_t n;
-                trimmed(&c->f[col], &s, &n);
-                if (m->name[k] ? (n == m->len[k] && memcmp(s, m->name[k], n) == 0)
-                               : ieq(s, n, KEYS[k])) {
-                    if (c->map[k] >= 0) {
-                        char msg[160];
-                        snprintf(msg, sizeof msg, "columns %d and %d are both %s", c->map[k] + 1,
-                                 col + 1, KEYS[k]);
-                        return open_fail(L, c, c->rec_line, msg);
-                    }
-                    c->map[k] = col;
-                }
-            }
-            if (m->name[k] && c->map[k] < 0) {
-                lua_pushfstring(L, "opts.columns maps %s to \"%s\", but the header row has no such column",
-                                KEYS[k], m->name[k]);
-                return open_fail(L, c, c->rec_line, lua_tostring(L, -1));
-            }
-        }
-        if (c->map[0] < 0) {
-            /* name the columns it has, so the user sees what to map */
-            luaL_Buffer B;
-            luaL_buffinit(L, &B);
-            luaL_addstring(&B, "the header row has no calleeNumber column (it has: ");
-            for (col = 0; col < (int)c->nf && col < 12; col++) {
-                const char *s;
-                size_t n, j;
-                trimmed(&c->f[col], &s, &n);
-                if (col)
-                    luaL_addstring(&B, ", ");
-                luaL_addchar(&B, '"');
-                for (j = 0; j < n && j < 40; j++) {
-                    char esc[4];
-                    luaL_addlstring(&B, esc, (size_t)lf_show_byte(esc, (unsigned char)s[j], 1));
-                }
-                luaL_addchar(&B, '"');
-            }
-            if (col < (int)c->nf)
-                luaL_addstring(&B, ", ...");
-            luaL_addstring(&B, "); map one with opts.columns = { calleeNumber = \"<name>\" }");
-            luaL_pushresult(&B);
-            return open_fail(L, c, c->rec_line, lua_tostring(L, -1));
-        }
-    }
-    lua_pushvalue(L, ud);
-    return 1;
-}
-
-/* Pushes a new reader named by the string at the top of the stack, in its place. */
-static lf_csv *new_reader(lua_State *L)
-{
-    lf_csv *c = (lf_csv *)lua_newuserdata(L, sizeof *c);
-    memset(c, 0, sizeof *c);
-    c->fd = -1;
-    c->strref = LUA_NOREF;
-    c->line = 1;
-    luaL_getmetatable(L, LAAFFIC_CSV_MT);
-    lua_setmetatable(L, -2);
-    /* the name is still on the stack below: the allocations above may run the collector */
-    c->name = strdup(lua_tostring(L, -2));
-    if (c->name == NULL)
-        luaL_error(L, "laaffic.csv: out of memory");
-    lua_replace(L, -2);
-    return c;
-}
-
-/* Pushes opts.name (read raw), or the value at stack index def. */
-static void push_name(lua_State *L, int o, int def)
-{
-    if (lua_istable(L, o) && raw_opt(L, o, "name") != LUA_TNIL) {
-        luaL_argcheck(L, lua_type(L, -1) == LUA_TSTRING, 2, "opts.name must be a string");
-        return;
-    }
-    if (lua_istable(L, o))
-        lua_pop(L, 1);
-    lua_pushvalue(L, def);
-}
-
-/* core.csv_file(path [, opts]) -> reader | nil, message, kind ("io" or "invalid"), line */
-static int l_csv_file(lua_State *L)
-{
-    lf_csv *c;
-    colmap m;
-    struct stat st;
-    int fd;
-    luaL_checkstring(L, 1);
-    if (!lua_isnoneornil(L, 2))
-        luaL_checktype(L, 2, LUA_TTABLE);
-    lua_settop(L, 2);
-    push_name(L, 2, 1);
-    c = new_reader(L); /* 3 */
-    c->own_buf = 1;
-    read_opts(L, c, 2, &m); /* may raise: nothing is open yet */
-    do
-        fd = open(lua_tostring(L, 1), O_RDONLY | O_CLOEXEC);
-    while (fd < 0 && errno == EINTR);
-    if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
-        c->path = strdup(lua_tostring(L, 1)); /* check() stats the path again */
-    lua_pushvalue(L, 3);
-    lua_replace(L, 1); /* the fail functions close argument 1 */
-    if (fd < 0)
-        return io_fail(L, c, strerror(errno));
-    c->fd = fd;
-    if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode))
-        return io_fail(L, c, "is a directory");
-    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
-        if (c->path == NULL)
-            return io_fail(L, c, "out of memory");
-        c->size = (unsigned long long)st.st_size;
-        remember_id(c, &st);
-    }
-    return start(L, c, 3, &m);
-}
-
-/* core.csv_string(s [, opts]) -> reader | nil, message, "invalid", line */
-static int l_csv_string(lua_State *L)
-{
-    size_t n;
-    const char *s = luaL_checklstring(L, 1, &n);
-    lf_csv *c;
-    colmap m;
-    if (!lua_isnoneornil(L, 2))
-        luaL_checktype(L, 2, LUA_TTABLE);
-    lua_settop(L, 2);
-    lua_pushliteral(L, "<string>");
-    push_name(L, 2, 3);
-    lua_remove(L, 3);
-    c = new_reader(L); /* 3 */
-    read_opts(L, c, 2, &m);
-    lua_pushvalue(L, 1);
-    c->strref = luaL_ref(L, LUA_REGISTRYINDEX);
-    c->buf = (char *)s;
-    c->len = c->cap = n;
-    c->size = n;
-    c->eof = 1;
-    lua_pushvalue(L, 3);
-    lua_replace(L, 1);
-    return start(L, c, 3, &m);
-}
-
-/* core.is_csv(v) -> true if v is a CSV reader (open or closed) */
-static int l_is_csv(lua_State *L)
-{
-    lua_pushboolean(L, lf_csv_test(L, 1) != NULL);
-    return 1;
-}
-
-int laaffic_csv_open(lua_State *L)
-{
-    static const luaL_Reg methods[] = {
-        {"close", csv_close}, {"__gc", csv_gc}, {"info", csv_info}, {"check", csv_check},
-        {"__tostring", csv_tostring}, {NULL, NULL}};
-    static const luaL_Reg funcs[] = {
-        {"csv_file", l_csv_file}, {"csv_string", l_csv_string}, {"is_csv", l_is_csv},
-        {"file_id", l_file_id},
-        {NULL, NULL}};
-    lf_newclass(L, LAAFFIC_CSV_MT, methods);
-    lua_pop(L, 1);
-    lf_setfuncs(L, funcs, 0);
-    return 0;
-}

@@ -3,7 +3,7 @@
  * A "laaffic.csv" userdata reads a file (in blocks, so memory is one block plus the
  * longest record, not the file) or a Lua string (kept referenced, not copied). Its
  * header row is read when it is opened, which maps columns onto calleeNumber and
- * text1..text10. The encoder (encode.c) pulls records with lf_csv_next and writes them
+ * text1..text10. The encoder (rows_csv.c) pulls rows with lf_csv_row and writes them
  * straight into the request body; one reader feeds several tasks in turn when the list
  * is longer than one task may be. */
 #ifndef LAAFFIC_CSV_H
@@ -13,10 +13,13 @@
 #include <stdint.h>
 #include <lua.h>
 
+#include "buf.h"
+#include "rules.h"
 #include "laaffic.h"
 
 #define LAAFFIC_CSV_MT "laaffic.csv"
-#define LF_CSV_NKEYS 11 /* calleeNumber, text1..text10 */
+#define LF_CSV_NKEYS LF_ROW_NKEYS /* calleeNumber, text1..text10 (rules.h) */
+#define LF_CSV_MAX_COLUMNS 4096
 
 typedef struct lf_csv_field {
     const char *s;
@@ -32,8 +35,8 @@ typedef struct lf_csv {
     int fd;                  /* -1: a string source, or closed */
     int strref;              /* registry reference of the source string */
     char *name;              /* for messages: the path, or opts.name, or "<string>" */
-    char *buf;               /* file: bytes buf[0..len); string: the string itself */
-    size_t cap, len, pos;    /* pos: the next byte to parse */
+    lf_buf in;               /* file: the bytes read; string: the string itself (not owned) */
+    size_t pos;              /* the next byte of in to parse */
     unsigned long long base; /* stream offset of buf[0] */
     unsigned long long size; /* the source's size in bytes, 0 if unknown (a pipe) */
     int eof, own_buf, closed;
@@ -46,8 +49,7 @@ typedef struct lf_csv {
     /* the current record */
     lf_csv_field *f;
     size_t nf, fcap;
-    char *tmp;
-    size_t tlen, tcap;
+    lf_buf tmp;              /* fields unescaped ("" inside quotes) */
     long rec_line;
     unsigned long long rec_at; /* stream offset where the current record starts */
     /* columns: map[k] is the 0-based column of key k, or -1 */
@@ -66,6 +68,9 @@ typedef struct lf_csv {
     int err_col;
 } lf_csv;
 
+/* Keeps in[keep..len) of the input and reads a block after it: 1 read, 0 at the end,
+ * -1 on an error (c->err). */
+LAAFFIC_INTERNAL int lf_csv_fill(lf_csv *c, size_t keep);
 /* Reads the next record into c->f[0..c->nf). Returns 1, 0 at the end, -1 on an error
  * that ends the source (an unterminated quote, a read error, a record too long), or -2
  * on a malformed record that was skipped (text after a closing quote). Errors set
@@ -75,9 +80,32 @@ LAAFFIC_INTERNAL int lf_csv_next(lf_csv *c);
  * start is still in the buffer (a refill keeps the record being read), while a position
  * taken before lf_csv_next may not be: skipped blank lines can be dropped by the refill. */
 LAAFFIC_INTERNAL void lf_csv_unread(lf_csv *c);
-/* Has this number (6-18 digits, already checked) been seen? With insert, remembers it.
- * Returns 1 seen, 0 not seen, -1 out of memory. */
-LAAFFIC_INTERNAL int lf_csv_seen(lf_csv *c, const char *digits, size_t n, int insert);
+/* One record as a row for the encoder: slot j (rules.h: calleeNumber, text1..text10) is
+ * s[j], len[j] when bit j of present is set. Its strings live until the next read. */
+typedef struct lf_csv_row {
+    const char *s[LF_CSV_NKEYS];
+    size_t len[LF_CSV_NKEYS];
+    unsigned present;
+    unsigned long duplicates; /* rows skipped before it as duplicates (opts.dedupe) */
+    char num[32];             /* calleeNumber after opts.normalize */
+} lf_csv_row;
+
+/* Reads the next row (csv_row.c), with opts.normalize applied and duplicates skipped
+ * (opts.dedupe). Returns as lf_csv_next does, or -3 out of memory for the dedupe. */
+LAAFFIC_INTERNAL int lf_csv_next_row(lf_csv *c, lf_csv_row *r);
+/* The encoder wrote row r: it counts, and its number is now seen. 0, or -1 (memory). */
+LAAFFIC_INTERNAL int lf_csv_row_kept(lf_csv *c, const lf_csv_row *r);
+/* Where slot j of the current row is (its line, its 1-based column or 0); j -1: the row. */
+LAAFFIC_INTERNAL void lf_csv_where(const lf_csv *c, int j, long *line, int *col);
+/* The error of the last read: message, line, column. */
+LAAFFIC_INTERNAL const char *lf_csv_error(const lf_csv *c, long *line, int *col);
+/* Starts the next part (a task's worth of rows): its number from 1, or 0 when closed. */
+LAAFFIC_INTERNAL int lf_csv_part(lf_csv *c);
+/* A row was rejected (opts.rejects). */
+LAAFFIC_INTERNAL void lf_csv_rejected(lf_csv *c);
+/* The stream offset reached; *size the source's size (0: unknown). */
+LAAFFIC_INTERNAL unsigned long long lf_csv_at(const lf_csv *c, unsigned long long *size);
+
 /* The reader at idx, or NULL if it is not one. */
 LAAFFIC_INTERNAL lf_csv *lf_csv_test(lua_State *L, int idx);
 

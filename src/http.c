@@ -14,60 +14,12 @@
  * are safe to retry). Request headers (which carry Sign) never appear in messages. */
 #include <string.h>
 #include <stdlib.h>
-#include <time.h>
 #include <curl/curl.h>
 
-#include "buffer.h"
 #include "compat.h"
-#include "laaffic.h"
+#include "http.h"
 
-#define HTTP_MT "laaffic.http"
 #define DEFAULT_MAX_RESPONSE (1024 * 1024)
-
-typedef struct cbuf {
-    char *data;
-    size_t len, cap;
-} cbuf;
-
-struct lf_multi;
-
-typedef struct lf_http {
-    CURL *easy;
-    struct lf_multi *multi;  /* the multi it is running in, or NULL */
-    lf_body *sending;        /* the body that multi transfer sends (held busy), or NULL */
-    struct curl_slist *hdrs; /* the request's headers, freed after each perform */
-    struct curl_slist *resolve; /* opts.resolve: "host:port:address" entries */
-    cbuf body, head;         /* the response */
-    size_t max_response;
-    int too_large, oom;
-    int reuse;
-    char errbuf[CURL_ERROR_SIZE];
-} lf_http;
-
-static int cbuf_add(cbuf *b, const char *p, size_t n)
-{
-    if (b->cap - b->len < n) {
-        size_t cap = b->cap ? b->cap * 2 : 4096;
-        char *q;
-        while (cap - b->len < n)
-            cap *= 2;
-        q = (char *)realloc(b->data, cap);
-        if (q == NULL)
-            return -1;
-        b->data = q;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, p, n);
-    b->len += n;
-    return 0;
-}
-
-static void cbuf_free(cbuf *b)
-{
-    free(b->data);
-    b->data = NULL;
-    b->len = b->cap = 0;
-}
 
 static size_t on_body(char *p, size_t size, size_t n, void *ud)
 {
@@ -77,7 +29,7 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
         h->too_large = 1;
         return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
     }
-    if (cbuf_add(&h->body, p, len)) {
+    if (lf_buf_add(&h->body, p, len)) {
         h->oom = 1;
         return 0;
     }
@@ -95,14 +47,14 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
         h->too_large = 1;
         return 0;
     }
-    if (cbuf_add(&h->head, p, len)) {
+    if (lf_buf_add(&h->head, p, len)) {
         h->oom = 1;
         return 0;
     }
     return len;
 }
 
-static lf_http *check_http(lua_State *L, int idx)
+lf_http *lf_http_check(lua_State *L, int idx)
 {
     lf_http *h = (lf_http *)luaL_checkudata(L, idx, HTTP_MT);
     if (h->easy == NULL)
@@ -110,14 +62,13 @@ static lf_http *check_http(lua_State *L, int idx)
     return h;
 }
 
-static void detach(lua_State *L, lf_http *h);
 
 /* close and __gc: idempotent. A handle running in a multi leaves it first. */
 static int http_close(lua_State *L)
 {
     lf_http *h = (lf_http *)luaL_checkudata(L, 1, HTTP_MT);
     if (h->multi)
-        detach(L, h);
+        lf_http_detach(L, h);
     if (h->easy) {
         curl_easy_cleanup(h->easy);
         h->easy = NULL;
@@ -130,8 +81,8 @@ static int http_close(lua_State *L)
         curl_slist_free_all(h->resolve);
         h->resolve = NULL;
     }
-    cbuf_free(&h->body);
-    cbuf_free(&h->head);
+    lf_buf_free(&h->body);
+    lf_buf_free(&h->head);
     return 0;
 }
 
@@ -191,6 +142,32 @@ static int opt_bool(lua_State *L, int t, const char *name, int def)
         if (curl_easy_setopt((h)->easy, (o), (v)) != CURLE_OK)                           \
             return luaL_error(L, "laaffic.http: libcurl refused option " #o);            \
     } while (0)
+
+/* opts.resolve: a list of "host:port:address" entries (curl's --resolve). */
+static int set_resolve(lua_State *L, lf_http *h, int t)
+{
+    lua_getfield(L, t, "resolve");
+    if (!lua_isnil(L, -1)) {
+        size_t i, n;
+        if (lua_type(L, -1) != LUA_TTABLE)
+            return luaL_error(L, "laaffic.http: option resolve must be a list of \"host:port:address\"");
+        n = lf_rawlen(L, -1);
+        for (i = 1; i <= n; i++) {
+            struct curl_slist *l;
+            lua_rawgeti(L, -1, (lua_Integer)i);
+            if (lua_type(L, -1) != LUA_TSTRING)
+                return luaL_error(L, "laaffic.http: option resolve must be a list of \"host:port:address\"");
+            l = curl_slist_append(h->resolve, lua_tostring(L, -1));
+            if (l == NULL)
+                return luaL_error(L, "laaffic.http: out of memory");
+            h->resolve = l;
+            lua_pop(L, 1);
+        }
+        SETOPT(h, CURLOPT_RESOLVE, h->resolve);
+    }
+    lua_pop(L, 1);
+    return 0;
+}
 
 /* core.http([opts]) -> handle.
  * opts: connect_timeout (s, default 10), timeout (s, total deadline, default 60),
@@ -256,26 +233,7 @@ static int http_new(lua_State *L)
         SETOPT(h, CURLOPT_PROXY, s);
     s = opt_string(L, t, "user_agent", 1);
     SETOPT(h, CURLOPT_USERAGENT, s ? s : "laaffic/" LAAFFIC_VERSION);
-    lua_getfield(L, t, "resolve");
-    if (!lua_isnil(L, -1)) {
-        size_t i, n;
-        if (lua_type(L, -1) != LUA_TTABLE)
-            return luaL_error(L, "laaffic.http: option resolve must be a list of \"host:port:address\"");
-        n = lf_rawlen(L, -1);
-        for (i = 1; i <= n; i++) {
-            struct curl_slist *l;
-            lua_rawgeti(L, -1, (lua_Integer)i);
-            if (lua_type(L, -1) != LUA_TSTRING)
-                return luaL_error(L, "laaffic.http: option resolve must be a list of \"host:port:address\"");
-            l = curl_slist_append(h->resolve, lua_tostring(L, -1));
-            if (l == NULL)
-                return luaL_error(L, "laaffic.http: out of memory");
-            h->resolve = l;
-            lua_pop(L, 1);
-        }
-        SETOPT(h, CURLOPT_RESOLVE, h->resolve);
-    }
-    lua_pop(L, 1);
+    set_resolve(L, h, t);
     if (!h->reuse) {
         SETOPT(h, CURLOPT_FORBID_REUSE, 1L);
         SETOPT(h, CURLOPT_FRESH_CONNECT, 1L);
@@ -422,7 +380,7 @@ static void push_headers(lua_State *L, int idx)
  * finalizer, which may close h or the body) comes first; the rest allocates nothing in
  * Lua. The body's bytes are not copied: the caller keeps the body alive until finish().
  * Returns the body userdata, or NULL for a string body. */
-static lf_body *prepare(lua_State *L, lf_http *h, int base)
+lf_body *lf_http_prepare(lua_State *L, lf_http *h, int base)
 {
     size_t mlen, ulen, dlen = 0;
     const char *method = luaL_checklstring(L, base, &mlen);
@@ -480,8 +438,8 @@ static lf_body *prepare(lua_State *L, lf_http *h, int base)
     }
     if (b != NULL) {
         luaL_argcheck(L, !b->closed, base + 3, "the body was closed");
-        data = b->data;
-        dlen = b->len;
+        data = b->buf.data;
+        dlen = b->buf.len;
     }
     h->body.len = h->head.len = 0;
     h->too_large = h->oom = 0;
@@ -511,7 +469,7 @@ static void set_time(lua_State *L, curl_off_t us, const char *name)
  * returns 1, or pushes nil, message, kind, sent and returns 4. Everything is read from
  * the handle before the first Lua allocation, or copied by it: a finalizer run by one
  * may reuse or close the handle. */
-static int finish(lua_State *L, lf_http *h, CURLcode rc)
+int lf_http_finish(lua_State *L, lf_http *h, CURLcode rc)
 {
     long code = 0, connects = 0, version = 0;
     curl_off_t t[4] = {0, 0, 0, 0};
@@ -526,7 +484,7 @@ static int finish(lua_State *L, lf_http *h, CURLcode rc)
         const char *kind = kind_of(rc, h, &sent);
         /* what a failed transfer received is not needed: free a large buffer now */
         if (h->body.cap > 64 * 1024)
-            cbuf_free(&h->body);
+            lf_buf_free(&h->body);
         lua_pushnil(L);
         if (too_large)
             lua_pushfstring(L, "the response was larger than %d bytes", (int)h->max_response);
@@ -566,7 +524,7 @@ static int finish(lua_State *L, lf_http *h, CURLcode rc)
     lua_setfield(L, -2, "time");
     /* keep a large response buffer from pinning memory between calls */
     if (h->body.cap > 64 * 1024)
-        cbuf_free(&h->body);
+        lf_buf_free(&h->body);
     return 1;
 }
 
@@ -575,277 +533,21 @@ static int finish(lua_State *L, lf_http *h, CURLcode rc)
  *   | nil, message, kind, sent */
 static int http_request(lua_State *L)
 {
-    lf_http *h = check_http(L, 1);
+    lf_http *h = lf_http_check(L, 1);
     if (h->multi)
         return luaL_error(L, "laaffic.http: the handle is busy in a multi");
-    prepare(L, h, 2);
+    lf_http_prepare(L, h, 2);
     if (h->multi) /* a finalizer run by prepare's checks added it to a multi */
         return luaL_error(L, "laaffic.http: the handle is busy in a multi");
     /* the body stays alive on the Lua stack (argument 5) for the whole perform, and no
      * Lua code runs until it ends */
-    return finish(L, h, curl_easy_perform(h->easy));
-}
-
-/* ---------------------------------------------------------------- several at once */
-
-/* A multi runs requests on several handles at once, in the calling thread:
- *
- *   local m = core.multi()
- *   m:add(h1, "POST", url, headers, body1); m:add(h2, ...)
- *   for _, done in ipairs(m:wait(1.0)) do  -- what finished within 1 s (may be none)
- *     -- done.handle, and done.response or done.error, done.kind, done.sent
- *   end
- *
- * The multi keeps each running handle and its body referenced until it finishes. */
-#define MULTI_MT "laaffic.multi"
-
-typedef struct lf_multi {
-    CURLM *m;
-    int anchors; /* registry ref: lightuserdata(h) -> { handle, body } */
-    int running;  /* handles added and not yet reported */
-} lf_multi;
-
-static lf_multi *check_multi(lua_State *L)
-{
-    lf_multi *m = (lf_multi *)luaL_checkudata(L, 1, MULTI_MT);
-    if (m->m == NULL)
-        luaL_error(L, "laaffic.multi: it is closed");
-    return m;
-}
-
-/* The transfer of h no longer sends its body. */
-static void release_body(lf_http *h)
-{
-    if (h->sending) {
-        lf_body_release(h->sending);
-        h->sending = NULL;
-    }
-}
-
-/* Drops the multi's entry for h (the table of entries at idx); allocates nothing. */
-static void drop_entry(lua_State *L, int idx, lf_http *h)
-{
-    lua_pushlightuserdata(L, h);
-    lua_pushnil(L);
-    lua_rawset(L, idx);
-}
-
-/* Takes h out of the multi it runs in, before its report: out of curl, out of the
- * running count and the entries, its body released. Allocates nothing, so it is safe
- * from __gc and from a finalizer that runs during m:wait. */
-static void detach(lua_State *L, lf_http *h)
-{
-    lf_multi *m = h->multi;
-    h->multi = NULL;
-    release_body(h);
-    if (m == NULL || m->m == NULL)
-        return;
-    if (h->easy)
-        curl_multi_remove_handle(m->m, h->easy);
-    m->running--;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, m->anchors);
-    if (lua_istable(L, -1))
-        drop_entry(L, lua_gettop(L), h);
-    lua_pop(L, 1);
-}
-
-static int multi_close(lua_State *L)
-{
-    lf_multi *m = (lf_multi *)luaL_checkudata(L, 1, MULTI_MT);
-    if (m->m == NULL)
-        return 0;
-    /* take every handle still running out of it */
-    lua_rawgeti(L, LUA_REGISTRYINDEX, m->anchors);
-    if (lua_istable(L, -1)) {
-        lua_pushnil(L);
-        while (lua_next(L, -2)) {
-            lf_http *h = (lf_http *)lua_touserdata(L, -2);
-            if (h && h->multi == m) {
-                if (h->easy)
-                    curl_multi_remove_handle(m->m, h->easy);
-                curl_slist_free_all(h->hdrs);
-                h->hdrs = NULL;
-                release_body(h);
-                h->multi = NULL;
-            }
-            lua_pop(L, 1);
-        }
-    }
-    lua_pop(L, 1);
-    luaL_unref(L, LUA_REGISTRYINDEX, m->anchors);
-    m->anchors = LUA_NOREF;
-    curl_multi_cleanup(m->m);
-    m->m = NULL;
-    m->running = 0;
-    return 0;
-}
-
-static int multi_new(lua_State *L)
-{
-    lf_multi *m = (lf_multi *)lua_newuserdata(L, sizeof *m);
-    memset(m, 0, sizeof *m);
-    m->anchors = LUA_NOREF;
-    luaL_getmetatable(L, MULTI_MT);
-    lua_setmetatable(L, -2);
-    /* curl first: if it fails, no registry reference is left behind */
-    m->m = curl_multi_init();
-    if (m->m == NULL)
-        return luaL_error(L, "laaffic.multi: curl_multi_init failed");
-    lua_newtable(L);
-    m->anchors = luaL_ref(L, LUA_REGISTRYINDEX);
-    return 1;
-}
-
-/* m:add(h, method, url, headers, body) */
-static int multi_add(lua_State *L)
-{
-    lf_multi *m = check_multi(L);
-    lf_http *h;
-    lf_body *b;
-    CURLMcode mc;
-    lua_settop(L, 6);
-    h = check_http(L, 2);
-    if (h->multi)
-        return luaL_error(L, "laaffic.multi: the handle is already running");
-    b = prepare(L, h, 3);
-    if (h->multi || m->m == NULL) /* changed by a finalizer during prepare's checks */
-        return luaL_error(L, "laaffic.multi: the handle or the multi changed while adding");
-    /* the body is busy from here: a finalizer run by the allocations below may close it */
-    if (b != NULL) {
-        b->busy++;
-        h->sending = b;
-    }
-    /* the entry keeps the handle and the body alive until the transfer is reported */
-    lua_rawgeti(L, LUA_REGISTRYINDEX, m->anchors); /* 7 */
-    lua_pushlightuserdata(L, h);
-    lua_createtable(L, 2, 0);
-    lua_pushvalue(L, 2);
-    lua_rawseti(L, -2, 1);
-    lua_pushvalue(L, 6);
-    lua_rawseti(L, -2, 2);
-    lua_rawset(L, 7);
-    /* from here on nothing allocates in Lua */
-    mc = (h->easy && m->m) ? curl_multi_add_handle(m->m, h->easy) : CURLM_BAD_EASY_HANDLE;
-    if (mc != CURLM_OK) {
-        if (h->easy) {
-            curl_easy_setopt(h->easy, CURLOPT_POSTFIELDS, NULL);
-            curl_easy_setopt(h->easy, CURLOPT_HTTPHEADER, NULL);
-        }
-        release_body(h);
-        drop_entry(L, 7, h);
-        return luaL_error(L, "laaffic.multi: %s", curl_multi_strerror(mc));
-    }
-    h->multi = m;
-    m->running++;
-    return 0;
-}
-
-/* Reports the finished transfer of h (its result rc) as an entry appended to the result
- * table at index 3; the entries table is at 4. */
-static void report(lua_State *L, lf_multi *m, lf_http *h, CURLcode rc, int n)
-{
-    int k;
-    curl_multi_remove_handle(m->m, h->easy);
-    h->multi = NULL;
-    release_body(h);
-    m->running--;
-    lua_pushlightuserdata(L, h);
-    lua_rawget(L, 4);          /* { handle, body } */
-    lua_createtable(L, 0, 5);  /* the entry */
-    lua_rawgeti(L, -2, 1);
-    lua_setfield(L, -2, "handle");
-    k = finish(L, h, rc);
-    if (k == 1) {
-        lua_setfield(L, -2, "response");
-    } else {
-        lua_setfield(L, -5, "sent");
-        lua_setfield(L, -4, "kind");
-        lua_setfield(L, -3, "error");
-        lua_pop(L, 1); /* nil */
-    }
-    lua_rawseti(L, 3, n);
-    lua_pop(L, 1); /* { handle, body } */
-    drop_entry(L, 4, h);
-}
-
-/* m:wait([timeout]) -> list of { handle =, response = } | { handle =, error =, kind =,
- * sent = }: the transfers that finished, waiting up to timeout seconds (default 1) for
- * at least one. An empty list: none finished in time, or none is running. Finalizers run
- * by report() may close handles or the multi itself: each turn starts from curl's state. */
-static int multi_wait(lua_State *L)
-{
-    lf_multi *m = check_multi(L);
-    lua_Number timeout = luaL_optnumber(L, 2, 1.0);
-    struct timespec t0, t;
-    int n = 0;
-    luaL_argcheck(L, timeout >= 0 && timeout <= 86400, 2, "timeout must be 0 to 86400 seconds");
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    lua_settop(L, 2);
-    lua_newtable(L); /* 3: the result */
-    lua_rawgeti(L, LUA_REGISTRYINDEX, m->anchors); /* 4 */
-    while (m->m != NULL) {
-        int still, left;
-        CURLMsg *msg;
-        double elapsed;
-        curl_multi_perform(m->m, &still);
-        while (m->m != NULL && (msg = curl_multi_info_read(m->m, &left)) != NULL) {
-            lf_http *h = NULL;
-            if (msg->msg != CURLMSG_DONE)
-                continue;
-            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&h);
-            if (h == NULL || h->multi != m)
-                continue;
-            report(L, m, h, msg->data.result, ++n); /* msg is invalid after this */
-        }
-        if (n > 0 || m->running <= 0 || m->m == NULL)
-            break;
-        clock_gettime(CLOCK_MONOTONIC, &t);
-        elapsed = (double)(t.tv_sec - t0.tv_sec) + (double)(t.tv_nsec - t0.tv_nsec) / 1e9;
-        if (elapsed >= timeout)
-            break;
-        {
-            double ms = (timeout - elapsed) * 1000;
-            curl_multi_poll(m->m, NULL, 0, ms > 1000 ? 1000 : (int)ms + 1, NULL);
-        }
-    }
-    lua_pushvalue(L, 3);
-    return 1;
-}
-
-static int multi_running(lua_State *L)
-{
-    lf_multi *m = check_multi(L);
-    lua_pushinteger(L, m->running);
-    return 1;
+    return lf_http_finish(L, h, curl_easy_perform(h->easy));
 }
 
 static int http_tostring(lua_State *L)
 {
     lf_http *h = (lf_http *)luaL_checkudata(L, 1, HTTP_MT);
     lua_pushfstring(L, "laaffic.http (%s)", h->easy ? "open" : "closed");
-    return 1;
-}
-
-/* core.sleep(seconds): blocks the calling thread (the retry backoff outside nginx; inside
- * nginx the Lua layer uses ngx.sleep instead). */
-static int l_sleep(lua_State *L)
-{
-    lua_Number sec = luaL_checknumber(L, 1);
-    struct timespec ts;
-    luaL_argcheck(L, sec >= 0 && sec <= 3600, 1, "seconds must be from 0 to 3600");
-    ts.tv_sec = (time_t)sec;
-    ts.tv_nsec = (long)((sec - (lua_Number)ts.tv_sec) * 1e9);
-    while (nanosleep(&ts, &ts) != 0)
-        ;
-    return 0;
-}
-
-/* core.now() -> seconds from a monotonic clock, for durations. */
-static int l_now(lua_State *L)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
     return 1;
 }
 
@@ -864,19 +566,13 @@ int laaffic_http_open(lua_State *L)
     static const luaL_Reg methods[] = {
         {"request", http_request}, {"close", http_close}, {"__gc", http_close},
         {"__tostring", http_tostring}, {NULL, NULL}};
-    static const luaL_Reg multi_methods[] = {
-        {"add", multi_add}, {"wait", multi_wait}, {"running", multi_running},
-        {"close", multi_close}, {"__gc", multi_close}, {NULL, NULL}};
     static const luaL_Reg funcs[] = {
-        {"http", http_new}, {"multi", multi_new}, {"curl_version", l_curl_version}, {"sleep", l_sleep},
-        {"now", l_now}, {NULL, NULL}};
+        {"http", http_new}, {"curl_version", l_curl_version}, {NULL, NULL}};
     /* process-wide and idempotent; libcurl 7.84+ makes it thread-safe */
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
         return luaL_error(L, "laaffic: curl_global_init failed");
     lf_newclass(L, HTTP_MT, methods);
     lua_pop(L, 1);
-    lf_newclass(L, MULTI_MT, multi_methods);
-    lua_pop(L, 1);
     lf_setfuncs(L, funcs, 0);
-    return 0;
+    return lf_multi_open(L);
 }

@@ -34,10 +34,15 @@ static inline int lf_show_byte(char *out, unsigned char c, int quoted)
     return 4;
 }
 
+/* Pushes "dev:ino", the identity core.file_id and src:info().file_id compare (sys.c). */
+LAAFFIC_INTERNAL void lf_push_file_id(lua_State *L, unsigned long long dev,
+                                      unsigned long long ino);
+
 /* Each concern registers its functions into the module table on top of the stack. */
 LAAFFIC_INTERNAL int laaffic_sign_open(lua_State *L);
 LAAFFIC_INTERNAL int laaffic_encode_open(lua_State *L);
 LAAFFIC_INTERNAL int laaffic_http_open(lua_State *L);
 LAAFFIC_INTERNAL int laaffic_csv_open(lua_State *L);
+LAAFFIC_INTERNAL int laaffic_sys_open(lua_State *L);
 
 #endif

@@ -1,8 +1,9 @@
 /* sign.c - the request signature: md5(apiKey .. apiSecret .. timestamp) as 32 lowercase
  * hex digits, through OpenSSL's EVP interface.
  *
- * Nothing here keeps the secret: the concatenation lives in one stack buffer or one
- * EVP digest context, and both are wiped before returning. */
+ * Nothing here keeps the secret: key, secret and timestamp are fed to one EVP digest
+ * context in turn (never concatenated), which EVP_MD_CTX_free wipes; the digest and its
+ * hex are wiped before returning. */
 #include <string.h>
 #include <stdio.h>
 #include <openssl/evp.h>

@@ -19,13 +19,6 @@ if not okf then return nil end
 
 local rawget, next, type = rawget, next, type
 
-pcall(ffi.cdef, [[
-typedef struct laaffic_rows_api {
-    int (*row)(void *e, unsigned present, unsigned numbers, const char *const *s,
-               const size_t *len, const double *num);
-} laaffic_rows_api;
-]])
-
 -- row key -> slot (the C encoder's order: calleeNumber, text1..text10) and its bit
 local SLOT, BIT = { calleeNumber = 0 }, { [0] = 1 }
 for k = 1, 10 do
@@ -35,9 +28,11 @@ end
 
 local api_ud, api
 
--- walk(list, i, last, e, api) -> the first row not written (last + 1: all written)
-return function(list, i, last, e, api_pointer)
+-- walk(list, i, last, e, api, cdef) -> the first row not written (last + 1: all written).
+-- cdef declares the struct api points to: src/rows_jit.c holds its only declaration.
+return function(list, i, last, e, api_pointer, cdef)
     if api_pointer ~= api_ud then
+        pcall(ffi.cdef, cdef) -- fails harmlessly when it is declared already
         api_ud, api = api_pointer, ffi.cast("const laaffic_rows_api *", api_pointer)
     end
     local row_fn = api.row

@@ -5,6 +5,7 @@
 -- a secret.
 
 local laaffic = require "laaffic"
+local core = require "laaffic.core"
 local util = require "laaffic.cli.util"
 
 local type = type
@@ -15,7 +16,7 @@ local tonumber = tonumber
 local pcall = pcall
 local format = string.format
 
-local EXIT, die, echo, q, read_file = util.EXIT, util.die, util.echo, util.q, util.read_file
+local EXIT, die, echo, read_file = util.EXIT, util.die, util.echo, util.read_file
 
 local _M = {}
 
@@ -25,11 +26,10 @@ local ENV_KEYS = { api_key = "LAAFFIC_API_KEY", api_secret = "LAAFFIC_API_SECRET
                    app_id = "LAAFFIC_APP_ID", base_url = "LAAFFIC_BASE_URL",
                    cafile = "LAAFFIC_CAFILE" }
 
--- The permission bits of path, e.g. "600" (stat follows a symlink), or nil. A shell-out:
--- the core reads a file's device and inode (core.file_id) but not its mode.
+-- The permission bits of path as octal digits, e.g. "600" (a symlink followed), or nil.
 local function file_mode(path)
-    local out = util.shell_out("stat -L -c '%a' -- " .. q(path) .. " 2>/dev/null")
-    return out and out:match("^(%d+)%s*$")
+    local _, mode = core.file_id(path)
+    return mode and format("%o", mode)
 end
 
 -- The config file format (README "Command-line tool"): one `key = value` per line;

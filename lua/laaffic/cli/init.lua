@@ -10,6 +10,7 @@
 -- an option's value that could be a credential.
 
 local laaffic = require "laaffic"
+local core = require "laaffic.core"
 local util = require "laaffic.cli.util"
 local args = require "laaffic.cli.args"
 local config = require "laaffic.cli.config"
@@ -27,10 +28,9 @@ local EXIT, die, NOT_SHOWN = util.EXIT, util.die, util.NOT_SHOWN
 
 local _M = { _VERSION = laaffic._VERSION, EXIT = EXIT, HELP = HELP }
 
--- Is file descriptor fd (1 or 2) a terminal? `test -t` inherits our descriptors (a
--- shell-out: neither Lua nor the core can ask isatty).
+-- Is file descriptor fd (1 or 2) a terminal?
 local function isatty(fd)
-    return util.shell_ok("test -t " .. fd)
+    return core.isatty(fd)
 end
 
 local function cmd_sign(ctx, opts)

@@ -187,12 +187,14 @@ local function check_part(report, c, k, name)
         local si = list:info()
         return field == "taskName" and not si.done and si.bytes > before, name
     end
-    return c.n ~= nil and k * c.max_rows < c.n, name
+    return c.n ~= nil and k < c.total, name
 end
 
 -- Checks every part of a list that has rows; c = { list, is_csv, n, o, listname, max_rows }.
+-- The core says how a list of n rows splits (core.parts), as create_tasks splits it.
 local function check_parts(report, c, name, bar)
-    local total = c.n and math.max(1, math.ceil(c.n / c.max_rows)) or nil
+    local total = c.n and core.parts(c.n, c.max_rows) or nil
+    c.total = total
     local k, more = 0, true
     while more do
         k = k + 1

@@ -1,42 +1,27 @@
-/* buffer.c - the "laaffic.body" userdata: encoded request bytes that stay in C.
+/* body.c - the "laaffic.body" userdata: encoded request bytes that stay in C.
  *
  * A body can be handed to the transport without ever becoming a Lua string; tostring()
  * makes the string when the caller wants one. */
 #include <stdlib.h>
 #include <string.h>
 
-#include "buffer.h"
+#include "body.h"
 #include "compat.h"
 
 lf_body *lf_body_new(lua_State *L)
 {
     lf_body *b = (lf_body *)lua_newuserdata(L, sizeof *b);
-    b->data = NULL;
-    b->len = b->cap = 0;
+    b->buf.data = NULL;
+    b->buf.len = b->buf.cap = 0;
     b->busy = b->closed = 0;
     luaL_getmetatable(L, LAAFFIC_BODY_MT);
     lua_setmetatable(L, -2);
     return b;
 }
 
-int lf_body_grow(lf_body *b, size_t cap)
-{
-    char *p;
-    if (cap <= b->cap)
-        return 0;
-    p = (char *)realloc(b->data, cap);
-    if (p == NULL)
-        return -1;
-    b->data = p;
-    b->cap = cap;
-    return 0;
-}
-
 void lf_body_free(lf_body *b)
 {
-    free(b->data);
-    b->data = NULL;
-    b->len = b->cap = 0;
+    lf_buf_free(&b->buf);
 }
 
 void lf_body_release(lf_body *b)
@@ -66,7 +51,7 @@ lf_body *lf_body_check(lua_State *L, int idx)
 static int body_tostring(lua_State *L)
 {
     lf_body *b = lf_body_check(L, 1);
-    lua_pushlstring(L, b->data && !b->closed ? b->data : "", b->closed ? 0 : b->len);
+    lua_pushlstring(L, b->buf.data && !b->closed ? b->buf.data : "", b->closed ? 0 : b->buf.len);
     return 1;
 }
 
@@ -74,12 +59,12 @@ static int body_tostring(lua_State *L)
 static int body_len(lua_State *L)
 {
     lf_body *b = lf_body_check(L, 1);
-    lua_pushinteger(L, b->closed ? 0 : (lua_Integer)b->len);
+    lua_pushinteger(L, b->closed ? 0 : (lua_Integer)b->buf.len);
     return 1;
 }
 
 /* body:close(): the body is empty afterwards; its bytes are freed now, or when the
- * last transfer sending them ends (see buffer.h). */
+ * last transfer sending them ends (see body.h). */
 static int body_close(lua_State *L)
 {
     lf_body *b = lf_body_check(L, 1);
