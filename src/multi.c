@@ -166,7 +166,10 @@ static void report(lua_State *L, lf_multi *m, lf_http *h, CURLcode rc, int n)
     release_body(h);
     m->running--;
     lua_pushlightuserdata(L, h);
-    lua_rawget(L, 4);          /* { handle, body } */
+    lua_rawget(L, 4);          /* { handle, body }: kept on the stack */
+    /* dropped before anything allocates: an allocation can run a finalizer that adds h
+     * again, and the anchor that add makes must stay */
+    drop_entry(L, 4, h);
     lua_createtable(L, 0, 5);  /* the entry */
     lua_rawgeti(L, -2, 1);
     lua_setfield(L, -2, "handle");
@@ -181,7 +184,6 @@ static void report(lua_State *L, lf_multi *m, lf_http *h, CURLcode rc, int n)
     }
     lua_rawseti(L, 3, n);
     lua_pop(L, 1); /* { handle, body } */
-    drop_entry(L, 4, h);
 }
 
 /* m:wait([timeout]) -> list of { handle =, response = } | { handle =, error =, kind =,
