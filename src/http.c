@@ -657,7 +657,12 @@ static int multi_wait(lua_State *L)
                 h->multi = NULL;
                 m->running--;
                 lua_pushlightuserdata(L, h);
-                lua_rawget(L, 4);          /* { handle, body } */
+                lua_rawget(L, 4);          /* { handle, body }: kept on the stack */
+                /* dropped before anything allocates: an allocation can run a finalizer
+                 * that adds h again, and the anchor that add makes must stay */
+                lua_pushlightuserdata(L, h);
+                lua_pushnil(L);
+                lua_rawset(L, 4);
                 lua_createtable(L, 0, 5);  /* the entry */
                 lua_rawgeti(L, -2, 1);
                 lua_setfield(L, -2, "handle");
@@ -672,9 +677,6 @@ static int multi_wait(lua_State *L)
                 }
                 lua_rawseti(L, 3, ++n);
                 lua_pop(L, 1); /* { handle, body } */
-                lua_pushlightuserdata(L, h);
-                lua_pushnil(L);
-                lua_rawset(L, 4);
             }
         }
         if (n > 0 || m->running <= 0)
