@@ -232,7 +232,7 @@ function H.run(core, bytes, port)
             -- multis involved (memory safety is what this operation is about)
             if m then forget(m) end
             if target then forget(target) end
-            if h then release(h) end
+            if h and owner[h] then forget(owner[h]) end -- (h may run in a third multi)
             -- as fuzz/encode_gc.lua arms its finalizers: created dead with the collector
             -- stopped, then stepped until the newest batch of 10 has run; each GC step of
             -- the wait then runs the next 10 (`delay` batches of no-ops, then act)
