@@ -11,7 +11,8 @@
 -- with CR/LF), make a multi, make a body (core.encode_body, small or 200 KiB, or a plain
 -- string), m:add, h:request, m:wait, m:running, close a body, a handle or a multi, drop
 -- a slot (and collect), a collector step, and finalizers that close, reuse or add
--- while a wait runs. Misuse may raise (a closed handle, a busy one, a closed body):
+-- while a wait runs (timed as fuzz/encode_gc.lua times its finalizers). Misuse may raise
+-- (a closed handle, a busy one, a closed body):
 -- that is caught. What must hold:
 --   * results have the documented shapes: a response { status, body, headers, ... } or
 --     nil, message, kind, sent; a wait's entries name a handle that was added;
@@ -214,22 +215,42 @@ function H.run(core, bytes, port)
         function() -- a collector step
             collectgarbage("step", u8() % 4)
         end,
-        function() -- finalizers that act during the next wait
+        function() -- a finalizer that acts during a wait, at its first, second, ... GC step
             local k, h, m = u8() % 4, hs[slot(3)], ms[slot(2)]
-            local target = ms[slot(2)]
-            setmetatable({}, { __gc = function()
+            local target, delay = ms[slot(2)], u8() % 8
+            local waiting = false
+            local function act()
+                if H.debug then
+                    io.stderr:write(("finalizer %d %s a wait\n"):format(k, waiting and "during" or "outside"))
+                end
                 if k == 0 and h then pcall(h.close, h)
                 elseif k == 1 and m then pcall(m.close, m)
                 elseif k == 2 and h then pcall(h.request, h, "POST", base .. "/", nil, "{}")
                 elseif h and m then pcall(m.add, m, h, "POST", base .. "/", nil, "{}") end
-            end })
-            -- the model cannot follow what these do: the running() checks stop for the
+            end
+            -- the model cannot follow what it does: the running() checks stop for the
             -- multis involved (memory safety is what this operation is about)
             if m then forget(m) end
             if target then forget(target) end
-            if h then release(h) end
+            if h and owner[h] then forget(owner[h]) end -- (h may run in a third multi)
+            -- as fuzz/encode_gc.lua arms its finalizers: created dead with the collector
+            -- stopped, then stepped until the newest batch of 10 has run; each GC step of
+            -- the wait then runs the next 10 (`delay` batches of no-ops, then act)
+            local armed = false
+            collectgarbage("stop")
+            setmetatable({}, { __gc = act })
+            for _ = 1, delay * 10 + 9 do setmetatable({}, { __gc = function() end }) end
+            setmetatable({}, { __gc = function() armed = true end })
             collectgarbage("incremental", 1, 1020, 1)
-            if target then pcall(target.wait, target, 0.02) end
+            for _ = 1, 1000000 do
+                collectgarbage("step", 0)
+                if armed then break end
+            end
+            collectgarbage("incremental", 1, 40, 1)
+            collectgarbage("restart")
+            waiting = true
+            if target then pcall(target.wait, target, 0.05) end
+            waiting = false
             collectgarbage("incremental", 200, 100, 13)
             collectgarbage()
         end,

@@ -134,4 +134,65 @@ describe("fuzz regressions", function()
             end)
         end
     end)
+
+    -- Found by fuzz/http_fuzz.c (op "a finalizer that acts during a wait"): a __gc that
+    -- adds a handle to the multi again while m:wait() is reporting that handle. The wait
+    -- dropped the handle's anchor after building the entry, so it dropped the new one:
+    -- the handle ran unanchored, and its completion read a nil anchor (SEGV in
+    -- lua_rawgeti). The same finalizer timed at each of the wait's first GC steps.
+    describe("http: a finalizer during m:wait", function()
+        local SB = dofile(H.root .. "/spec/sandbox.lua")
+        local dir, l
+
+        setup(function()
+            dir = io.popen("mktemp -d /tmp/laaffic-spec17.XXXXXX"):read("*l")
+            l = SB.listener(dir, 60)
+        end)
+        teardown(function()
+            if l then l.stop() end
+            if dir then os.execute("rm -rf '" .. dir .. "'") end
+        end)
+
+        -- a finalizer f, pending so that the wait's (delay + 1)th GC step runs it (Lua 5.4:
+        -- the way fuzz/encode_gc.lua arms its finalizers; LuaJIT: whenever it runs)
+        local function arm(f, delay)
+            local armed = false
+            collectgarbage("stop")
+            setmetatable({}, { __gc = f })
+            for _ = 1, delay * 10 + 9 do setmetatable({}, { __gc = function() end }) end
+            setmetatable({}, { __gc = function() armed = true end })
+            if _VERSION ~= "Lua 5.4" then collectgarbage("restart") return end
+            collectgarbage("incremental", 1, 1020, 1)
+            for _ = 1, 1000000 do
+                collectgarbage("step", 0)
+                if armed then break end
+            end
+            collectgarbage("incremental", 1, 40, 1)
+            collectgarbage("restart")
+        end
+
+        it("that adds the handle again: it runs anchored, and is reported", function()
+            local url = "http://127.0.0.1:" .. l.port .. "/"
+            for delay = 0, 7 do
+                local m, h = core.multi(), core.http({ timeout = 5 })
+                m:add(h, "POST", url, nil, "{}")
+                local again = false
+                arm(function() again = pcall(m.add, m, h, "POST", url, nil, "{}") end, delay)
+                local reported = 0
+                for _ = 1, 200 do
+                    for _, e in ipairs(m:wait(0.05)) do
+                        assert.equal(h, e.handle)
+                        reported = reported + 1
+                    end
+                    if m:running() == 0 then break end
+                end
+                if _VERSION == "Lua 5.4" then collectgarbage("incremental", 200, 100, 13) end
+                collectgarbage()
+                assert.equal(0, m:running())
+                assert.equal(again and 2 or 1, reported)
+                m:close()
+                h:close()
+            end
+        end)
+    end)
 end)
