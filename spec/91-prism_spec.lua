@@ -16,19 +16,8 @@ local PRISM = ROOT .. "/node_modules/.bin/prism"
 local have_prism = S.sh("test -x " .. q(PRISM) .. " && command -v node >/dev/null && echo yes")
                     :find("yes") ~= nil
 
-local function seed_b()
-  return {
-    appId = "Jgd8oFei", taskName = "spec91-seed-b", displayNum = "123456", maxCalls = 300,
-    maxRingingTime = 60, agentId = 110, enableRecording = 1, sendTime = "2026-04-01 00:00:00",
-    calloutRate = 1,
-    numberInfoList = {
-      { calleeNumber = "919777654321", text1 = "David", text2 = "5000", text3 = "2026-04-10" },
-      { calleeNumber = "919777654322", text1 = "Oliver", text2 = "1000", text3 = "2026-04-10" },
-    },
-    recallFlow = { recallType = 3, recallInterval = 1, recallNum = 2,
-      nodeList = { { agentId = "110" }, { agentId = "110" } }, recallIntent = { "99999" } },
-  }
-end
+local C = dofile(H.root .. "/spec/contract.lua")
+local seed_b = C.seed_b
 
 describe("Prism, serving doc/openapi.yaml", function()
   if H.is_luajit or not have_prism or os.getenv("LAAFFIC_VALGRIND") then

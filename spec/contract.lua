@@ -171,6 +171,9 @@ local function mutate(rnd, task)
   end
 end
 
+-- The seeds' two request examples (page B's without its comments), as Lua tables.
+C.seed_a, C.seed_b = seed_a, seed_b
+
 function C.generate(n, seed, each)
   math.randomseed(seed)
   local rnd = math.random
