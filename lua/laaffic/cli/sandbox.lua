@@ -1,6 +1,7 @@
 -- laaffic.cli.sandbox: `laaffic sandbox start|stop|status`, which runs
 -- sandbox/laaffic-sandbox of a source checkout and reports what it printed.
 
+local core = require "laaffic.core"
 local util = require "laaffic.cli.util"
 local args = require "laaffic.cli.args"
 local config = require "laaffic.cli.config"
@@ -22,6 +23,14 @@ local function checkout()
     return (debug.getinfo(1, "S").source:match("^@(.-)lua/laaffic/cli/[^/]*$"))
 end
 
+-- Whether path names a file with an execute bit (as test -x, for root).
+local function executable(path)
+    local id, mode = core.file_id(path)
+    if not id then return false end
+    local floor = math.floor
+    return mode % 2 == 1 or floor(mode / 8) % 2 == 1 or floor(mode / 64) % 2 == 1
+end
+
 -- sandbox/laaffic-sandbox: $LAAFFIC_SANDBOX_BIN, or the checkout's sandbox/ beside this
 -- script's bin/, or in the source checkout the CLI runs from, with the sandbox's modules.
 local function find_sandbox(ctx)
@@ -37,7 +46,7 @@ local function find_sandbox(ctx)
     end
     for _, b in ipairs(tried) do
         local dir = b:match("^(.*)/[^/]*$") or "."
-        if util.shell_ok("test -x " .. q(b)) and read_file(dir .. "/lua/laaffic_sandbox/api.lua") then
+        if executable(b) and read_file(dir .. "/lua/laaffic_sandbox/api.lua") then
             return b
         end
     end

@@ -74,13 +74,6 @@ function _M.read_file(path)
     return s
 end
 
--- os.execute's success on Lua 5.4 (true) and LuaJIT/5.1 (status 0)
-function _M.shell_ok(cmd)
-    local r = os.execute(cmd)
-    if type(r) == "number" then return r == 0 end
-    return r == true
-end
-
 function _M.shell_out(cmd)
     local p = io.popen(cmd, "r")
     if not p then return nil end
