@@ -727,3 +727,51 @@ describe("rules", function()
     end
   end)
 end)
+
+describe("opts.problems: every bad top-level field in one pass", function()
+  it("lists each bad field once, in the order written, and answers with the first", function()
+    local problems = {}
+    local t = H.base_task()
+    t.taskName, t.agentId, t.maxCalls, t.hook = "x", "41", 1000, print
+    t.numberInfoList = { { calleeNumber = "12" }, { calleeNumber = "34" } }
+    t.recallFlow = { recallType = 2, recallInterval = 1, recallNum = 0 }
+    local json, msg, field, code = core.encode(t, { problems = problems })
+    assert.is_nil(json)
+    local got = {}
+    for i, p in ipairs(problems) do got[i] = p.field end
+    assert.are.same({ "taskName", "maxCalls", "agentId", "hook",
+                      "numberInfoList[1].calleeNumber", "recallFlow.recallType" }, got)
+    assert.are.same({ "taskName", -21 }, { field, code })
+    assert.are.equal("taskName: " .. problems[1].message, msg)
+    assert.are.equal(-22, problems[3].code)
+    -- each entry is what the field alone would give
+    local alone = H.base_task()
+    alone.agentId = "41"
+    local _, amsg, afield, acode = core.encode(alone)
+    assert.are.same({ afield, acode, amsg }, { problems[3].field, problems[3].code,
+                                               problems[3].field .. ": " .. problems[3].message })
+    H.assert_healthy(core)
+  end)
+  it("stays empty for a valid task, and warnings still come back", function()
+    local problems = {}
+    local t = H.base_task()
+    t.maxCalls = 0
+    local json, info = core.encode(t, { problems = problems })
+    assert.is_string(json)
+    assert.are.same({}, problems)
+    assert.are.equal("maxCalls", info.warnings[1].field)
+  end)
+  it("lists a part's taskName and a strict warning too", function()
+    local problems = {}
+    local t = H.base_task()
+    t.taskName, t.sendTime = "a", "2026-04-01T00:00:00"
+    t.numberInfoList = { { calleeNumber = "123456" }, { calleeNumber = "123457" } }
+    assert.is_nil((core.encode(t, { problems = problems, strict = true, part = 1, max_rows = 1 })))
+    local got = {}
+    for i, p in ipairs(problems) do got[i] = p.field end
+    assert.are.same({ "sendTime", "taskName" }, got)
+  end)
+  it("refuses a problems option that is not a table", function()
+    assert.has_error(function() core.encode(H.base_task(), { problems = true }) end)
+  end)
+end)

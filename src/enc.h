@@ -57,6 +57,9 @@ typedef struct enc {
     int strict;
     int warnings; /* stack index of the list of warnings, 0 before run() */
     size_t nwarnings;
+    /* opts.problems: every bad top-level field is listed (stack index), not just the first */
+    int problems;
+    size_t nproblems;
     long err_line;
     int err_col;
     const char *err_field;
@@ -85,6 +88,10 @@ LAAFFIC_INTERNAL int lf_fail(enc *e, int code, const char *fmt, ...);
 LAAFFIC_INTERNAL int lf_warn(enc *e, int code, const char *fmt, ...);
 /* Pushes the field path, e.g. "numberInfoList[3].calleeNumber". */
 LAAFFIC_INTERNAL void lf_path_push(lua_State *L, const enc *e);
+/* After a top-level field failed: lists it in opts.problems and puts the encoder back as
+ * it was before the field (stack top, depth, open tables); 0, or -1 without opts.problems
+ * (or for a failure no field is to blame for). */
+LAAFFIC_INTERNAL int lf_collect(enc *e, int top, int depth, int nopen);
 
 /* Inside the encoder's files the helpers keep their short names; the symbols carry the
  * lf_ prefix, since the fuzz harnesses link these objects statically beside libc (which

@@ -150,6 +150,30 @@ static void read_opts(lua_State *L, int idx, enc *e)
         luaL_argcheck(L, lua_type(L, -1) == LUA_TTABLE, idx,
                       "opts.rejects must be a table (bad rows are appended to it)");
     lua_pop(L, 1);
+    raw_field(L, idx, "problems");
+    if (!lua_isnil(L, -1))
+        luaL_argcheck(L, lua_type(L, -1) == LUA_TTABLE, idx,
+                      "opts.problems must be a table (every bad field is appended to it)");
+    lua_pop(L, 1);
+}
+
+int lf_collect(enc *e, int top, int depth, int nopen)
+{
+    lua_State *L = e->L;
+    if (!e->problems || e->fatal || e->located)
+        return -1;
+    lua_createtable(L, 0, 3); /* the path's keys may live above top: read them first */
+    lf_path_push(L, e);
+    lua_setfield(L, -2, "field");
+    lua_pushstring(L, e->msg);
+    lua_setfield(L, -2, "message");
+    lua_pushinteger(L, e->code);
+    lua_setfield(L, -2, "code");
+    lua_rawseti(L, e->problems, (lua_Integer)++e->nproblems);
+    lua_settop(L, top);
+    e->depth = depth;
+    e->nopen = nopen;
+    return 0;
 }
 
 /* Runs the encode with the body userdata at `bodyidx`. Returns 0, or pushes
@@ -166,6 +190,11 @@ static int run(lua_State *L, enc *e, int bodyidx)
     e->rejects = lua_istable(L, -1) ? lua_gettop(L) : 0;
     lua_newtable(L);
     e->warnings = lua_gettop(L);
+    if (lua_istable(L, 2))
+        raw_field(L, 2, "problems");
+    else
+        lua_pushnil(L);
+    e->problems = lua_istable(L, -1) ? lua_gettop(L) : 0;
     /* the list comes from a CSV source, or is one part of a longer list: taskName is
      * written last, once we know whether another part follows */
     raw_field(L, 1, "numberInfoList");
@@ -193,6 +222,16 @@ static int run(lua_State *L, enc *e, int bodyidx)
                 lua_setfield(L, -2, "column");
             }
             return 5;
+        }
+        if (e->nproblems > 0 && !e->fatal) { /* opts.problems: answer with the first */
+            lua_rawgeti(L, e->problems, 1);  /* nil, entry */
+            lua_getfield(L, -1, "field");
+            lua_getfield(L, -2, "code");
+            lua_getfield(L, -3, "message");  /* nil, entry, field, code, message */
+            lua_pushfstring(L, "%s: %s", lua_tostring(L, -3), lua_tostring(L, -1));
+            lua_replace(L, -5);              /* nil, text, field, code, message */
+            lua_pop(L, 1);
+            return 4;
         }
         lf_path_push(L, e);
         lua_pushfstring(L, "%s: %s", lua_tostring(L, -1), e->msg);

@@ -460,6 +460,16 @@ static int put_known(enc *e, int t, const field *f, int *first)
     return 0;
 }
 
+/* A known field; at the top level, with opts.problems, a failure is listed there and the
+ * next field goes on (lf_collect). */
+static int put_field(enc *e, int t, const field *f, int *first, int top_level)
+{
+    int top = lua_gettop(e->L), depth = e->depth, nopen = e->nopen;
+    if (put_known(e, t, f, first) == 0)
+        return 0;
+    return top_level ? lf_collect(e, top, depth, nopen) : -1;
+}
+
 /* Writes an object: the known fields in table order (a NULL name marks where the unknown
  * ones go; by default they go last), then or there the unknown ones sorted by name. */
 static int put_object(enc *e, int t, const field *fields, int nfields)
@@ -485,7 +495,9 @@ static int put_object(enc *e, int t, const field *fields, int nfields)
                 continue;
             unknown_done = 1;
             for (i = 0; i < nunknown; i++) {
-                if ((!first && put_chars(e, ",", 1)) || put_member(e, t, &keys[i], 0))
+                int top = lua_gettop(e->L), depth = e->depth, nopen = e->nopen;
+                if (((!first && put_chars(e, ",", 1)) || put_member(e, t, &keys[i], 0)) &&
+                    (fields != TOP || lf_collect(e, top, depth, nopen)))
                     return -1;
                 first = 0;
             }
@@ -493,13 +505,18 @@ static int put_object(enc *e, int t, const field *fields, int nfields)
         }
         if (fields == TOP && e->split && strcmp(fields[j].name, "taskName") == 0)
             continue; /* taskName: written last, see put_task_name */
-        if (put_known(e, t, &fields[j], &first))
+        if (put_field(e, t, &fields[j], &first, fields == TOP))
             return -1;
     }
     if (nunknown)
         lua_pop(e->L, 2); /* keys */
-    if (fields == TOP && e->split && put_task_name(e, t, first))
-        return -1;
+    if (fields == TOP && e->split) {
+        int top = lua_gettop(e->L), depth = e->depth, nopen = e->nopen;
+        if (put_task_name(e, t, first) && lf_collect(e, top, depth, nopen))
+            return -1;
+    }
+    if (fields == TOP && e->nproblems > 0)
+        return -1; /* run() answers with opts.problems */
     leave(e);
     return put_chars(e, "}", 1);
 }

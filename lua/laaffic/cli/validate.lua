@@ -62,12 +62,11 @@ local function drop_unnamed(t)
     return dropped
 end
 
--- The task's own fields, encoded with a one-row list. The encoder stops at the first
--- bad field and cannot report several in one pass: each bad field is put right (a
--- required one takes a valid stand-in, another goes) and the task encoded again, so a
--- valid task is encoded once, and one more time per bad field. Returns the problems
--- ({ key, field, message, code }), the warnings of the last encode, and the set of bad
--- keys (nil when the encoder stopped at a problem no key can be dropped for).
+-- The task's own fields, encoded once with a one-row list and opts.problems, which lists
+-- every bad top-level field (a missing required one takes a valid stand-in: the caller
+-- reports it with a hint). Returns the problems ({ key, field, message, code }), the
+-- warnings, and the set of bad keys (nil when the encoder stopped at a problem no key is
+-- to blame for). Keys that are not names (a Lua task) are reported once and dropped.
 local function encode_fields(task, app_id, strict)
     local base, t, found, bad = base_task(), {}, {}, {}
     for k, v in pairs(task) do t[k] = v end
@@ -76,22 +75,26 @@ local function encode_fields(task, app_id, strict)
         if t[k] == nil then t[k] = base[k] end
     end
     t.numberInfoList = base.numberInfoList
-    local eopts = { strict = strict }
-    while true do
-        local ok, json, msg, field, code = pcall(core.encode, t, eopts)
+    for _ = 1, 2 do
+        local problems = {}
+        local ok, json, msg, field, code = pcall(core.encode, t, { strict = strict,
+                                                                  problems = problems })
         if ok and json then return found, msg.warnings, bad end
-        local key = ok and key_of(t, field)
-        found[#found + 1] = { i = #found + 1, key = tostring(key or ""), field = ok and field or "",
-                              message = tostring(ok and msg or json), code = ok and code or -22 }
-        if ok and field == "task" and drop_unnamed(t) then
-            found[#found].key = ""
-        elseif not key or bad[key] or key == "numberInfoList" then
-            return found, {}, nil       -- a rule across fields, or a raise: nothing to drop
+        if not ok or #problems == 0 then  -- not a field's: a raise, or keys that are no names
+            found[#found + 1] = { i = #found + 1, key = "", field = ok and field or "",
+                                  message = tostring(ok and msg or json), code = ok and code or -22 }
+            if not (ok and field == "task" and drop_unnamed(t)) then return found, {}, nil end
         else
-            bad[key] = true
-            t[key] = base[key]
+            for _, p in ipairs(problems) do
+                local key = key_of(t, p.field)
+                found[#found + 1] = { i = #found + 1, key = tostring(key or ""), field = p.field,
+                                      message = p.field .. ": " .. p.message, code = p.code }
+                if key then bad[key] = true end
+            end
+            return found, {}, bad
         end
     end
+    return found, {}, nil
 end
 
 -- The task's name when it is valid, else BASE_NAME.
