@@ -67,3 +67,39 @@ describe("the contract (doc/openapi.yaml)", function()
                            1, true), out)
   end)
 end)
+
+describe("the contract's push (webhook statusReport)", function()
+  if H.is_luajit or not have_tools or os.getenv("LAAFFIC_VALGRIND") then
+    pending("runs in the Lua 5.4 suite when node and the npm packages are installed")
+    return
+  end
+  package.path = root .. "/sandbox/lua/?.lua;" .. package.path
+  local records = require("laaffic_sandbox.records")
+  local cjson = require("cjson")
+
+  it("holds the sandbox's pushes, in all three shapes; a record without voiceId is not", function()
+    local job = { key_id = 100001, submit = 1775000000.25, display_json = '"123456"',
+                  script_json = '"41"', name_json = '"spec90"', recording = true,
+                  token = "0123456789ab" }
+    local recs = {}
+    for i = 1, 30 do recs[i] = records.record_json(job, i, "46320000" .. i) end
+    local list = "[" .. table.concat(recs, ",") .. "]"
+    local cases = {
+      { source = "a list", accepted = true, body = list },
+      { source = "wrapped", accepted = true, body = '{"array":' .. list .. "}" },
+      { source = "one record", accepted = true, body = recs[7] },
+      { source = "no voiceId", accepted = false,
+        body = cjson.encode({ { callee = "463200001", terminationCode = 0 } }) },
+    }
+    local f = os.tmpname()
+    local out = assert(io.open(f, "w"))
+    for _, c in ipairs(cases) do out:write(cjson.encode(c), "\n") end
+    out:close()
+    local res, rc = sh_all("cd " .. q(root) .. " && node scripts/contract-check.js --schema " ..
+                           "StatusReportBody doc/openapi.yaml " .. q(f))
+    os.remove(f)
+    assert.are.equal(0, rc, res)
+    assert.truthy(res:find("contract: 4 bodies (3 accepted, 1 refused by laaffic), 0 disagreements",
+                           1, true), res)
+  end)
+end)
