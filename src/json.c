@@ -47,6 +47,8 @@ const char *type_name(lua_State *L, int idx)
 
 /* ---------------------------------------------------------------- output buffer */
 
+#define LF_ESTIMATE_MAX (64.0 * 1024 * 1024) /* the most extrapolated at once */
+
 int lf_grow(enc *e, size_t need)
 {
     lf_buf *b = e->b;
@@ -55,13 +57,16 @@ int lf_grow(enc *e, size_t need)
         return fail(e, CODE_DATA, "the request body would be too large");
     cap = b->cap ? b->cap + b->cap / 2 : 4096;
     /* Inside numberInfoList, extrapolate from the rows so far, so a 200k-row list is
-     * reallocated a few times in all and the final slack stays small. At most twice what
-     * is written: one huge row must not be assumed for every row after it (a 20 MB field
-     * in row 100 of 200,000 asked for 20 GB). */
+     * allocated about once (a realloc of a large heap block copies it: twice the body at
+     * the peak) and the final slack stays small. At most twice what is written or
+     * LF_ESTIMATE_MAX, whichever is more: one huge row must not be assumed for every row
+     * after it (a 20 MB field in row 100 of 200,000 asked for 20 GB). */
     if (e->rows >= 64 && e->rows < e->rows_total) {
         double per = (double)(b->len - e->list_start) / (double)e->rows;
         double est = (double)b->len + per * (double)(e->rows_total - e->rows) * 1.05 + 4096.0;
         double most = 2.0 * (double)b->len + 4096.0;
+        if (most < LF_ESTIMATE_MAX)
+            most = LF_ESTIMATE_MAX;
         if (est > most)
             est = most;
         if (est < (double)((size_t)-1 / 2))
