@@ -119,3 +119,33 @@ describe("make example-openresty (examples/openresty/run.sh)", function()
         assert.is_nil(read(prefix .. "/app/nginx.conf"))
     end)
 end)
+
+describe("the README's nginx snippets", function()
+    -- every line of every ```nginx block in README.md is a line of the example that
+    -- spec/62 runs, so the README shows nothing that was not run
+    local function trim(s) return (s:gsub("^%s+", ""):gsub("%s+$", "")) end
+
+    it("are lines of examples/openresty/nginx.conf, and the first one is complete", function()
+        local conf = {}
+        for line in assert(read(ROOT .. "/examples/openresty/nginx.conf")):gmatch("[^\n]+") do
+            conf[trim(line)] = true
+        end
+        local readme = assert(read(ROOT .. "/README.md"))
+        local blocks = {}
+        for block in readme:gmatch("\n```nginx\n(.-)\n```") do blocks[#blocks + 1] = block end
+        assert.is_true(#blocks >= 2, "no ```nginx blocks found")
+        for i, block in ipairs(blocks) do
+            for line in block:gmatch("[^\n]+") do
+                assert.is_true(conf[trim(line)] or false,
+                               ("README nginx block %d: not in the example: %s"):format(i, line))
+            end
+        end
+        for _, needed in ipairs({ "load_module /usr/share/nginx/modules/ndk_http_module.so;",
+                                  "load_module /usr/share/nginx/modules/ngx_http_lua_module.so;",
+                                  "env LAAFFIC_API_SECRET;", "lua_package_path ", "lua_package_cpath ",
+                                  "lua_ssl_trusted_certificate ca.pem;",
+                                  "proxy_ssl_trusted_certificate ca.pem;", "include laaffic.conf;" }) do
+            assert.truthy(blocks[1]:find(needed, 1, true), "README's first nginx block lacks " .. needed)
+        end
+    end)
+end)
