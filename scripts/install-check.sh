@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # scripts/install-check.sh: the README's install section, run as written. Each ```sh
 # block of "## Install" that starts with TREE= (a tree of one's own: Lua 5.4, and LuaJIT
-# for OpenResty) runs in a fresh shell from a copy of the checkout, with HOME a temporary
+# for OpenResty) or with a `luarocks ... --local` line (~/.luarocks) runs in a fresh shell from a copy of the checkout, with HOME a temporary
 # directory (so $HOME/... and `cd ~` are outside the checkout) and spec/installed.lua as
 # ~/app.lua. Then, from ~, the installed `laaffic` must be the tree's and validate a task.
 # Exit 0 when every block passed. Run by scripts/check.sh (make check).
@@ -12,11 +12,12 @@ trap 'rm -rf "$T"' EXIT
 mkdir -p "$T/src"
 cp -r src lua rockspec bin "$T/src/"
 
-# the blocks: ```sh ... ``` under "## Install" (up to the next "## "), first line TREE=
+# the blocks: ```sh ... ``` under "## Install" (up to the next "## "), first line TREE= or
+# a --local install (the system tree's needs root: not run)
 awk '/^## Install/ { on = 1; next } on && /^## / { exit }
      on && /^```sh$/ { inblock = 1; n++; first = 1; next }
      inblock && /^```$/ { inblock = 0; next }
-     inblock { if (first && $0 !~ /^TREE=/) { skip[n] = 1 } first = 0
+     inblock { if (first && $0 !~ /^TREE=/ && $0 !~ /^luarocks .* --local /) { skip[n] = 1 } first = 0
                if (!skip[n]) print > (dir "/block." n ".sh") }' dir="$T" README.md
 failed=0 ran=0
 for block in "$T"/block.*.sh; do
@@ -37,5 +38,5 @@ for block in "$T"/block.*.sh; do
     cat "$T/log"; echo "README install block $ran failed"; failed=1
   fi
 done
-[ $ran -ge 2 ] || { echo "install-check: found $ran TREE= blocks under ## Install in README.md"; exit 1; }
+[ $ran -ge 3 ] || { echo "install-check: found $ran --local and TREE= blocks under ## Install in README.md"; exit 1; }
 exit $failed

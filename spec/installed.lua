@@ -1,6 +1,6 @@
 -- spec/installed.lua [TREE]: ~/app.lua of scripts/install-check.sh, run as README.md says after
--- `luarocks make --tree "$TREE"` and `eval "$(luarocks ... path)"`, with
--- on the package paths that gives. Fails unless laaffic, its modules and its C core load
+-- `luarocks make --tree "$TREE"` and `eval "$(luarocks ... path)"`: no LUA_PATH of its own,
+-- only what that gives. Fails unless laaffic, its modules and its C core load
 -- from TREE and sign and build a task there.
 local tree = assert(arg[1] or os.getenv("TREE"), "usage: installed.lua TREE (or TREE in the environment)")
 local laaffic = require("laaffic")
