@@ -29,7 +29,7 @@ up() {
   port=$(free_port)
   token=$(openssl rand -hex 16)
   LAAFFIC_SANDBOX_PUSH_URL="http://127.0.0.1:$port/laaffic/push/$token" \
-    "$ROOT/sandbox/laaffic-sandbox" start --dir "$dir/sandbox" >/dev/null
+    "$ROOT/sandbox/laaffic-sandbox" start --dir "$dir/sandbox" >/dev/null || return 1
   # shellcheck disable=SC1091
   . "$dir/sandbox/env"
   local sb_port=${LAAFFIC_SANDBOX_HTTPS##*:}
@@ -50,8 +50,11 @@ up() {
     LAAFFIC_APP_ID=$LAAFFIC_SANDBOX_APP_ID LAAFFIC_BASE_URL=$LAAFFIC_SANDBOX_HTTPS \
     LAAFFIC_RESOLVE="localhost:$sb_port:127.0.0.1" LAAFFIC_PUSH_TOKEN=$token \
     nginx -p "$app/" -c "$app/nginx.conf" "${user[@]}" || return 1
-  for _ in $(seq 1 100); do
+  # (`|| return`: a caller's `$(up DIR) || exit` turns set -e off in here)
+  local i
+  for i in $(seq 1 100); do
     curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$port/campaigns/last" && break
+    [ "$i" = 100 ] && { echo "run.sh: the app does not answer on $port" >&2; return 1; }
     sleep 0.05
   done
   echo "APP=http://127.0.0.1:$port" > "$dir/app.env"
