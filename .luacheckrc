@@ -8,3 +8,5 @@ files["sandbox/lua/"] = { globals = { "ngx" } }
 files["lua/laaffic/push.lua"] = { globals = { "ngx" } }
 -- wrk's script API: the globals wrk calls and the table it provides (tid: set by setup())
 files["bench/push_wrk.lua"] = { globals = { "wrk", "setup", "init", "request", "response", "done", "tid" } }
+-- the OpenResty example runs inside nginx's lua module
+files["examples/openresty/"] = { globals = { "ngx" } }

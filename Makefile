@@ -5,6 +5,7 @@
 #   make check           install missing Debian packages, build both, run every spec
 #                        (Lua 5.4, LuaJIT, valgrind, luarocks install), print "N passed, N failed"
 #   make demo            start the sandbox, create a task through the SDK, show it, stop
+#   make example-openresty  examples/openresty against the sandbox: send, show pushes, stop
 #   make bench           benchmarks (see README)
 #   make fuzz            libFuzzer harnesses for the encoder, CSV reader, push parser
 #   make check-resty-http RESTY_HTTP=<dir with resty/http.lua> [RESTY_STRING=<dir with
@@ -44,7 +45,7 @@ ALL_CFLAGS := $(CFLAGS) $(WARN) -std=c99 -D_POSIX_C_SOURCE=200809L -fPIC -fvisib
               -DLAAFFIC_VERSION='"$(VERSION)"'
 LIBS       := $(shell $(PKG_CONFIG) --libs libcurl libcrypto)
 
-.PHONY: all clean check test bench deps install demo check-resty-http docs contract contract-fuzz asan-specs
+.PHONY: all clean check test bench deps install demo example-openresty check-resty-http docs contract contract-fuzz asan-specs
 
 all: $(BUILD)/laaffic/core.so
 
@@ -63,6 +64,10 @@ demo: deps
 	@$(MAKE) --no-print-directory -s LUA=lua5.4 all
 	@$(MAKE) --no-print-directory -s LUA=luajit all
 	@scripts/demo.sh
+
+example-openresty: deps
+	@$(MAKE) --no-print-directory -s LUA=luajit all
+	@examples/openresty/run.sh
 
 check: deps
 	@scripts/check.sh

@@ -1,7 +1,8 @@
--- spec/installed.lua TREE: run by scripts/check.sh after `luarocks make --tree TREE`, with
--- package paths that reach only TREE and the system's lua-cjson. Fails unless laaffic and
--- its C core load from TREE and sign and build a task there.
-local tree = assert(arg[1], "usage: installed.lua TREE")
+-- spec/installed.lua [TREE]: ~/app.lua of scripts/install-check.sh, run as README.md says after
+-- `luarocks make --tree "$TREE"` and `eval "$(luarocks ... path)"`: no LUA_PATH of its own,
+-- only what that gives. Fails unless laaffic, its modules and its C core load
+-- from TREE and sign and build a task there.
+local tree = assert(arg[1] or os.getenv("TREE"), "usage: installed.lua TREE (or TREE in the environment)")
 local laaffic = require("laaffic")
 local core_path = package.searchpath("laaffic.core", package.cpath)
 assert(core_path and core_path:sub(1, #tree) == tree, "laaffic.core not loaded from the tree: " .. tostring(core_path))
