@@ -24,12 +24,25 @@ int lf_fail(enc *e, int code, const char *fmt, ...)
     return -1;
 }
 
+/* Appends { field = <the current path>, message, code } to the list at stack index list. */
+static void add_finding(enc *e, int list, size_t n, const char *msg, int code)
+{
+    lua_State *L = e->L;
+    lua_createtable(L, 0, 3);
+    lf_path_push(L, e);
+    lua_setfield(L, -2, "field");
+    lua_pushstring(L, msg);
+    lua_setfield(L, -2, "message");
+    lua_pushinteger(L, code);
+    lua_setfield(L, -2, "code");
+    lua_rawseti(L, list, (lua_Integer)n);
+}
+
 /* A rule laaffic infers but the vendor's pages do not state: the request is written as
  * given and { field, message, code } goes to info.warnings; with opts.strict it fails like
  * a stated rule. Returns 0, or -1 (strict). */
 int lf_warn(enc *e, int code, const char *fmt, ...)
 {
-    lua_State *L = e->L;
     char msg[sizeof e->msg];
     va_list ap;
     va_start(ap, fmt);
@@ -40,16 +53,8 @@ int lf_warn(enc *e, int code, const char *fmt, ...)
         e->code = code;
         return -1;
     }
-    if (!e->warnings || e->nwarnings++ >= MAX_WARNINGS)
-        return 0;
-    lua_createtable(L, 0, 3);
-    lf_path_push(L, e);
-    lua_setfield(L, -2, "field");
-    lua_pushstring(L, msg);
-    lua_setfield(L, -2, "message");
-    lua_pushinteger(L, code);
-    lua_setfield(L, -2, "code");
-    lua_rawseti(L, e->warnings, (lua_Integer)e->nwarnings);
+    if (e->warnings && e->nwarnings++ < MAX_WARNINGS)
+        add_finding(e, e->warnings, e->nwarnings, msg, code);
     return 0;
 }
 
@@ -159,18 +164,11 @@ static void read_opts(lua_State *L, int idx, enc *e)
 
 int lf_collect(enc *e, int top, int depth, int nopen)
 {
-    lua_State *L = e->L;
     if (!e->problems || e->fatal || e->located)
         return -1;
-    lua_createtable(L, 0, 3); /* the path's keys may live above top: read them first */
-    lf_path_push(L, e);
-    lua_setfield(L, -2, "field");
-    lua_pushstring(L, e->msg);
-    lua_setfield(L, -2, "message");
-    lua_pushinteger(L, e->code);
-    lua_setfield(L, -2, "code");
-    lua_rawseti(L, e->problems, (lua_Integer)++e->nproblems);
-    lua_settop(L, top);
+    /* before the settop: the path's keys may live above top */
+    add_finding(e, e->problems, ++e->nproblems, e->msg, e->code);
+    lua_settop(e->L, top);
     e->depth = depth;
     e->nopen = nopen;
     return 0;
