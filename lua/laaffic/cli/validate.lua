@@ -108,6 +108,15 @@ local function valid_name(task, bad)
     return ok and json and n or BASE_NAME
 end
 
+-- The encoder's warnings (info.warnings) as report entries of file.
+local function add_warnings(out, file, warned)
+    for _, w in ipairs(warned) do
+        out[#out + 1] = { file = file, field = w.field, code = w.code,
+            message = w.field .. ": " .. w.message,
+            text = file .. ": warning: " .. w.field .. ": " .. w.message }
+    end
+end
+
 -- Every problem with the task's own fields (one per field: a bad field does not hide
 -- another), the warnings (rules the vendor's pages do not state; problems when strict),
 -- and the task name the parts take (BASE_NAME when the task's is not valid).
@@ -129,11 +138,7 @@ local function field_problems(task, taskname, app_id, has_numbers, strict)
     local found, warned, bad = encode_fields(task, app_id, strict)
     sort(found, function(a, b) return a.key < b.key or a.key == b.key and a.i < b.i end)
     for _, p in ipairs(found) do add(p.field, p.message, p.code) end
-    for _, w in ipairs(warned) do
-        warnings[#warnings + 1] = { file = taskname, field = w.field, code = w.code,
-            message = w.field .. ": " .. w.message,
-            text = taskname .. ": warning: " .. w.field .. ": " .. w.message }
-    end
+    add_warnings(warnings, taskname, warned)
     return problems, warnings, valid_name(task, bad)
 end
 
@@ -165,7 +170,9 @@ end
 -- next parts take.
 local function check_part(report, c, k, name)
     local list, is_csv = c.list, c.is_csv
-    if not is_csv then c.o.part = k end
+    -- an empty list is no part of anything: encoded whole, the encoder warns (or, strict,
+    -- refuses) as for any task
+    if not is_csv then c.o.part = c.n ~= 0 and k or nil end
     local before = is_csv and list:info().bytes
     local t = { appId = "validate", taskName = name, agentId = 1, numberInfoList = list }
     local ok, body, info, field, code, where = pcall(core.encode_body, t, c.o)
@@ -175,6 +182,8 @@ local function check_part(report, c, k, name)
     end
     if body then
         body:close()
+        -- the list's own warnings (an empty one); the stand-in task's fields make none
+        if k == 1 then add_warnings(report.warnings, c.listname, info.warnings) end
         report.parts[#report.parts + 1] = { part = k, rows = info.rows,
             task_name = info.task_name or name }
         report.truncated = report.truncated + (info.truncated or 0)
@@ -247,19 +256,11 @@ function _M.check(task, taskname, make_list, listname, enc, app_id, has_numbers,
     local is_csv = csv.is(list)
     local rejects = {}
     local n = not is_csv and type(list) == "table" and #list or nil
-    if n == 0 and enc.strict then
-        part_problem(report, listname, 1, "numberInfoList: is empty: no number to call", nil,
-                     "numberInfoList", -21)
-    elseif n == 0 then          -- the pages give only a maximum: a warning, nothing to check
-        report.warnings[#report.warnings + 1] = { file = listname, field = "numberInfoList",
-            code = -21, message = "numberInfoList: is empty: no number to call",
-            text = listname .. ": warning: numberInfoList: is empty: no number to call" }
-        report.parts[1] = { part = 1, rows = 0, task_name = name }
-    elseif list ~= nil then
+    if list ~= nil then
         check_parts(report, { list = list, is_csv = is_csv, n = n, listname = listname,
             max_rows = enc.max_rows, o = { require_texts = enc.require_texts,
             truncate = enc.truncate, max_rows = enc.max_rows, rejects = rejects,
-            max_rejects = enc.max_rejects } }, name, bar)
+            max_rejects = enc.max_rejects, strict = enc.strict } }, name, bar)
     end
     report.row_problems = row_problems(rejects, listname)
     report.rejected = #rejects
