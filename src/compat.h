@@ -17,6 +17,15 @@
     (((i) > 0 || (i) <= LUA_REGISTRYINDEX) ? (i) : lua_gettop(L) + (i) + 1)
 #endif
 
+/* A userdata's one Lua value (a table): its uservalue on 5.2+, its environment on 5.1. */
+#if LUA_VERSION_NUM >= 502
+#define lf_setuservalue(L, i) ((void)lua_setuservalue((L), (i)))
+#define lf_getuservalue(L, i) ((void)lua_getuservalue((L), (i)))
+#else
+#define lf_setuservalue(L, i) ((void)lua_setfenv((L), (i)))
+#define lf_getuservalue(L, i) lua_getfenv((L), (i))
+#endif
+
 /* lua_isinteger exists from 5.3 on; LuaJIT has only doubles. */
 #if LUA_VERSION_NUM >= 503
 #define lf_isinteger(L, i) lua_isinteger((L), (i))

@@ -73,6 +73,18 @@ typedef struct enc {
     size_t node_count;
     int have_type, have_num, have_nodes, have_intents;
     size_t intent_count;
+    /* the encode in steps (core.encoder): where it stands between two calls */
+    int stage;      /* ST_NEW, ST_ROWS (stopped inside numberInfoList), ST_DONE */
+    int busy;       /* a step is running; still set after a step that raised */
+    size_t budget;  /* rows (list entries, CSV records) this step may still read */
+    int task;       /* stack index of the task table in this call */
+    int field_top, field_depth, field_nopen; /* as before the top-level field being written */
+    /* numberInfoList from a Lua list: the rows left, and the row keys interned on the stack
+     * (keys_base + 1 ..): their addresses hold for this call only */
+    size_t row_i, row_last, walk_from;
+    int keys_base, walker;
+    const char *interned[LF_ROW_NKEYS];
+    unsigned long long csv_from; /* where the CSV part began, for the capacity estimate */
     /* error */
     int code;
     char msg[640];
@@ -202,11 +214,26 @@ LAAFFIC_INTERNAL int lf_put_member(enc *e, int t, const kref *k, int depth);
 
 /* ---- the task's fields (rules.c) and its rows (rows.c, rows_csv.c, rows_jit.c) */
 
-/* Writes the task table at t as the request object. */
-LAAFFIC_INTERNAL int lf_put_task(enc *e, int t);
-/* numberInfoList: a Lua list (or one part of it), or a CSV reader. */
+/* e->stage */
+enum { ST_NEW, ST_ROWS, ST_DONE };
+/* What the writers below return besides 0 and -1: e->budget ran out inside
+ * numberInfoList, rows remain. The stack then holds the list value at e->field_top + 1
+ * and, for a Lua list, the interned row keys above it (lf_push_row_keys): the next call
+ * puts them back so and goes on where this one stopped. */
+#define LF_MORE 1
+
+/* Writes the task table at e->task as the request object: from the start (ST_NEW), or
+ * from the row it stopped at (ST_ROWS). 0, -1, or LF_MORE. */
+LAAFFIC_INTERNAL int lf_put_task(enc *e);
+/* numberInfoList: a Lua list (or one part of it), or a CSV reader; starts it and writes
+ * rows as far as e->budget allows. 0, -1, or LF_MORE. */
 LAAFFIC_INTERNAL int lf_put_numbers(enc *e, int idx);
 LAAFFIC_INTERNAL int lf_put_csv_numbers(enc *e, lf_csv *c);
+/* Goes on with the rows of the list at e->field_top + 1 (a CSV reader: e->csv). */
+LAAFFIC_INTERNAL int lf_more_numbers(enc *e);
+LAAFFIC_INTERNAL int lf_more_csv_numbers(enc *e);
+/* Pushes the row keys and notes their addresses (e->interned, e->keys_base). */
+LAAFFIC_INTERNAL void lf_push_row_keys(enc *e);
 
 /* One row's values by slot (rules.h: calleeNumber, text1..text10). */
 typedef struct slot {

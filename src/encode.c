@@ -174,71 +174,45 @@ int lf_collect(enc *e, int top, int depth, int nopen)
     return 0;
 }
 
-/* Runs the encode with the body userdata at `bodyidx`. Returns 0, or pushes
- * nil, message, field, code and returns 4. */
-static int run(lua_State *L, enc *e, int bodyidx)
+/* The encode failed: frees the body and pushes nil, message, field, code [, where];
+ * returns their count. */
+static int push_failure(lua_State *L, enc *e)
 {
-    int top;
-    (void)bodyidx;
-    /* opts.rejects, at a fixed stack slot for the whole encode */
-    if (lua_istable(L, 2))
-        raw_field(L, 2, "rejects");
-    else
-        lua_pushnil(L);
-    e->rejects = lua_istable(L, -1) ? lua_gettop(L) : 0;
-    lua_newtable(L);
-    e->warnings = lua_gettop(L);
-    if (lua_istable(L, 2))
-        raw_field(L, 2, "problems");
-    else
-        lua_pushnil(L);
-    e->problems = lua_istable(L, -1) ? lua_gettop(L) : 0;
-    /* the list comes from a CSV source, or is one part of a longer list: taskName is
-     * written last, once we know whether another part follows */
-    raw_field(L, 1, "numberInfoList");
-    e->split = e->part > 0 || lf_csv_test(L, -1) != NULL;
-    lua_pop(L, 1);
-    top = lua_gettop(L);
-    if (lf_put_task(e, 1)) {
-        lf_body_free(e->body);
-        lua_settop(L, top);
-        lua_pushnil(L);
-        if (e->located) {
-            lua_pushstring(L, e->msg);
-            if (e->err_field)
-                lua_pushstring(L, e->err_field);
-            else
-                lua_pushnil(L);
-            lua_pushinteger(L, e->code);
-            lua_createtable(L, 0, 3);
-            lua_pushstring(L, e->csv->name);
-            lua_setfield(L, -2, "file");
-            lua_pushinteger(L, (lua_Integer)e->err_line);
-            lua_setfield(L, -2, "line");
-            if (e->err_col > 0) {
-                lua_pushinteger(L, (lua_Integer)e->err_col);
-                lua_setfield(L, -2, "column");
-            }
-            return 5;
-        }
-        if (e->nproblems > 0 && !e->fatal) { /* opts.problems: answer with the first */
-            lua_rawgeti(L, e->problems, 1);  /* nil, entry */
-            lua_getfield(L, -1, "field");
-            lua_getfield(L, -2, "code");
-            lua_getfield(L, -3, "message");  /* nil, entry, field, code, message */
-            lua_pushfstring(L, "%s: %s", lua_tostring(L, -3), lua_tostring(L, -1));
-            lua_replace(L, -5);              /* nil, text, field, code, message */
-            lua_pop(L, 1);
-            return 4;
-        }
-        lf_path_push(L, e);
-        lua_pushfstring(L, "%s: %s", lua_tostring(L, -1), e->msg);
-        lua_insert(L, -2);
+    lf_body_free(e->body);
+    lua_pushnil(L);
+    if (e->located) {
+        lua_pushstring(L, e->msg);
+        if (e->err_field)
+            lua_pushstring(L, e->err_field);
+        else
+            lua_pushnil(L);
         lua_pushinteger(L, e->code);
+        lua_createtable(L, 0, 3);
+        lua_pushstring(L, e->csv->name);
+        lua_setfield(L, -2, "file");
+        lua_pushinteger(L, (lua_Integer)e->err_line);
+        lua_setfield(L, -2, "line");
+        if (e->err_col > 0) {
+            lua_pushinteger(L, (lua_Integer)e->err_col);
+            lua_setfield(L, -2, "column");
+        }
+        return 5;
+    }
+    if (e->nproblems > 0 && !e->fatal) { /* opts.problems: answer with the first */
+        lua_rawgeti(L, e->problems, 1);  /* nil, entry */
+        lua_getfield(L, -1, "field");
+        lua_getfield(L, -2, "code");
+        lua_getfield(L, -3, "message");  /* nil, entry, field, code, message */
+        lua_pushfstring(L, "%s: %s", lua_tostring(L, -3), lua_tostring(L, -1));
+        lua_replace(L, -5);              /* nil, text, field, code, message */
+        lua_pop(L, 1);
         return 4;
     }
-    lua_settop(L, top);
-    return 0;
+    lf_path_push(L, e);
+    lua_pushfstring(L, "%s: %s", lua_tostring(L, -1), e->msg);
+    lua_insert(L, -2);
+    lua_pushinteger(L, e->code);
+    return 4;
 }
 
 static void push_info(lua_State *L, const enc *e)
@@ -274,25 +248,174 @@ static void push_info(lua_State *L, const enc *e)
     }
 }
 
+/* ---------------------------------------------------------------- the encoder object
+ *
+ * core.encoder(task [, opts]) keeps an encode that goes on over several calls: each
+ * enc:step(n) writes up to n more rows of numberInfoList and returns true, or, once done,
+ * what core.encode_body returns. The state is the userdata itself; the Lua values a step
+ * needs again live in its uservalue, and every step puts them back on its stack in the
+ * same places (the frame below), so stack indexes kept in the state hold in every call.
+ * core.encode_body and core.encode are an encoder and one step of every row. */
+
+#define LAAFFIC_ENCODER_MT "laaffic.encoder"
+
+/* the uservalue's slots; U_TASK..U_PROBLEMS are at FRAME_U + slot in every step */
+enum { U_TASK = 1, U_BODY, U_REJECTS, U_WARNINGS, U_PROBLEMS, U_LIST };
+#define FRAME_U 2                   /* 1: the encoder, 2: its uservalue */
+#define FRAME_TOP (FRAME_U + U_PROBLEMS)
+#define FRAME_BODY (FRAME_U + U_BODY)
+
+/* Checks the arguments (task, opts), as every entry point does, and pushes the encoder
+ * at 3. May raise: bad arguments, memory. */
 static enc *enc_new(lua_State *L)
 {
     enc *e;
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 2);
-    e = (enc *)lua_newuserdata(L, sizeof *e); /* 3: state, GC-owned */
+    e = (enc *)lua_newuserdata(L, sizeof *e); /* 3 */
     memset(e, 0, sizeof *e);
-    e->L = L;
     read_opts(L, 2, e);
-    e->body = lf_body_new(L); /* 4: body */
+    lua_createtable(L, U_LIST, 0);           /* 4: the uservalue */
+    lua_pushvalue(L, 1);
+    lua_rawseti(L, 4, U_TASK);
+    e->body = lf_body_new(L);
     e->b = &e->body->buf;
+    lua_rawseti(L, 4, U_BODY);
+    if (lua_istable(L, 2)) {
+        raw_field(L, 2, "rejects");
+        lua_rawseti(L, 4, U_REJECTS);
+        raw_field(L, 2, "problems");
+        lua_rawseti(L, 4, U_PROBLEMS);
+    }
+    lua_newtable(L);
+    lua_rawseti(L, 4, U_WARNINGS);
+    lf_setuservalue(L, 3);
+    luaL_getmetatable(L, LAAFFIC_ENCODER_MT); /* its __gc frees a body never handed out */
+    lua_setmetatable(L, 3);
+    return e;
+}
+
+/* Pushes the frame of a step of the encoder at 1 (see FRAME_TOP), and, for a step that
+ * goes on inside numberInfoList, what the last one left above it (enc.h: LF_MORE). */
+static void push_frame(lua_State *L, enc *e)
+{
+    int k;
+    lua_settop(L, 1);
+    luaL_checkstack(L, FRAME_TOP + LF_ROW_NKEYS + LUA_MINSTACK, "laaffic.encoder");
+    lf_getuservalue(L, 1);
+    for (k = U_TASK; k <= U_PROBLEMS; k++)
+        lua_rawgeti(L, FRAME_U, k);
+    e->L = L;
+    e->task = FRAME_U + U_TASK;
+    e->rejects = lua_istable(L, FRAME_U + U_REJECTS) ? FRAME_U + U_REJECTS : 0;
+    e->warnings = FRAME_U + U_WARNINGS;
+    e->problems = lua_istable(L, FRAME_U + U_PROBLEMS) ? FRAME_U + U_PROBLEMS : 0;
+    if (e->stage == ST_ROWS) {
+        if (e->field_top != FRAME_TOP)
+            luaL_error(L, "laaffic.encoder: internal error: the frame moved");
+        lua_rawgeti(L, FRAME_U, U_LIST);
+        if (!e->csv)
+            lf_push_row_keys(e);
+    }
+}
+
+/* Writes up to n more rows (all of them: (size_t)-1). Returns 1 with true pushed while
+ * rows remain; else 0 (done: the body is at FRAME_BODY, info to push) or the failure's
+ * results, pushed. */
+static int step(lua_State *L, enc *e, size_t n)
+{
+    int r;
+    if (e->busy)
+        luaL_error(L, "laaffic.encoder: an earlier step raised an error: this encode cannot go on");
+    if (e->stage == ST_DONE)
+        luaL_error(L, "laaffic.encoder: step after the end (the encode has returned its result)");
+    push_frame(L, e);
+    if (e->stage == ST_NEW) {
+        /* the list comes from a CSV source, or is one part of a longer list: taskName is
+         * written last, once we know whether another part follows */
+        raw_field(L, e->task, "numberInfoList");
+        e->split = e->part > 0 || lf_csv_test(L, -1) != NULL;
+        lua_pop(L, 1);
+    }
+    e->busy = 1;
+    e->budget = n;
+    r = lf_put_task(e);
+    e->busy = 0;
+    if (r == LF_MORE) {
+        lua_pushvalue(L, e->field_top + 1);
+        lua_rawseti(L, FRAME_U, U_LIST);
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    e->stage = ST_DONE;
+    lua_settop(L, FRAME_TOP);
+    return r ? push_failure(L, e) : 0;
+}
+
+/* Pushes body, info after the last step; the body gives its slack back. */
+static int push_body(lua_State *L, enc *e)
+{
+    if (e->b->cap > e->b->len) {
+        char *p = (char *)realloc(e->b->data, e->b->len ? e->b->len : 1);
+        if (p) {
+            e->b->data = p;
+            e->b->cap = e->b->len ? e->b->len : 1;
+        }
+    }
+    lua_pushvalue(L, FRAME_BODY);
+    push_info(L, e);
+    return 2;
+}
+
+/* core.encoder(task [, opts]) -> encoder; the arguments as core.encode_body's */
+static int l_encoder(lua_State *L)
+{
+    enc_new(L);
+    return 1;
+}
+
+/* enc:step(n) -> true | body, info | nil, message, field, code [, where] */
+static int l_step(lua_State *L)
+{
+    enc *e = (enc *)luaL_checkudata(L, 1, LAAFFIC_ENCODER_MT);
+    lua_Number n = luaL_checknumber(L, 2);
+    int r;
+    luaL_argcheck(L, n >= 1 && n == floor(n), 2, "must be a row count of at least 1");
+    r = step(L, e, n < 4e18 ? (size_t)n : (size_t)-1);
+    return r ? r : push_body(L, e);
+}
+
+/* __gc: an encode dropped before its end frees its body now (nobody else has it) */
+static int l_encoder_gc(lua_State *L)
+{
+    enc *e = (enc *)luaL_checkudata(L, 1, LAAFFIC_ENCODER_MT);
+    if (e->stage != ST_DONE) {
+        lf_body *b;
+        lf_getuservalue(L, 1);
+        if (lua_istable(L, -1)) {
+            lua_rawgeti(L, -1, U_BODY);
+            if ((b = lf_body_test(L, -1)) != NULL)
+                lf_body_free(b);
+        }
+        e->stage = ST_DONE;
+    }
+    return 0;
+}
+
+/* An encoder for the arguments at 1, 2, moved to 1, and one step of every row. */
+static enc *encode_all(lua_State *L, int *r)
+{
+    enc *e = enc_new(L);
+    lua_replace(L, 1);
+    *r = step(L, e, (size_t)-1);
     return e;
 }
 
 /* core.encode(task [, opts]) -> json, info | nil, message, field, code */
 static int l_encode(lua_State *L)
 {
-    enc *e = enc_new(L);
-    int r = run(L, e, 4);
+    int r;
+    enc *e = encode_all(L, &r);
     if (r)
         return r;
     lua_pushlstring(L, e->b->data, e->b->len);
@@ -304,20 +427,9 @@ static int l_encode(lua_State *L)
 /* core.encode_body(task [, opts]) -> body, info | nil, message, field, code */
 static int l_encode_body(lua_State *L)
 {
-    enc *e = enc_new(L);
-    int r = run(L, e, 4);
-    if (r)
-        return r;
-    if (e->b->cap > e->b->len) { /* give the slack back */
-        char *p = (char *)realloc(e->b->data, e->b->len ? e->b->len : 1);
-        if (p) {
-            e->b->data = p;
-            e->b->cap = e->b->len ? e->b->len : 1;
-        }
-    }
-    lua_pushvalue(L, 4);
-    push_info(L, e);
-    return 2;
+    int r;
+    enc *e = encode_all(L, &r);
+    return r ? r : push_body(L, e);
 }
 
 /* core.parts(n [, max_rows]) -> the number of tasks a list of n rows is sent as (each at
@@ -337,7 +449,10 @@ int laaffic_encode_open(lua_State *L)
 {
     static const luaL_Reg funcs[] = {
         {"encode", l_encode}, {"encode_body", l_encode_body}, {"parts", l_parts},
-        {NULL, NULL}};
+        {"encoder", l_encoder}, {NULL, NULL}};
+    static const luaL_Reg methods[] = {{"step", l_step}, {"__gc", l_encoder_gc}, {NULL, NULL}};
+    lf_newclass(L, LAAFFIC_ENCODER_MT, methods);
+    lua_pop(L, 1);
     lf_json_init();
     lf_jit_rows_open(L);
     lf_body_open(L);

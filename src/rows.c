@@ -387,14 +387,60 @@ static int put_list_row(enc *e, int idx, size_t i, int base, const char *const *
  * put_row before the walker is tried again. */
 enum { WALK_MIN = 8, WALK_PAUSE = 64 };
 
+void lf_push_row_keys(enc *e)
+{
+    int j;
+    e->keys_base = lua_gettop(e->L);
+    for (j = 0; j < R_NKEYS; j++) {
+        lua_pushstring(e->L, lf_row_keys[j]);
+        e->interned[j] = lua_tostring(e->L, -1);
+    }
+}
+
+/* The rows of the list at idx from e->row_i on, while e->budget lasts (LF_MORE: it ran
+ * out), then the list's end. */
+static int list_more(enc *e, int idx)
+{
+    size_t i = e->row_i, last = e->row_last;
+    while (i <= last) {
+        if (e->budget == 0) {
+            e->row_i = i;
+            return LF_MORE;
+        }
+        if (e->walker && i >= e->walk_from) { /* the plain rows from i on, on LuaJIT */
+            size_t from = i, stop = last - i < e->budget ? last : i + e->budget - 1;
+            i = lf_walk_rows(e, idx, i, stop);
+            e->budget -= i - from;
+            if (i > stop) /* the list or the slice is done */
+                continue;
+            /* a list of rows that are seldom plain: not a walker call per row */
+            if (i - from < WALK_MIN)
+                e->walk_from = i + WALK_PAUSE;
+        }
+        e->budget--;
+        if (put_list_row(e, idx, i, e->keys_base, e->interned))
+            return -1;
+        i++;
+    }
+    lua_settop(e->L, e->keys_base);
+    if (e->rows == 0)
+        return lf_no_rows(e);
+    e->rows_total = e->rows;
+    return put_chars(e, "]", 1);
+}
+
+int lf_more_numbers(enc *e)
+{
+    if (e->csv)
+        return lf_more_csv_numbers(e);
+    return list_more(e, e->field_top + 1);
+}
+
 /* numberInfoList from a Lua list (or a CSV reader: rows_csv.c). */
 int lf_put_numbers(enc *e, int idx)
 {
-    lua_State *L = e->L;
-    const char *interned[R_NKEYS];
-    size_t n, i, first = 1, last = 0, walk_from = 0;
-    int j, base, walker;
-    lf_csv *c = lf_csv_test(L, idx);
+    size_t n, first = 1, last = 0;
+    lf_csv *c = lf_csv_test(e->L, idx);
 
     if (c != NULL)
         return lf_put_csv_numbers(e, c);
@@ -402,36 +448,18 @@ int lf_put_numbers(enc *e, int idx)
         return -1;
     if (n == 0) /* the pages give a maximum only */
         return put_chars(e, "[]", 2) ? -1 : warn(e, CODE_DATA, "is empty: no number to call");
-    /* intern the row keys once; they stay on the stack, so their addresses stay valid */
-    if (!lua_checkstack(L, R_NKEYS + 8))
+    /* intern the row keys once a call; they stay on the stack, so their addresses hold */
+    if (!lua_checkstack(e->L, R_NKEYS + 8))
         return fail(e, CODE_PARAM, "is nested too deeply");
-    base = lua_gettop(L);
-    for (j = 0; j < R_NKEYS; j++) {
-        lua_pushstring(L, lf_row_keys[j]);
-        interned[j] = lua_tostring(L, -1);
-    }
+    lf_push_row_keys(e);
     e->rows_total = last - first + 1;
     e->rows = 0;
     e->list_start = e->b->len;
     if (put_chars(e, "[", 1))
         return -1;
-    walker = lf_have_walker(L);
-    for (i = first; i <= last; i++) {
-        if (walker && i >= walk_from) { /* the plain rows from i on, on LuaJIT */
-            size_t from = i;
-            i = lf_walk_rows(e, idx, i, last);
-            if (i > last)
-                break;
-            /* a list of rows that are seldom plain: not a walker call per row */
-            if (i - from < WALK_MIN)
-                walk_from = i + WALK_PAUSE;
-        }
-        if (put_list_row(e, idx, i, base, interned))
-            return -1;
-    }
-    lua_settop(L, base);
-    if (e->rows == 0)
-        return lf_no_rows(e);
-    e->rows_total = e->rows;
-    return put_chars(e, "]", 1);
+    e->walker = lf_have_walker(e->L);
+    e->walk_from = 0;
+    e->row_i = first;
+    e->row_last = last;
+    return list_more(e, idx);
 }

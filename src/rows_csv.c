@@ -128,24 +128,20 @@ static int end_part(enc *e, lf_csv *c)
     return put_chars(e, "]", 1);
 }
 
-/* After max_rows rows the next valid row is read, found valid, and given back to the
- * reader (e->more = 1), so the part knows whether another follows. */
-int lf_put_csv_numbers(enc *e, lf_csv *c)
+/* The next records of the part while e->budget lasts (LF_MORE: it ran out), then the
+ * part's end. After max_rows rows the next valid row is read, found valid, and given back
+ * to the reader (e->more = 1), so the part knows whether another follows. */
+int lf_more_csv_numbers(enc *e)
 {
+    lf_csv *c = e->csv;
     lf_csv_row r;
-    unsigned long long size, from = lf_csv_at(c, &size);
-
-    if ((e->part = lf_csv_part(c)) == 0)
-        return fail(e, CODE_PARAM, "the CSV source is closed");
-    e->csv = c;
-    e->rows = 0;
-    e->rows_total = 0;
-    e->list_start = e->b->len;
-    if (put_chars(e, "[", 1))
-        return -1;
     for (;;) {
         size_t mark = e->b->len, trunc = e->truncated;
-        int k = lf_csv_next_row(c, &r), depth = e->depth;
+        int k, depth = e->depth;
+        if (e->budget == 0)
+            return LF_MORE;
+        e->budget--;
+        k = lf_csv_next_row(c, &r);
         e->duplicates += r.duplicates;
         if (k == 0)
             break;
@@ -167,7 +163,7 @@ int lf_put_csv_numbers(enc *e, lf_csv *c)
             if (lf_csv_row_kept(c, &r) < 0)
                 return fail(e, CODE_DATA, "out of memory remembering numbers for opts.dedupe");
             e->rows++;
-            estimate_rows(e, c, from);
+            estimate_rows(e, c, e->csv_from);
             continue;
         }
         e->b->len = mark;
@@ -176,4 +172,20 @@ int lf_put_csv_numbers(enc *e, lf_csv *c)
             return -1;
     }
     return end_part(e, c);
+}
+
+/* Starts the reader's next part and writes its rows as far as e->budget allows. */
+int lf_put_csv_numbers(enc *e, lf_csv *c)
+{
+    unsigned long long size;
+    if ((e->part = lf_csv_part(c)) == 0)
+        return fail(e, CODE_PARAM, "the CSV source is closed");
+    e->csv = c;
+    e->csv_from = lf_csv_at(c, &size);
+    e->rows = 0;
+    e->rows_total = 0;
+    e->list_start = e->b->len;
+    if (put_chars(e, "[", 1))
+        return -1;
+    return lf_more_csv_numbers(e);
 }

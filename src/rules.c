@@ -370,6 +370,11 @@ static int put_numbers(enc *e, int idx, const field *f)
 
 static int put_task_name(enc *e, int t, int first);
 
+typedef struct rules {
+    const field *fields;
+    int n;
+} rules;
+
 static const field TOP[] = {
     {"appId", put_app_id, 1, 0, 0, NULL, 0},
     {"taskName", put_text, 1, LF_NAME_MIN, LF_NAME_MAX, NULL, 0},
@@ -385,10 +390,6 @@ static const field TOP[] = {
     {"recallFlow", put_recall, 0, 0, 0, NULL, 0},
 };
 
-typedef struct rules {
-    const field *fields;
-    int n;
-} rules;
 
 /* A key_test: is k a name no rule of the object knows? */
 static int unknown_field(const void *ctx, const char *k, size_t klen)
@@ -451,8 +452,10 @@ static int put_known(enc *e, int t, const field *f, int *first)
         if (is_null(L, -1)) {
             if (put_chars(e, "null", 4))
                 return -1;
-        } else if (f->put(e, lua_gettop(L), f)) {
-            return -1;
+        } else {
+            int r = f->put(e, lua_gettop(L), f);
+            if (r) /* -1, or LF_MORE with the value left on the stack */
+                return r;
         }
     }
     path_pop(e);
@@ -464,52 +467,68 @@ static int put_known(enc *e, int t, const field *f, int *first)
  * next field goes on (lf_collect). */
 static int put_field(enc *e, int t, const field *f, int *first, int top_level)
 {
-    int top = lua_gettop(e->L), depth = e->depth, nopen = e->nopen;
-    if (put_known(e, t, f, first) == 0)
-        return 0;
+    int top = lua_gettop(e->L), depth = e->depth, nopen = e->nopen, r;
+    if (top_level) { /* numberInfoList may go on in a later call (LF_MORE) */
+        e->field_top = top;
+        e->field_depth = depth;
+        e->field_nopen = nopen;
+    }
+    if ((r = put_known(e, t, f, first)) >= 0)
+        return r;
     return top_level ? lf_collect(e, top, depth, nopen) : -1;
 }
 
-/* Writes an object: the known fields in table order (a NULL name marks where the unknown
- * ones go; by default they go last), then or there the unknown ones sorted by name. */
-static int put_object(enc *e, int t, const field *fields, int nfields)
+/* Opens an object: "{", and the keys no rule of fields knows, collected and sorted (they
+ * stay on the stack until put_fields has written them). */
+static int open_object(enc *e, int t, const rules *r, kref **keys, size_t *nunknown)
 {
-    size_t nunknown, i;
-    int j, first = 1, unknown_done = 0;
-    kref *keys = NULL;
-    rules r;
-
-    r.fields = fields;
-    r.n = nfields;
+    *keys = NULL;
     if (!lua_checkstack(e->L, 8))
         return fail(e, CODE_PARAM, "is nested too deeply");
-    if (enter(e, t) || count_unknown(e, t, &r, &nunknown))
+    if (enter(e, t) || count_unknown(e, t, r, nunknown))
         return -1;
-    if (nunknown && (keys = collect_keys(e, t, nunknown, unknown_field, &r)) == NULL)
+    if (*nunknown && (*keys = collect_keys(e, t, *nunknown, unknown_field, r)) == NULL)
         return -1;
-    if (put_chars(e, "{", 1))
-        return -1;
-    for (j = 0; j <= nfields; j++) {
+    return put_chars(e, "{", 1);
+}
+
+/* Writes the known fields from fields[j] on in table order (a NULL name marks where the
+ * unknown ones go; by default they go last), then or there the unknown ones. 0, -1, or
+ * LF_MORE from numberInfoList. */
+static int put_fields(enc *e, int t, const rules *r, int j, int *first, const kref *keys,
+                      size_t nunknown)
+{
+    const field *fields = r->fields;
+    int nfields = r->n, unknown_done = 0;
+    size_t i;
+    for (; j <= nfields; j++) {
+        int k;
         if (j == nfields || fields[j].name == NULL) {
             if (unknown_done)
                 continue;
             unknown_done = 1;
             for (i = 0; i < nunknown; i++) {
                 int top = lua_gettop(e->L), depth = e->depth, nopen = e->nopen;
-                if (((!first && put_chars(e, ",", 1)) || put_member(e, t, &keys[i], 0)) &&
+                if (((!*first && put_chars(e, ",", 1)) || put_member(e, t, &keys[i], 0)) &&
                     (fields != TOP || lf_collect(e, top, depth, nopen)))
                     return -1;
-                first = 0;
+                *first = 0;
             }
+            if (nunknown)
+                lua_pop(e->L, 2); /* keys */
             continue;
         }
         if (fields == TOP && e->split && strcmp(fields[j].name, "taskName") == 0)
             continue; /* taskName: written last, see put_task_name */
-        if (put_field(e, t, &fields[j], &first, fields == TOP))
-            return -1;
+        if ((k = put_field(e, t, &fields[j], first, fields == TOP)) != 0)
+            return k;
     }
-    if (nunknown)
-        lua_pop(e->L, 2); /* keys */
+    return 0;
+}
+
+/* Closes an object; the task's: taskName of a split list, and opts.problems' verdict. */
+static int close_object(enc *e, int t, const field *fields, int first)
+{
     if (fields == TOP && e->split) {
         int top = lua_gettop(e->L), depth = e->depth, nopen = e->nopen;
         if (put_task_name(e, t, first) && lf_collect(e, top, depth, nopen))
@@ -521,9 +540,55 @@ static int put_object(enc *e, int t, const field *fields, int nfields)
     return put_chars(e, "}", 1);
 }
 
-int lf_put_task(enc *e, int t)
+static int put_object(enc *e, int t, const field *fields, int nfields)
 {
-    return put_object(e, t, TOP, (int)(sizeof TOP / sizeof TOP[0]));
+    size_t nunknown;
+    int first = 1;
+    kref *keys;
+    rules r;
+    r.fields = fields;
+    r.n = nfields;
+    if (open_object(e, t, &r, &keys, &nunknown) || put_fields(e, t, &r, 0, &first, keys, nunknown))
+        return -1;
+    return close_object(e, t, fields, first);
+}
+
+/* The index of numberInfoList in TOP: where a task stopped for a slice goes on. */
+#define NTOP ((int)(sizeof TOP / sizeof TOP[0]))
+#define TOP_NUMBERS (NTOP - 2)
+
+/* numberInfoList goes on from the row it stopped at: put_known's and put_field's ends. */
+static int more_numbers(enc *e)
+{
+    int r = lf_more_numbers(e);
+    if (r == 0) {
+        path_pop(e);
+        lua_pop(e->L, 1);
+    } else if (r < 0) {
+        r = lf_collect(e, e->field_top, e->field_depth, e->field_nopen);
+    }
+    return r;
+}
+
+int lf_put_task(enc *e)
+{
+    int t = e->task, first = 0, r;
+    rules top;
+    top.fields = TOP;
+    top.n = NTOP;
+    if (e->stage == ST_NEW) {
+        size_t nunknown;
+        kref *keys;
+        first = 1;
+        if (open_object(e, t, &top, &keys, &nunknown))
+            return -1;
+        r = put_fields(e, t, &top, 0, &first, keys, nunknown);
+    } else if ((r = more_numbers(e)) == 0) {
+        r = put_fields(e, t, &top, TOP_NUMBERS + 1, &first, NULL, 0);
+    }
+    if (r == LF_MORE)
+        e->stage = ST_ROWS;
+    return r ? r : close_object(e, t, TOP, first);
 }
 
 /* taskName of a part: the name as given when the whole list is one task, else the name
