@@ -38,6 +38,12 @@ local is_callable = options.is_callable
 -- transport names laaffic.new accepts besides a function (see laaffic.transport.ngx)
 local TRANSPORTS = { auto = true, subrequest = true, cosocket = true, resty_http = true, curl = true }
 local clock_now = core.now
+local is_yieldable = coroutine.isyieldable -- LuaJIT 2.1 and Lua 5.3+
+local DEFAULT_SLICE_ROWS = 10000
+-- The nginx phases whose handlers may yield (ngx.sleep's context in lua-nginx-module's
+-- documentation); init, init_worker, set, header_filter, body_filter, log, balancer may not.
+local YIELD_PHASES = { rewrite = true, access = true, content = true, timer = true,
+                       ssl_cert = true, ssl_session_fetch = true, ssl_client_hello = true }
 
 local _M = {
     _VERSION = core._VERSION,   -- the one place the version lives
@@ -142,6 +148,13 @@ local function transport_option(v)
                "\"resty_http\", \"curl\"; got " .. type(v)
     end
 end
+-- slice_rows: rows per slice of an encode inside nginx; 0 or false: one call
+local function slice_rows_option(v)
+    if v ~= false and (type(v) ~= "number" or v ~= floor(v) or v < 0 or v > core.LF_MAX_ROWS) then
+        return "must be an integer from 0 to " .. core.LF_MAX_ROWS .. " or false (0 and false " ..
+               "encode in one call)" .. (type(v) == "number" and "" or ", got " .. type(v))
+    end
+end
 local function resolve_list(v)
     if type(v) ~= "table" then return nil end -- the core says what it must be
     for i, x in ipairs(v) do
@@ -174,6 +187,7 @@ local NEW_OPTIONS = options.spec{
     { "sleep", type = "callable", what = "a function" },
     { "transport", test = transport_option },
     { "strict", type = "boolean", what = "a boolean" },
+    { "slice_rows", test = slice_rows_option },
     { "connect_timeout" }, { "timeout" }, { "insecure" }, { "http2" }, { "reuse" },
     { "max_response" },
     { "location" }, { "keepalive" }, { "pool_size" },
@@ -226,6 +240,8 @@ function _M.new(o)
     end
     local self = setmetatable({
         strict = o.strict,  -- true: a rule the pages do not state is an error, not a warning
+        -- rows encoded between two yields to nginx (false: the whole task in one call)
+        slice_rows = o.slice_rows == nil and DEFAULT_SLICE_ROWS or o.slice_rows ~= 0 and o.slice_rows,
         app_id = o.app_id,
         base_url = base_url,
         path = path,
@@ -294,8 +310,26 @@ end
 -- "bad argument #2 to 'encode_body' (opts.max_rows must be ...)": that is raised again as
 -- "laaffic: client:create_tasks: opts.max_rows must be ...", at error level `level` as
 -- seen from the caller of this function.
-local function encode_body(t, opts, fname, level)
-    local ok, body, info, field, code, where = pcall(core.encode_body, t, opts)
+-- Inside nginx, in a phase that may yield, the task is encoded `slice` rows at a time
+-- (core.encoder) with ngx.sleep(0) between slices, so a 200,000-row task does not hold the
+-- worker: the other requests run in between. The result is the one-call encode's.
+local function encode_body(t, opts, fname, level, slice)
+    local ok, body, info, field, code, where
+    if slice and ngx and ngx.get_phase and YIELD_PHASES[ngx.get_phase()] and
+       (not is_yieldable or is_yieldable()) then
+        local enc
+        ok, enc = pcall(core.encoder, t, opts)
+        body = enc
+        while ok and body == enc do
+            body, info, field, code, where = enc:step(slice)
+            if body == true then
+                ngx.sleep(0)
+                body = enc
+            end
+        end
+    else
+        ok, body, info, field, code, where = pcall(core.encode_body, t, opts)
+    end
     if not ok then
         local what = tostring(body):match("bad argument #%d+ to '[^']*' %((.*)%)$")
         if not what then error(body, 0) end
@@ -330,7 +364,7 @@ local function build_request(self, p, task, opts, fname, level)
         end
         opts = o
     end
-    local body, info, field, code, where = encode_body(t, opts, fname, level + 1)
+    local body, info, field, code, where = encode_body(t, opts, fname, level + 1, self.slice_rows)
     if not body then
         return nil, lerror.new{
             kind = "invalid",
