@@ -265,46 +265,25 @@ enum { U_TASK = 1, U_BODY, U_REJECTS, U_WARNINGS, U_PROBLEMS, U_LIST };
 #define FRAME_TOP (FRAME_U + U_PROBLEMS)
 #define FRAME_BODY (FRAME_U + U_BODY)
 
-/* Checks the arguments (task, opts), as every entry point does, and pushes the encoder
- * at 3. May raise: bad arguments, memory. */
+/* Checks the arguments (task, opts) at 1, 2, as every entry point does, and pushes the
+ * encoder's state at 3 and its body at 4. May raise: bad arguments, memory. */
 static enc *enc_new(lua_State *L)
 {
     enc *e;
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 2);
-    e = (enc *)lua_newuserdata(L, sizeof *e); /* 3 */
+    e = (enc *)lua_newuserdata(L, sizeof *e);
     memset(e, 0, sizeof *e);
     read_opts(L, 2, e);
-    lua_createtable(L, U_LIST, 0);           /* 4: the uservalue */
-    lua_pushvalue(L, 1);
-    lua_rawseti(L, 4, U_TASK);
     e->body = lf_body_new(L);
     e->b = &e->body->buf;
-    lua_rawseti(L, 4, U_BODY);
-    if (lua_istable(L, 2)) {
-        raw_field(L, 2, "rejects");
-        lua_rawseti(L, 4, U_REJECTS);
-        raw_field(L, 2, "problems");
-        lua_rawseti(L, 4, U_PROBLEMS);
-    }
-    lua_newtable(L);
-    lua_rawseti(L, 4, U_WARNINGS);
-    lf_setuservalue(L, 3);
-    luaL_getmetatable(L, LAAFFIC_ENCODER_MT); /* its __gc frees a body never handed out */
-    lua_setmetatable(L, 3);
     return e;
 }
 
-/* Pushes the frame of a step of the encoder at 1 (see FRAME_TOP), and, for a step that
- * goes on inside numberInfoList, what the last one left above it (enc.h: LF_MORE). */
-static void push_frame(lua_State *L, enc *e)
+/* Points the state at this call's frame (FRAME_TOP) and puts back what the last step left
+ * above it, if it stopped inside numberInfoList (enc.h: LF_MORE). */
+static void enter_frame(lua_State *L, enc *e)
 {
-    int k;
-    lua_settop(L, 1);
-    luaL_checkstack(L, FRAME_TOP + LF_ROW_NKEYS + LUA_MINSTACK, "laaffic.encoder");
-    lf_getuservalue(L, 1);
-    for (k = U_TASK; k <= U_PROBLEMS; k++)
-        lua_rawgeti(L, FRAME_U, k);
     e->L = L;
     e->task = FRAME_U + U_TASK;
     e->rejects = lua_istable(L, FRAME_U + U_REJECTS) ? FRAME_U + U_REJECTS : 0;
@@ -319,17 +298,12 @@ static void push_frame(lua_State *L, enc *e)
     }
 }
 
-/* Writes up to n more rows (all of them: (size_t)-1). Returns 1 with true pushed while
- * rows remain; else 0 (done: the body is at FRAME_BODY, info to push) or the failure's
- * results, pushed. */
+/* Writes up to n more rows (all of them: (size_t)-1) in the frame entered. Returns 1 with
+ * true pushed while rows remain; else 0 (done: the body is at FRAME_BODY, info to push)
+ * or the failure's results, pushed. */
 static int step(lua_State *L, enc *e, size_t n)
 {
     int r;
-    if (e->busy)
-        luaL_error(L, "laaffic.encoder: an earlier step raised an error: this encode cannot go on");
-    if (e->stage == ST_DONE)
-        luaL_error(L, "laaffic.encoder: step after the end (the encode has returned its result)");
-    push_frame(L, e);
     if (e->stage == ST_NEW) {
         /* the list comes from a CSV source, or is one part of a longer list: taskName is
          * written last, once we know whether another part follows */
@@ -367,10 +341,28 @@ static int push_body(lua_State *L, enc *e)
     return 2;
 }
 
-/* core.encoder(task [, opts]) -> encoder; the arguments as core.encode_body's */
+/* core.encoder(task [, opts]) -> encoder; the arguments as core.encode_body's. What its
+ * steps need again goes into its uservalue, at the frame's slots. */
 static int l_encoder(lua_State *L)
 {
     enc_new(L);
+    lua_createtable(L, U_LIST, 0); /* 5 */
+    lua_pushvalue(L, 1);
+    lua_rawseti(L, 5, U_TASK);
+    lua_pushvalue(L, 4);
+    lua_rawseti(L, 5, U_BODY);
+    if (lua_istable(L, 2)) {
+        raw_field(L, 2, "rejects");
+        lua_rawseti(L, 5, U_REJECTS);
+        raw_field(L, 2, "problems");
+        lua_rawseti(L, 5, U_PROBLEMS);
+    }
+    lua_newtable(L);
+    lua_rawseti(L, 5, U_WARNINGS);
+    lf_setuservalue(L, 3);
+    luaL_getmetatable(L, LAAFFIC_ENCODER_MT); /* its __gc frees a body never handed out */
+    lua_setmetatable(L, 3);
+    lua_settop(L, 3);
     return 1;
 }
 
@@ -379,8 +371,18 @@ static int l_step(lua_State *L)
 {
     enc *e = (enc *)luaL_checkudata(L, 1, LAAFFIC_ENCODER_MT);
     lua_Number n = luaL_checknumber(L, 2);
-    int r;
+    int k, r;
     luaL_argcheck(L, n >= 1 && n == floor(n), 2, "must be a row count of at least 1");
+    if (e->busy)
+        luaL_error(L, "laaffic.encoder: an earlier step raised an error: this encode cannot go on");
+    if (e->stage == ST_DONE)
+        luaL_error(L, "laaffic.encoder: step after the end (the encode has returned its result)");
+    lua_settop(L, 1);
+    luaL_checkstack(L, FRAME_TOP + LF_ROW_NKEYS + LUA_MINSTACK, "laaffic.encoder");
+    lf_getuservalue(L, 1);
+    for (k = U_TASK; k <= U_PROBLEMS; k++)
+        lua_rawgeti(L, FRAME_U, k);
+    enter_frame(L, e);
     r = step(L, e, n < 4e18 ? (size_t)n : (size_t)-1);
     return r ? r : push_body(L, e);
 }
@@ -402,11 +404,27 @@ static int l_encoder_gc(lua_State *L)
     return 0;
 }
 
-/* An encoder for the arguments at 1, 2, moved to 1, and one step of every row. */
+/* An encoder's state for the arguments at 1, 2 and one step of every row. Its frame is
+ * built from the arguments: no uservalue, no metatable (nothing outlives this call). */
 static enc *encode_all(lua_State *L, int *r)
 {
-    enc *e = enc_new(L);
-    lua_replace(L, 1);
+    enc *e = enc_new(L); /* 1 task, 2 opts, 3 state, 4 body */
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, 3);
+    lua_replace(L, 1);   /* 1 state, 2 opts, 3 state, 4 body, 5 task */
+    lua_replace(L, 3);   /* 1 state, 2 opts, 3 task, 4 body */
+    if (lua_istable(L, 2)) {
+        raw_field(L, 2, "rejects");
+        lua_newtable(L);
+        raw_field(L, 2, "problems");
+    } else {
+        lua_pushnil(L);
+        lua_newtable(L);
+        lua_pushnil(L);
+    }
+    lua_pushnil(L);
+    lua_replace(L, FRAME_U); /* ... 5 rejects, 6 warnings, 7 problems */
+    enter_frame(L, e);
     *r = step(L, e, (size_t)-1);
     return e;
 }
