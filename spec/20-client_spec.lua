@@ -138,6 +138,16 @@ describe("laaffic.new", function()
                 return c
             end)
         end
+        -- slice_rows: rows per slice inside nginx; 0 or false: one call
+        for _, v in ipairs({ -1, 1.5, 200001, 0 / 0, "10", true }) do
+            raises("laaffic%.new: option 'slice_rows' must be an integer from 0 to 200000 or false", function()
+                local c = laaffic.new{ api_key = KEY, api_secret = SECRET, slice_rows = v }
+                return c
+            end)
+        end
+        for _, v in ipairs({ 0, false, 1, 200000 }) do
+            assert.is_table(laaffic.new{ api_key = KEY, api_secret = SECRET, slice_rows = v })
+        end
         raises("unknown option 'api_secert'", function()
             local c = laaffic.new{ api_key = KEY, api_secret = SECRET, api_secert = SECRET }
             return c
