@@ -228,8 +228,6 @@ static int put_agent_ref(enc *e, int idx, const field *f)
     return put_count(e, idx, f);
 }
 
-
-
 static int put_object(enc *e, int t, const field *fields, int nfields);
 
 /* A list of objects described by f->sub, with lo..hi entries. */
@@ -389,7 +387,6 @@ static const field TOP[] = {
     {"numberInfoList", put_numbers, 1, 1, LF_MAX_ROWS, NULL, 0},
     {"recallFlow", put_recall, 0, 0, 0, NULL, 0},
 };
-
 
 /* A key_test: is k a name no rule of the object knows? */
 static int unknown_field(const void *ctx, const char *k, size_t klen)
