@@ -355,6 +355,32 @@ describe("core.encoder's lifetime", function()
         assert.are.equal(-21, r[4])
     end)
 
+    it("survives a task changed between steps (memory-safe; the result is then undefined)", function()
+        local function list(t) return type(t.numberInfoList) == "table" and t.numberInfoList or {} end
+        local changes = {
+            function(t) for i = #list(t), 5, -1 do list(t)[i] = nil end end,
+            function(t) list(t)[30] = "not a row" end,
+            function(t) list(t)[31] = { calleeNumber = {}, zz = { 1, 2 } } end,
+            function(t) for i = 1, 40 do list(t)[i] = nil end end,
+            function(t) t.recallFlow = { recallType = 3 } end,
+            function(t) t.taskName, t.extra = nil, { nested = { t } } end,
+            function(t) t.numberInfoList = nil end,
+        }
+        math.randomseed(27)
+        for round = 1, 60 do
+            local t = task(rows(60), { more = { a = 1 } })
+            local e = core.encoder(t, round % 2 == 0 and { rejects = {}, problems = {} } or nil)
+            local r
+            repeat
+                r = pack(e:step(1 + round % 7))
+                changes[math.random(#changes)](t)
+                collectgarbage("step", 10)
+            until r[1] ~= true
+            assert.is_true(r[1] == nil or #r[1] == r[2].bytes)
+            assert.is_true(r[1] ~= nil or type(r[2]) == "string")
+        end
+    end)
+
     it("raises on a step after the end, after a failure, or with a bad row count", function()
         local e = core.encoder(task(rows(3)))
         assert.is_not_nil((e:step(3)))
