@@ -1,9 +1,10 @@
 /* enc.h - the encoder's state and what its files share (private to the encoder).
  *
- *   encode.c    options, entry points, info, errors and warnings with their field path
+ *   encode.c    options, entry points (core.encoder's steps too), info, errors and
+ *               warnings with their field path
  *   json.c      the JSON writer: strings (UTF-8 checked), numbers, any Lua value
- *   rules.c     the task's fields and their rules (bounds in rules.h)
- *   rows.c      numberInfoList rows from a Lua list, the row writer, rejects
+ *   rules.c     the task's fields and their rules (bounds in rules.h), the object writer
+ *   rows.c      numberInfoList rows from a Lua list, the row writer, rejects, part names
  *   rows_csv.c  numberInfoList rows from a CSV reader
  *   rows_jit.c  the LuaJIT row walker's bridge (laaffic.jit_rows)
  *
@@ -234,6 +235,10 @@ LAAFFIC_INTERNAL int lf_more_numbers(enc *e);
 LAAFFIC_INTERNAL int lf_more_csv_numbers(enc *e);
 /* Pushes the row keys and notes their addresses (e->interned, e->keys_base). */
 LAAFFIC_INTERNAL void lf_push_row_keys(enc *e);
+/* Writes ,"taskName": (no comma when first) for a split list, the name of its part. */
+LAAFFIC_INTERNAL int lf_put_task_name(enc *e, int t, int first);
+/* Writes the value at idx as a taskName, by taskName's rule (rules.c). */
+LAAFFIC_INTERNAL int lf_put_name(enc *e, int idx);
 
 /* One row's values by slot (rules.h: calleeNumber, text1..text10). */
 typedef struct slot {

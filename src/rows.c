@@ -1,6 +1,6 @@
 /* rows.c - numberInfoList: its rows from a Lua list, the row writer every source shares
- * (Lua tables here, CSV records in rows_csv.c, the LuaJIT walker in rows_jit.c), and the
- * rejects list (opts.rejects).
+ * (Lua tables here, CSV records in rows_csv.c, the LuaJIT walker in rows_jit.c), the
+ * rejects list (opts.rejects), and the parts of a split list (opts.part) with their names.
  *
  * Hot path: one lua_next pass over each row, matching keys by the address of the interned
  * key string, values kept as pointers into the row's own strings; then the row is written
@@ -462,4 +462,52 @@ int lf_put_numbers(enc *e, int idx)
     e->row_i = first;
     e->row_last = last;
     return list_more(e, idx);
+}
+
+/* taskName of a part: the name as given when the whole list is one task, else the name
+ * with "-part-N" added. Deterministic, so a re-run after a crash makes the same names and
+ * the API's unique-name rule (-41) refuses the parts that were already created. */
+int lf_put_task_name(enc *e, int t, int first)
+{
+    lua_State *L = e->L;
+    size_t len;
+    const char *s;
+    lua_pushliteral(L, "taskName");
+    lua_rawget(L, t);
+    path_key(e, "taskName", 8);
+    if (lua_isnil(L, -1) || is_null(L, -1))
+        return fail(e, CODE_PARAM, "is required");
+    if (lua_type(L, -1) == LUA_TSTRING && (e->part > 1 || e->more)) {
+        size_t i, chars = 0;
+        char suffix[32];
+        int sl = snprintf(suffix, sizeof suffix, LF_PART_SUFFIX, e->part);
+        s = lua_tolstring(L, -1, &len);
+        for (i = 0; i < len; i++)
+            chars += ((unsigned char)s[i] & 0xC0) != 0x80;
+        /* the name as given obeys the rule too: a split list must not make a 1-character
+         * name valid that a one-part list refuses */
+        if (chars < LF_NAME_MIN)
+            return fail(e, CODE_DATA, "must be %d to %d characters long, got %lu", LF_NAME_MIN,
+                        LF_NAME_MAX, (unsigned long)chars);
+        if (chars + (size_t)sl > LF_NAME_MAX)
+            return fail(e, CODE_DATA,
+                        "is %lu characters, and the list is split into tasks named "
+                        "\"<taskName>%s\" and so on, at most %d characters: shorten it to %d",
+                        (unsigned long)chars, suffix, LF_NAME_MAX, LF_NAME_MAX - sl);
+        lua_pushstring(L, suffix);
+        lua_concat(L, 2);
+    }
+    if (reserve(e, 16))
+        return -1;
+    if (!first)
+        put_lit(e, ",");
+    put_lit(e, "\"taskName\":");
+    if (lf_put_name(e, lua_gettop(L)))
+        return -1;
+    s = lua_tolstring(L, -1, &len);
+    if (len < sizeof e->task_name)
+        memcpy(e->task_name, s, len + 1);
+    path_pop(e);
+    lua_pop(L, 1);
+    return 0;
 }

@@ -69,6 +69,12 @@ static int put_text(enc *e, int idx, const field *f)
     return 0;
 }
 
+int lf_put_name(enc *e, int idx)
+{
+    static const field NAME = {"taskName", put_text, 1, LF_NAME_MIN, LF_NAME_MAX, NULL, 0};
+    return put_text(e, idx, &NAME);
+}
+
 /* appId: the pages say only "Yes, String"; an empty one is likely a mistake. */
 static int put_app_id(enc *e, int idx, const field *f)
 {
@@ -366,8 +372,6 @@ static int put_numbers(enc *e, int idx, const field *f)
     return lf_put_numbers(e, idx);
 }
 
-static int put_task_name(enc *e, int t, int first);
-
 typedef struct rules {
     const field *fields;
     int n;
@@ -516,7 +520,7 @@ static int put_fields(enc *e, int t, const rules *r, int j, int *first, const kr
             continue;
         }
         if (fields == TOP && e->split && strcmp(fields[j].name, "taskName") == 0)
-            continue; /* taskName: written last, see put_task_name */
+            continue; /* taskName: written last, see lf_put_task_name */
         if ((k = put_field(e, t, &fields[j], first, fields == TOP)) != 0)
             return k;
     }
@@ -528,7 +532,7 @@ static int close_object(enc *e, int t, const field *fields, int first)
 {
     if (fields == TOP && e->split) {
         int top = lua_gettop(e->L), depth = e->depth, nopen = e->nopen;
-        if (put_task_name(e, t, first) && lf_collect(e, top, depth, nopen))
+        if (lf_put_task_name(e, t, first) && lf_collect(e, top, depth, nopen))
             return -1;
     }
     if (fields == TOP && e->nproblems > 0)
@@ -587,53 +591,3 @@ int lf_put_task(enc *e)
         e->stage = ST_ROWS;
     return r ? r : close_object(e, t, TOP, first);
 }
-
-/* taskName of a part: the name as given when the whole list is one task, else the name
- * with "-part-N" added. Deterministic, so a re-run after a crash makes the same names and
- * the API's unique-name rule (-41) refuses the parts that were already created. */
-static int put_task_name(enc *e, int t, int first)
-{
-    static const field NAME = {"taskName", put_text, 1, LF_NAME_MIN, LF_NAME_MAX, NULL, 0};
-    lua_State *L = e->L;
-    size_t len;
-    const char *s;
-    lua_pushliteral(L, "taskName");
-    lua_rawget(L, t);
-    path_key(e, "taskName", 8);
-    if (lua_isnil(L, -1) || is_null(L, -1))
-        return fail(e, CODE_PARAM, "is required");
-    if (lua_type(L, -1) == LUA_TSTRING && (e->part > 1 || e->more)) {
-        size_t i, chars = 0;
-        char suffix[32];
-        int sl = snprintf(suffix, sizeof suffix, LF_PART_SUFFIX, e->part);
-        s = lua_tolstring(L, -1, &len);
-        for (i = 0; i < len; i++)
-            chars += ((unsigned char)s[i] & 0xC0) != 0x80;
-        /* the name as given obeys the rule too: a split list must not make a 1-character
-         * name valid that a one-part list refuses */
-        if (chars < (size_t)NAME.lo)
-            return fail(e, CODE_DATA, "must be %lld to %lld characters long, got %lu",
-                        (long long)NAME.lo, (long long)NAME.hi, (unsigned long)chars);
-        if (chars + (size_t)sl > (size_t)NAME.hi)
-            return fail(e, CODE_DATA,
-                        "is %lu characters, and the list is split into tasks named "
-                        "\"<taskName>%s\" and so on, at most %d characters: shorten it to %d",
-                        (unsigned long)chars, suffix, (int)NAME.hi, (int)NAME.hi - sl);
-        lua_pushstring(L, suffix);
-        lua_concat(L, 2);
-    }
-    if (reserve(e, 16))
-        return -1;
-    if (!first)
-        put_lit(e, ",");
-    put_lit(e, "\"taskName\":");
-    if (put_text(e, lua_gettop(L), &NAME))
-        return -1;
-    s = lua_tolstring(L, -1, &len);
-    if (len < sizeof e->task_name)
-        memcpy(e->task_name, s, len + 1);
-    path_pop(e);
-    lua_pop(L, 1);
-    return 0;
-}
-
