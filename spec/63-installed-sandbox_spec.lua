@@ -3,7 +3,9 @@
 -- directory outside the checkout, with HOME and XDG_CACHE_HOME temporary (so the first
 -- start builds the LuaJIT core into the cache) and only the tree's `luarocks path`: the
 -- installed `laaffic sandbox start|status|stop`, `laaffic send --sandbox`, and a script
--- that requires laaffic (spec/installed.lua) creating a task against the sandbox.
+-- that requires laaffic (spec/installed.lua) creating a task against the sandbox. Under
+-- Lua 5.4 the rock is installed for Lua 5.4; under LuaJIT for Lua 5.1 against LuaJIT's
+-- headers, as README's OpenResty install block does (its `laaffic` runs on lua5.1).
 local H = dofile((debug.getinfo(1, "S").source:sub(2):match("^(.*[/\\])") or "./") .. "helpers.lua")
 local SB = dofile(H.root .. "/spec/sandbox.lua")
 local sh, q, read, write, alive = SB.sh, SB.q, SB.read, SB.write, SB.alive
@@ -11,6 +13,11 @@ local sh, q, read, write, alive = SB.sh, SB.q, SB.read, SB.write, SB.alive
 local ROOT = sh("cd " .. q(H.root) .. " && pwd"):match("^([^\n]+)")
 local LUA = type(rawget(_G, "jit")) == "table" and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+"))
 local SYS_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+-- the rock's Lua version, luarocks make's extra arguments, the script's interpreter
+local LV, MAKE_ARGS, APP_LUA = "5.4", "", "lua5.4"
+if LUA == "luajit" then
+    LV, MAKE_ARGS, APP_LUA = "5.1", "LUA_INCDIR=/usr/include/luajit-2.1 ", "luajit"
+end
 
 -- What a Lua or shell failure looks like: none of it may reach the user.
 local function assert_no_trace(text)
@@ -19,11 +26,9 @@ local function assert_no_trace(text)
     assert.falsy(text:find("line %d+:"), text)
 end
 
-describe("the sandbox from an installed rock (" .. LUA .. ") #slow", function()
-    if LUA ~= "lua5.4" then
-        it("runs under Lua 5.4 only (the rock is installed for Lua 5.4)", function()
-            pending("the rock is installed for Lua 5.4 only")
-        end)
+describe("the sandbox from a rock installed for Lua " .. LV .. " (" .. LUA .. ") #slow", function()
+    if LUA ~= "lua5.4" and LUA ~= "luajit" then
+        it("runs under Lua 5.4 and LuaJIT", function() pending("Lua 5.4 and LuaJIT only") end)
         return
     end
     local t, tree, work, lua_path, lua_cpath, info
@@ -33,14 +38,14 @@ describe("the sandbox from an installed rock (" .. LUA .. ") #slow", function()
         tree, work = t .. "/tree", t .. "/work"
         local out, rc = sh("mkdir -p " .. q(t .. "/src") .. " " .. q(work) .. " " .. q(t .. "/home") ..
             " && cd " .. q(ROOT) .. " && cp -r src lua rockspec bin sandbox doc " .. q(t .. "/src/") ..
-            " && cd " .. q(t .. "/src") .. " && luarocks --lua-version=5.4 make --deps-mode=none" ..
-            " --tree=" .. q(tree) .. " rockspec/laaffic-*.rockspec >" .. q(t .. "/make.log") .. " 2>&1")
+            " && cd " .. q(t .. "/src") .. " && luarocks --lua-version=" .. LV .. " make --deps-mode=none" ..
+            " --tree=" .. q(tree) .. " " .. MAKE_ARGS .. "rockspec/laaffic-*.rockspec >" .. q(t .. "/make.log") .. " 2>&1")
         assert(rc == 0, "luarocks make failed: " .. (read(t .. "/make.log") or "") .. out)
         -- the source copy goes: nothing may be found through it
         sh("rm -rf " .. q(t .. "/src"))
         -- the tree's paths and Lua's defaults, not the LUA_PATH this spec runs with
         out = sh("env -u LUA_PATH -u LUA_CPATH -u LUA_PATH_5_4 -u LUA_CPATH_5_4 " ..
-                 "luarocks --lua-version=5.4 --tree=" .. q(tree) .. " path")
+                 "luarocks --lua-version=" .. LV .. " --tree=" .. q(tree) .. " path")
         lua_path = assert(out:match("LUA_PATH='([^']*)'"), out)
         lua_cpath = assert(out:match("LUA_CPATH='([^']*)'"), out)
         write(work .. "/task.json", '{"taskName":"spec63-cli","agentId":110,' ..
@@ -136,7 +141,7 @@ describe("the sandbox from an installed rock (" .. LUA .. ") #slow", function()
         local maps = read("/proc/" .. sh("pgrep -P " .. info.pid):match("%d+") .. "/maps") or ""
         assert.truthy(maps:find(core, 1, true), "the worker did not load " .. core)
         local conf = read(info.dir .. "/nginx.conf")
-        assert.truthy(conf:find(tree .. "/share/lua/5.4/?.lua", 1, true), conf)
+        assert.truthy(conf:find(tree .. "/share/lua/" .. LV .. "/?.lua", 1, true), conf)
         assert.falsy(conf:find(ROOT, 1, true), conf)
         r = laaffic("sandbox status")
         assert.equals(0, r.code, r.err)
@@ -157,7 +162,7 @@ describe("the sandbox from an installed rock (" .. LUA .. ") #slow", function()
 
     it("a script that requires laaffic creates a task against it", function()
         write(work .. "/app.lua", read(ROOT .. "/spec/installed.lua"))
-        local r = run("lua5.4 app.lua " .. q(tree), { LAAFFIC_SANDBOX_ENV = info.env_file })
+        local r = run(APP_LUA .. " app.lua " .. q(tree), { LAAFFIC_SANDBOX_ENV = info.env_file })
         assert.equals(0, r.code, r.err .. r.out)
         local key_id = tonumber(r.out:match("sandbox keyId (%d+)"))
         assert.truthy(key_id, r.out)

@@ -10,6 +10,7 @@
 local util = require "laaffic.cli.util"
 
 local load = load
+local rawget = rawget
 local pcall = pcall
 local type = type
 local ipairs = ipairs
@@ -28,12 +29,22 @@ local function sh(cmd)
     return body or "", tonumber(rc) or 1
 end
 
+-- text compiled as a chunk whose globals are env (Lua 5.1's load takes no string).
+local function load_in(text, name, env)
+    local setfenv, loadstring = rawget(_G, "setfenv"), rawget(_G, "loadstring")
+    if setfenv and loadstring then
+        local chunk = loadstring(text, name)
+        return chunk and setfenv(chunk, env)
+    end
+    return load(text, name, "t", env)
+end
+
 -- The rockspec (a Lua file of assignments) run in an empty environment: its version and
 -- build.modules["laaffic.core"].
 local function read_rockspec(path)
     local text = read_file(path)
     local env = {}
-    local chunk = text and load(text, "=" .. path, "t", env)
+    local chunk = text and load_in(text, "=" .. path, env)
     local ok = chunk and pcall(chunk)
     local mod = ok and type(env.build) == "table" and type(env.build.modules) == "table" and
                 env.build.modules["laaffic.core"]
