@@ -39,7 +39,8 @@ describe("the sandbox from a rock installed for Lua " .. LV .. " (" .. LUA .. ")
         local out, rc = sh("mkdir -p " .. q(t .. "/src") .. " " .. q(work) .. " " .. q(t .. "/home") ..
             " && cd " .. q(ROOT) .. " && cp -r src lua rockspec bin sandbox doc " .. q(t .. "/src/") ..
             " && cd " .. q(t .. "/src") .. " && luarocks --lua-version=" .. LV .. " make --deps-mode=none" ..
-            " --tree=" .. q(tree) .. " " .. MAKE_ARGS .. "rockspec/laaffic-*.rockspec >" .. q(t .. "/make.log") .. " 2>&1")
+            " --tree=" .. q(tree) .. " " .. MAKE_ARGS .. "rockspec/laaffic-*.rockspec >" ..
+            q(t .. "/make.log") .. " 2>&1")
         assert(rc == 0, "luarocks make failed: " .. (read(t .. "/make.log") or "") .. out)
         -- the source copy goes: nothing may be found through it
         sh("rm -rf " .. q(t .. "/src"))
