@@ -182,6 +182,22 @@ describe("the sandbox from a rock installed for Lua " .. LV .. " (" .. LUA .. ")
         assert.equals("", sh("test -e " .. q(info.dir) .. " && echo left"))
     end)
 
+    it("two first starts at once both succeed and leave one cached core", function()
+        local bin, d1, d2 = q(tree .. "/bin/laaffic"), t .. "/sb1", t .. "/sb2"
+        write(t .. "/two.sh", bin .. " sandbox start --ttl 600 --dir " .. q(d1) .. " >/dev/null 2>&1 &\n" ..
+              bin .. " sandbox start --ttl 600 --dir " .. q(d2) .. " >/dev/null 2>&1; b=$?\n" ..
+              "wait $!; echo \"$? $b\"\n")
+        local r = run("sh " .. q(t .. "/two.sh"), { XDG_CACHE_HOME = t .. "/cache2" })
+        assert.equals("0 0\n", r.out, r.err)
+        local dirs = sh("ls -A " .. q(t .. "/cache2/laaffic"))
+        assert.truthy(dirs:match("^luajit%-core%-[^\n]+\n$"), dirs)
+        for _, d in ipairs{ d1, d2 } do
+            assert.equals(0, laaffic("sandbox status --dir " .. q(d)).code)
+            assert.equals(0, laaffic("sandbox stop --dir " .. q(d)).code)
+        end
+        assert.equals("", left_running())
+    end)
+
     it("a second start reuses the cached core", function()
         local core = cached_core()
         local before = sh("stat -c %i:%Y:%s " .. q(core))
