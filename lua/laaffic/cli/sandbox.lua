@@ -146,7 +146,7 @@ local function installed_env(ctx, bin)
     end
     local core_dir = ctx.env("LAAFFIC_SANDBOX_CORE_DIR")
     if not core_dir or core_dir == "" then
-        core_dir = sandbox_core.ensure(ctx, bin:match("^(.*)/[^/]*$") .. "/..")
+        core_dir = sandbox_core.ensure(ctx, (bin:match("^(.*)/[^/]*$") or ".") .. "/..")
     end
     return "LAAFFIC_SANDBOX_LUA_DIR=" .. q(lua_dir()) .. " LAAFFIC_SANDBOX_CORE_DIR=" .. q(core_dir) .. " "
 end
