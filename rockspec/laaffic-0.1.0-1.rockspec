@@ -66,9 +66,14 @@ build = {
       ["laaffic.cli.validate"] = "lua/laaffic/cli/validate.lua",
       ["laaffic.cli.send"] = "lua/laaffic/cli/send.lua",
       ["laaffic.cli.sandbox"] = "lua/laaffic/cli/sandbox.lua",
+      ["laaffic.cli.sandbox_core"] = "lua/laaffic/cli/sandbox_core.lua",
    },
    -- the command-line tool (bin/laaffic); luarocks wraps it to run with this rock's Lua
    install = {
       bin = { laaffic = "bin/laaffic" },
    },
+   -- into the rock's directory (lib/luarocks/rocks-<ver>/laaffic/<version>/): the sandbox,
+   -- and the core's sources, which `laaffic sandbox start` compiles for nginx's LuaJIT on
+   -- first use with the module above's sources, defines and libraries (this list only)
+   copy_directories = { "doc", "sandbox", "src" },
 }

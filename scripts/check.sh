@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # scripts/check.sh [--quick]: everything `make check` runs, ending with "N passed, N failed".
 #   1. build laaffic.core for Lua 5.4 and for LuaJIT (warnings are errors)
-#   2. every spec under Lua 5.4 and under LuaJIT
+#   2. every spec under Lua 5.4 and under LuaJIT (spec/63 installs the rock into a
+#      temporary tree and runs its sandbox, send --sandbox and a script from outside)
 #   3. the spec suite under valgrind (memory errors and definite/indirect leaks fail),
 #      and the core-safety specs against the core built with ASan + UBSan (make asan-specs)
 #   4. the README's install section as written: `luarocks make` into temporary trees (Lua 5.4,

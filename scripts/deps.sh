@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # scripts/deps.sh: install the Debian packages that build, test and benchmark laaffic,
 # when they are missing. Runs apt-get update once, only if something must be installed.
+# (lua5.1: the interpreter luarocks --lua-version=5.1 wraps the installed laaffic with.)
 set -eu
-PKGS="gcc make pkg-config procps coreutils python3 lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev lua-cjson curl openssl
+PKGS="gcc make pkg-config procps coreutils python3 lua5.4 liblua5.4-dev lua5.1 luajit2 libluajit2-5.1-dev lua-cjson curl openssl
       lua-busted lua-check cppcheck wrk luarocks libssl-dev libcurl4-openssl-dev valgrind nginx
       libnginx-mod-http-lua lua-resty-core clang-14 libclang-rt-14-dev util-linux"
 missing=""

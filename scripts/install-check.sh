@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 T=$(mktemp -d "${TMPDIR:-/tmp}/laaffic-install.XXXXXX")
 trap 'rm -rf "$T"' EXIT
 mkdir -p "$T/src"
-cp -r src lua rockspec bin "$T/src/"
+cp -r src lua rockspec bin sandbox doc "$T/src/"   # the rockspec's copy_directories too
 
 # the blocks: ```sh ... ``` under "## Install" (up to the next "## "), first line TREE= or
 # a --local install (the system tree's needs root: not run)

@@ -19,7 +19,7 @@ for _, m in ipairs{ "laaffic.recall", "laaffic.status", "laaffic.error", "laaffi
                     "laaffic.cli", "laaffic.cli.util", "laaffic.cli.help", "laaffic.cli.args",
                     "laaffic.cli.config", "laaffic.cli.task", "laaffic.cli.numbers",
                     "laaffic.cli.output", "laaffic.cli.validate", "laaffic.cli.send",
-                    "laaffic.cli.sandbox",
+                    "laaffic.cli.sandbox", "laaffic.cli.sandbox_core",
                     "laaffic.date", "laaffic.options", "laaffic.answer", "laaffic.tasks",
                     "laaffic.push_parse" } do
     local p = package.searchpath(m, package.path)
@@ -29,3 +29,18 @@ local src = assert(laaffic.csv.from_string("calleeNumber\n463200000007\n"))
 assert(tostring(assert(client:build_task{ taskName = "installed-csv", agentId = 41,
   numberInfoList = src }).body):find('"463200000007"', 1, true))
 print("laaffic " .. laaffic._VERSION .. " from " .. core_path)
+-- LAAFFIC_SANDBOX_ENV: the env file of a sandbox started by the installed `laaffic sandbox
+-- start` (spec/63): create a task there over HTTPS with the sandbox's CA and credentials
+local env_file = os.getenv("LAAFFIC_SANDBOX_ENV")
+if env_file then
+    local f = assert(io.open(env_file, "rb"))
+    local e = require("laaffic.cli.config").parse_env(f:read("*a"))
+    f:close()
+    local sandbox = laaffic.new{ api_key = e.LAAFFIC_SANDBOX_KEY, api_secret = e.LAAFFIC_SANDBOX_SECRET,
+                                 app_id = e.LAAFFIC_SANDBOX_APP_ID, base_url = e.LAAFFIC_SANDBOX_HTTPS,
+                                 cafile = e.LAAFFIC_SANDBOX_CA }
+    local key_id, err = sandbox:create_task{ taskName = "installed-sandbox", agentId = 110,
+                                             numberInfoList = { { calleeNumber = "919777654321" } } }
+    assert(key_id, tostring(err))
+    print(("sandbox keyId %d"):format(key_id))
+end

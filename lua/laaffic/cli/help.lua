@@ -133,10 +133,11 @@ HELP.sandbox = [=[
 usage: laaffic sandbox start|stop|status [--dir DIR] [--ttl SECONDS]
 
 Runs sandbox/laaffic-sandbox, the local stand-in for the API (nginx with the lua module
-on 127.0.0.1, HTTP and HTTPS with a CA of its own). It needs a source checkout (the
-sandbox/ folder and the LuaJIT build of laaffic.core): run bin/laaffic from the
-checkout, or set LAAFFIC_SANDBOX_BIN to the checkout's sandbox/laaffic-sandbox.
-Then `laaffic send --sandbox [DIR] ...` sends to it.
+on 127.0.0.1, HTTP and HTTPS with a CA of its own): a source checkout's, or the copy an
+installed rock keeps (LAAFFIC_SANDBOX_BIN names another). From a rock, the first start
+builds laaffic.core for nginx's LuaJIT into ${XDG_CACHE_HOME:-~/.cache}/laaffic/ (Debian:
+gcc libluajit2-5.1-dev libssl-dev libcurl4-openssl-dev); nginx needs
+nginx libnginx-mod-http-lua lua-cjson. Then `laaffic send --sandbox [DIR] ...` sends to it.
 
   start    start one (in DIR, default a new temporary directory) and print its URLs
   stop     stop it and remove its temporary files
