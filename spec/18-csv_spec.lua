@@ -114,10 +114,18 @@ describe("CSV reading", function()
                        select(2, core.csv_string("calleeNumber,calleenumber\n1,2\n")))
     end)
 
-    it("refuses a list with a header and no rows", function()
-        local _, msg, field = enc("calleeNumber,text1\n\n")
+    -- the pages give numberInfoList a maximum only: an empty list is a warning, as it is
+    -- for a Lua list, and an error only with strict
+    it("encodes a list with a header and no rows as an empty list, with a warning", function()
+        local doc, info = enc("calleeNumber,text1\n\n")
+        assert.same({}, doc.numberInfoList)
+        assert.equal(0, info.rows)
+        assert.equal(1, #info.warnings)
+        assert.equal("numberInfoList", info.warnings[1].field)
+        assert.matches("is empty: no number to call", info.warnings[1].message)
+        local _, msg, field = enc("calleeNumber,text1\n\n", nil, { strict = true })
         assert.equal("numberInfoList", field)
-        assert.matches("must have 1 to 200000 entries, got 0", msg)
+        assert.matches("is empty: no number to call", msg)
     end)
 
     it("maps columns by header name, by number, or turns a column off", function()
@@ -263,9 +271,20 @@ describe("CSV options", function()
         assert.matches("more than 2 rows were rejected %(opts.max_rejects%); the last: must be 6 to 18 digits", msg)
     end)
 
-    it("says a list with only bad rows has no valid entries", function()
-        local _, msg = enc("calleeNumber\nx1\n", nil, { rejects = {} })
-        assert.matches("has no valid entries %(1 rejected, 0 duplicates%)", msg)
+    it("warns that a list with only bad rows has no valid entries", function()
+        local rejects = {}
+        local doc, info = enc("calleeNumber\nx1\n", nil, { rejects = rejects })
+        assert.same({}, doc.numberInfoList)
+        assert.equal(1, #rejects)
+        assert.matches("is empty: no valid entries %(1 rejected, 0 duplicates%)",
+                       info.warnings[1].message)
+        local list = { taskName = "tt", agentId = 1, appId = "a",
+                       numberInfoList = { { calleeNumber = "x1" }, { calleeNumber = "x2" } } }
+        local body, linfo = core.encode(list, { rejects = {} })
+        assert.matches('"numberInfoList":%[%]', body)
+        assert.matches("is empty: no valid entries %(2 rejected, 0 duplicates%)",
+                       linfo.warnings[1].message)
+        assert.is_nil(core.encode(list, { rejects = {}, strict = true }))
     end)
 end)
 

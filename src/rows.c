@@ -327,12 +327,14 @@ int lf_add_reject(enc *e, lua_Integer index, long line, int col, const char *fna
     return 0;
 }
 
+/* A list without a row to send: the pages give numberInfoList a maximum only, so this is
+ * a warning (an error with strict), also when every row was rejected or a duplicate. */
 int lf_no_rows(enc *e)
 {
     if (e->rejected || e->duplicates)
-        return fail(e, CODE_DATA, "has no valid entries (%lu rejected, %lu duplicates)",
+        return warn(e, CODE_DATA, "is empty: no valid entries (%lu rejected, %lu duplicates)",
                     (unsigned long)e->rejected, (unsigned long)e->duplicates);
-    return fail(e, CODE_DATA, "must have 1 to %d entries, got 0", LF_MAX_ROWS);
+    return warn(e, CODE_DATA, "is empty: no number to call");
 }
 
 /* The rows of the list (n entries) this task writes: all of them, or part e->part. */
@@ -423,8 +425,8 @@ static int list_more(enc *e, int idx)
         i++;
     }
     lua_settop(e->L, e->keys_base);
-    if (e->rows == 0)
-        return lf_no_rows(e);
+    if (e->rows == 0 && lf_no_rows(e))
+        return -1;
     e->rows_total = e->rows;
     return put_chars(e, "]", 1);
 }
@@ -446,8 +448,8 @@ int lf_put_numbers(enc *e, int idx)
         return lf_put_csv_numbers(e, c);
     if (list_len(e, idx, "objects with a calleeNumber", &n) || list_rows(e, n, &first, &last))
         return -1;
-    if (n == 0) /* the pages give a maximum only */
-        return put_chars(e, "[]", 2) ? -1 : warn(e, CODE_DATA, "is empty: no number to call");
+    if (n == 0)
+        return put_chars(e, "[]", 2) ? -1 : lf_no_rows(e);
     /* intern the row keys once a call; they stay on the stack, so their addresses hold */
     if (!lua_checkstack(e->L, R_NKEYS + 8))
         return fail(e, CODE_PARAM, "is nested too deeply");

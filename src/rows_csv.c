@@ -120,9 +120,11 @@ static int end_part(enc *e, lf_csv *c)
         if (e->part > 1 && !e->rejected && !e->duplicates)
             return fail(e, CODE_DATA, "%.300s has no rows left: its %d part(s) were all read",
                         c->name, e->part - 1);
-        lf_no_rows(e);
-        snprintf(e->msg + strlen(e->msg), sizeof e->msg - strlen(e->msg), " in %.300s", c->name);
-        return -1;
+        if (lf_no_rows(e)) { /* strict */
+            snprintf(e->msg + strlen(e->msg), sizeof e->msg - strlen(e->msg), " in %.300s",
+                     c->name);
+            return -1;
+        }
     }
     e->rows_total = e->rows;
     return put_chars(e, "]", 1);
