@@ -1071,9 +1071,9 @@ function B.check_success(task, opts, json, info, core)
                                                code = bad.code }
         else keep[#keep + 1] = i end
     end
-    -- an empty list is a warning (the pages give only a maximum); a list whose every row
-    -- was refused is still an error
-    if #keep == 0 and (n > 0 or warn_strict) then
+    -- an empty list is a warning (the pages give only a maximum), also one whose every row
+    -- was refused: an error with strict only
+    if #keep == 0 and warn_strict then
         return false, "a list with no valid rows accepted"
     end
     if type(o.rejects) == "table" and core then
