@@ -151,13 +151,17 @@ def median_of(runs, key):
     return statistics.median(x[key] for x in runs)
 
 
-def print_table(results, rows, rounds):
+def print_table(results, rows, slice_rows):
+    labels = dict(ENCODES)
+    if slice_rows is not None:
+        labels["sliced"] = "sliced (slice_rows = %d)" % slice_rows
     print("| %s numbers | encode | ping p50 ms | p99 ms | max ms | pings answered | send ms "
           "| max: one call / sliced |" % "{:,}".format(rows))
     print("|---|---|---|---|---|---|---|---|")
     for label, _, _ in WAYS:
         maxes = {}
-        for enc, enc_label in ENCODES:
+        for enc, _ in ENCODES:
+            enc_label = labels[enc]
             runs = results[(label, enc)]
             maxes[enc] = median_of(runs, "max")
             ratio = "%.2fx" % (maxes["one"] / maxes["sliced"]) if enc == "one" else ""
@@ -195,7 +199,7 @@ def main():
     print("idle worker, for scale: ping p50 %.2f ms, p99 %.2f ms, max %.2f ms (%d pings in 0.5 s)"
           % (p50, p99, mx, n))
     results = run_rounds(pinger, conn, rounds, rows)
-    print_table(results, rows, rounds)
+    print_table(results, rows, info.get("slice_rows"))
     errors = log_errors(sys.argv[3]) if len(sys.argv) > 3 else []
     for line in errors:
         print("FAIL: nginx logged: " + line)

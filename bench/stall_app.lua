@@ -8,8 +8,9 @@
 --     while the handler waits on a semaphore; src=table sends the list prebuilt in
 --     init_worker, src=csv a laaffic.csv source opened on STALL_CSV. encode=one asks for
 --     today's one-call encode (slice_rows = 0), encode=sliced leaves slice_rows at its
---     default; in a build without the option both are the one-call encode.
---   GET /info   { slicing = true|false, rows = N }
+--     default (or sets STALL_SLICE_ROWS); in a build without the option both are the
+--     one-call encode.
+--   GET /info   { slicing = true|false, rows = N, slice_rows = STALL_SLICE_ROWS }
 local laaffic = require("laaffic")
 local cjson = require("cjson")
 local semaphore = require("ngx.semaphore")
@@ -22,6 +23,7 @@ local _M = {}
 local ROWS                      -- the list, built once per worker (not what is measured)
 local NROWS = tonumber(getenv("STALL_ROWS")) or 200000
 local CSV_PATH = getenv("STALL_CSV")
+local SLICE_ROWS = tonumber(getenv("STALL_SLICE_ROWS") or "")  -- nil: the client's default
 local SLICING                   -- does this build know the client option slice_rows?
 
 local function client_opts()
@@ -56,7 +58,9 @@ end
 -- One create_task; -> the answer's table.
 local function create(args)
     local o = client_opts()
-    if args.encode == "one" and SLICING then o.slice_rows = 0 end
+    if SLICING then
+        if args.encode == "one" then o.slice_rows = 0 else o.slice_rows = SLICE_ROWS end
+    end
     local c = laaffic.new(o)
     local list = ROWS
     if args.src == "csv" then
@@ -94,7 +98,7 @@ function _M.send()
 end
 
 function _M.info()
-    ngx.say(cjson.encode({ slicing = SLICING, rows = NROWS }))
+    ngx.say(cjson.encode({ slicing = SLICING, rows = NROWS, slice_rows = SLICE_ROWS }))
 end
 
 return _M

@@ -8,6 +8,8 @@
 #
 #   STALL_ROWS    numbers per task (default 200000)
 #   STALL_ROUNDS  rounds; each figure is the median over them (default 5)
+#   STALL_SLICE_ROWS  slice_rows of the sliced runs (default: the client's own default)
+#   STALL_TRACE   N: list each send's pings slower than N ms
 # Needs nginx + libnginx-mod-http-lua and python3 (scripts/deps.sh).
 set -eu
 cd "$(dirname "$0")/.."
@@ -47,7 +49,7 @@ awk -v n="$ROWS" 'BEGIN { print "calleeNumber,text1,text2,text3";
 PORT=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
 mkdir -p "$DIR/app"
 printf 'env %s;\n' LAAFFIC_SANDBOX_HTTPS LAAFFIC_SANDBOX_KEY LAAFFIC_SANDBOX_SECRET \
-  LAAFFIC_SANDBOX_APP_ID STALL_ROWS STALL_CSV > "$DIR/main.part"
+  LAAFFIC_SANDBOX_APP_ID STALL_ROWS STALL_CSV STALL_SLICE_ROWS > "$DIR/main.part"
 sandbox/nginx-conf "$DIR/app" --workers 1 --main "$DIR/main.part" > "$DIR/app/nginx.conf" <<EOF
     lua_ssl_trusted_certificate $LAAFFIC_SANDBOX_CA;
     lua_ssl_verify_depth 4;
