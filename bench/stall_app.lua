@@ -80,7 +80,11 @@ local function via_timer(args)
     local sema = semaphore.new()
     local res
     local ok, terr = ngx.timer.at(0, function(premature)
-        if premature then res = { error = "premature timer" } else res = create(args) end
+        if premature then res = { error = "premature timer" } else
+            -- a raise must not leave the handler waiting
+            local ok, r = pcall(create, args)
+            res = ok and r or { error = "raised: " .. tostring(r) }
+        end
         sema:post(1)
     end)
     if not ok then return { error = "no timer: " .. tostring(terr) } end
