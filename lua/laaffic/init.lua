@@ -311,8 +311,10 @@ end
 -- "laaffic: client:create_tasks: opts.max_rows must be ...", at error level `level` as
 -- seen from the caller of this function.
 -- Inside nginx, in a phase that may yield, the task is encoded `slice` rows at a time
--- (core.encoder) with ngx.sleep(0) between slices, so a 200,000-row task does not hold the
--- worker: the other requests run in between. The result is the one-call encode's.
+-- (core.encoder) with ngx.sleep(0.001) between slices, so a 200,000-row task does not hold
+-- the worker: the other requests run in between. The result is the one-call encode's.
+-- Not ngx.sleep(0): on an nginx without OpenResty's delayed-events patch (Debian's) it is a
+-- 0 ms timer run in the same timer pass, so the slices ran back to back.
 local function encode_body(t, opts, fname, level, slice)
     local ok, body, info, field, code, where
     if slice and ngx and ngx.get_phase and YIELD_PHASES[ngx.get_phase()] and
@@ -323,7 +325,7 @@ local function encode_body(t, opts, fname, level, slice)
         while ok and body == enc do
             body, info, field, code, where = enc:step(slice)
             if body == true then
-                ngx.sleep(0)
+                ngx.sleep(0.001)
                 body = enc
             end
         end
