@@ -142,7 +142,7 @@ ASAN_DIR   := build/asan
 ASAN_RT     = $(shell $(ASAN_CC) -print-file-name=libclang_rt.asan-x86_64.so)
 # the memory-safety specs, and the rules and warnings specs (the encoder's error paths)
 ASAN_SPECS ?= --exclude-tags=slow spec/24-core-safety_spec.lua spec/11-rules_spec.lua spec/25-warnings_spec.lua \
-              spec/27-encoder_spec.lua
+              spec/27-encoder_spec.lua spec/28-body_spec.lua
 ASAN_OBJ   := $(SRC:src/%.c=$(ASAN_DIR)/obj/%.o)
 ASAN_CFLAGS := -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
                -fno-sanitize-recover=all $(WARN) -std=c99 -D_POSIX_C_SOURCE=200809L -fPIC \
