@@ -75,10 +75,16 @@ describe("laaffic in nginx", function()
                         for k, v in pairs(CREDS) do o[k] = v end
                         if ngx.var.arg_secret then o.api_secret = ngx.var.arg_secret end
                         local n = tonumber(ngx.var.arg_rows) or 1
-                        if n > 1000 then
+                        o.transport = ngx.var.arg_transport
+                        -- each failed attempt's kind and sent, in the answer
+                        local failures = {}
+                        o.logger = function(ev)
                             -- "sending" from the moment the encoded task goes to the transport
-                            o.logger = function(ev)
-                                if ev.event == "request" then ngx.shared.results:set("sending", true) end
+                            if ev.event == "request" and n > 1000 then
+                                ngx.shared.results:set("sending", true)
+                            end
+                            if ev.event == "error" then
+                                failures[#failures + 1] = { kind = ev.kind, sent = ev.sent }
                             end
                         end
                         local c = laaffic.new(o)
@@ -91,7 +97,8 @@ describe("laaffic in nginx", function()
                         ngx.shared.results:delete("sending")
                         ngx.say(require("cjson").encode({ key_id = key_id,
                             kind = err and err.kind, code = err and err.code,
-                            message = err and tostring(err), via = c.transport.last }))
+                            message = err and tostring(err), via = c.transport.last or
+                            c.transport.name, failures = failures }))
                     }
                 }
                 location = /create-timer {
@@ -127,6 +134,28 @@ describe("laaffic in nginx", function()
                         local sock = ngx.req.socket(true)
                         sock:send("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n\r\n")
                         ngx.exit(444)
+                    }
+                }
+                # the cosocket transport sending a 200,000-number body (build_task) to the
+                # sandbox, with the body closed 0.3 s into the send
+                location = /cosocket-close {
+                    content_by_lua_block {
+                        local c = laaffic.new(CREDS)
+                        local rows = {}
+                        for i = 1, 200000 do
+                            rows[i] = { calleeNumber = string.format("9197%08d", i) }
+                        end
+                        local req = assert(c:build_task({ taskName = ngx.var.arg_name,
+                            agentId = 110, numberInfoList = rows }))
+                        local t = require("laaffic.transport.ngx").cosocket({ timeout = 10,
+                            resolve = CREDS.resolve })
+                        local th = ngx.thread.spawn(function() return t(req) end)
+                        ngx.sleep(0.3)
+                        req.body:close()
+                        local ok, res, msg, kind, sent = ngx.thread.wait(th)
+                        ngx.say(require("cjson").encode({ raised = not ok and tostring(res) or nil,
+                            status = ok and res and res.status, message = msg, kind = kind,
+                            sent = sent }))
                     }
                 }
                 # the cosocket transport on its own, to ?path= on this server
@@ -218,6 +247,40 @@ describe("laaffic in nginx", function()
         assert.is_nil(r.raised)
         assert.are.same({ "reading the answer's body: bad chunk size", "connection", true },
                         { r.message, r.kind, r.sent })
+    end)
+
+    it("the cosocket transport sends a 200,000-number body in pieces that join up to it", function()
+        local r = get_json(app:url("/create?name=ngx-pieces&rows=200000&transport=cosocket"))
+        assert.is_number(r.key_id, r.message)
+        assert.are.equal("cosocket", r.via)
+        assert.are.same({}, r.failures)
+        -- the sandbox parsed the whole JSON body: every row is there
+        assert.are.equal(200000, sb:task_record(r.key_id).rows)
+    end)
+
+    it("a reset after 300 KB of a 17 MB body through the cosocket: sent = false, retried, " ..
+       "one task", function()
+        sb:fault({ mode = "reset", bytes = 300000, count = 1 })
+        local r = get_json(app:url("/create?name=ngx-reset-mid&rows=200000&transport=cosocket"))
+        -- the first attempt failed while its body was going out: nothing the server can have
+        assert.are.same({ { kind = "connection", sent = false } }, r.failures)
+        assert.is_number(r.key_id, r.message)
+        local _, reqs = sb:control("/_sandbox/requests")
+        assert.are.equal(2, reqs.total)
+        local _, named = sb:tasks("ngx-reset-mid")
+        assert.are.equal(1, named)
+        assert.truthy((read(sb.dir .. "/logs/error.log") or ""):find("reset after 300000 body bytes", 1, true))
+    end)
+
+    it("a body closed while the cosocket sends it fails as not sent, kind url, nothing created", function()
+        -- the sandbox waits before it reads, so the send is still under way at the close
+        sb:fault({ mode = "slow_read", count = 1, ms = 1500 })
+        local r = get_json(app:url("/cosocket-close?name=ngx-closed-mid"))
+        assert.is_nil(r.raised)
+        assert.are.same({ "url", false }, { r.kind, r.sent })
+        assert.truthy(r.message:find("the body was closed while it was being sent", 1, true), r.message)
+        local _, named = sb:tasks("ngx-closed-mid")
+        assert.are.equal(0, named)
     end)
 
     it("does not block the worker: while a 200,000-number task goes to a slowed sandbox, " ..
