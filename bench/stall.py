@@ -5,9 +5,10 @@ scripts/bench-stall.sh, which starts the sandbox and the nginx of bench/stall_ap
 While the single nginx worker at URL creates one big task (GET /send), a pinger thread
 sends GET /ping (answered by nginx at once, no Lua) every millisecond over one keep-alive
 connection and records each ping's latency. A ping counts for a send when it was under
-way at any moment of it. Three ways to send - content handler, timer, CSV source (from a
-content handler) - each with the sliced encode (slice_rows left at its default) and
-today's one-call encode (slice_rows = 0), interleaved in every round; each figure is the
+way at any moment of it. Five ways to send - content handler (auto: the subrequest), the
+same with the cosocket transport, timer, CSV source from a content handler (subrequest,
+then cosocket) - each with the sliced encode (slice_rows left at its default) and today's
+one-call encode (slice_rows = 0), interleaved in every round; each figure is the
 median over ROUNDS rounds, after one warm-up send of each way. Prints p50 / p99 / max ping
 latency, the pings answered during the send, the send's time (measured in nginx: encode
 and send until the answer) and the ratio max(one call) / max(sliced). Exits non-zero
@@ -21,10 +22,12 @@ import threading
 import time
 import urllib.parse
 
-WAYS = [  # (label, via, src)
-    ("content handler", "content", "table"),
-    ("timer (ngx.timer.at)", "timer", "table"),
-    ("CSV source, content handler", "content", "csv"),
+WAYS = [  # (label, via, src, transport: None for the client's default)
+    ("content handler", "content", "table", None),
+    ("content handler, cosocket transport", "content", "table", "cosocket"),
+    ("timer (ngx.timer.at)", "timer", "table", None),
+    ("CSV source, content handler", "content", "csv", None),
+    ("CSV source, content handler, cosocket", "content", "csv", "cosocket"),
 ]
 ENCODES = [("sliced", "sliced (default slice_rows)"), ("one", "one call (slice_rows = 0)")]
 PING_EVERY = 0.001
@@ -78,12 +81,16 @@ def get(conn, path):
     return resp.status, body, resp.getheader("Server")
 
 
-def measure(pinger, conn, via, src, encode, name, rows):
+def measure(pinger, conn, way, encode, name, rows):
     """One send with pings around it -> dict of figures."""
+    _, via, src, transport = way
     pinger.samples = []
     pinger.active.set()
     time.sleep(MARGIN)
-    query = urllib.parse.urlencode({"via": via, "src": src, "encode": encode, "name": name})
+    args = {"via": via, "src": src, "encode": encode, "name": name}
+    if transport:
+        args["transport"] = transport
+    query = urllib.parse.urlencode(args)
     start = time.perf_counter()
     status, body, _ = get(conn, "/send?" + query)
     end = time.perf_counter()
@@ -135,15 +142,15 @@ def idle_figures(pinger):
 def run_rounds(pinger, conn, rounds, rows):
     tag = "%d" % time.time()
     results = {}
-    for label, via, src in WAYS:  # warm-up: traces, TLS sessions, upstream connections
-        measure(pinger, conn, via, src, "sliced", "stall-%s-warm-%s-%s" % (tag, via, src), rows)
+    for w, way in enumerate(WAYS):  # warm-up: traces, TLS sessions, upstream connections
+        measure(pinger, conn, way, "sliced", "stall-%s-warm-%d" % (tag, w), rows)
     for r in range(rounds):
-        for label, via, src in WAYS:
+        for w, way in enumerate(WAYS):
             order = ENCODES if r % 2 == 0 else ENCODES[::-1]
             for enc, _ in order:
-                name = "stall-%s-%d-%s-%s-%s" % (tag, r, via, src, enc)
-                results.setdefault((label, enc), []).append(
-                    measure(pinger, conn, via, src, enc, name, rows))
+                name = "stall-%s-%d-%d-%s" % (tag, r, w, enc)
+                results.setdefault((way[0], enc), []).append(
+                    measure(pinger, conn, way, enc, name, rows))
     return results
 
 
@@ -158,7 +165,7 @@ def print_table(results, rows, slice_rows):
     print("| %s numbers | encode | ping p50 ms | p99 ms | max ms | pings answered | send ms "
           "| max: one call / sliced |" % "{:,}".format(rows))
     print("|---|---|---|---|---|---|---|---|")
-    for label, _, _ in WAYS:
+    for label, _, _, _ in WAYS:
         maxes = {}
         for enc, _ in ENCODES:
             enc_label = labels[enc]

@@ -1,7 +1,7 @@
 -- bench/stall_app.lua: the Lua of the stall benchmark's nginx (scripts/bench-stall.sh makes
 -- its nginx.conf; bench/stall.py drives it). Loaded by init_by_lua with dofile.
 --
---   GET /send?via=content|timer&src=table|csv&encode=sliced|one&name=N
+--   GET /send?via=content|timer&src=table|csv&encode=sliced|one&name=N[&transport=T]
 --     creates one task of STALL_ROWS numbers against the sandbox and answers, as JSON, when
 --     it is created: { key_id, rows, ms } or { error }. via=content sends from this content
 --     handler (the subrequest transport), via=timer from an ngx.timer.at timer (cosockets)
@@ -9,7 +9,8 @@
 --     init_worker, src=csv a laaffic.csv source opened on STALL_CSV. encode=one asks for
 --     today's one-call encode (slice_rows = 0), encode=sliced leaves slice_rows at its
 --     default (or sets STALL_SLICE_ROWS); in a build without the option both are the
---     one-call encode.
+--     one-call encode. transport=cosocket sends from the content handler with the cosocket
+--     transport instead of auto's subrequest.
 --   GET /info   { slicing = true|false, rows = N, slice_rows = STALL_SLICE_ROWS }
 local laaffic = require("laaffic")
 local cjson = require("cjson")
@@ -61,6 +62,7 @@ local function create(args)
     if SLICING then
         if args.encode == "one" then o.slice_rows = 0 else o.slice_rows = SLICE_ROWS end
     end
+    if args.transport then o.transport = args.transport end
     local c = laaffic.new(o)
     local list = ROWS
     if args.src == "csv" then

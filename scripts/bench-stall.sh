@@ -3,8 +3,9 @@
 # Starts the sandbox and a single-worker nginx running bench/stall_app.lua (LuaJIT, the
 # config from sandbox/nginx-conf), writes a CSV file of STALL_ROWS rows, and runs
 # bench/stall.py, which pings the worker every millisecond while it creates a task of
-# STALL_ROWS numbers (content handler, timer, CSV source; sliced and one-call encode) and
-# prints the ping latencies. Stops both nginx instances on any exit.
+# STALL_ROWS numbers (content handler with auto's subrequest and with the cosocket
+# transport, timer, CSV source both ways; sliced and one-call encode) and prints the ping
+# latencies. Stops both nginx instances on any exit.
 #
 #   STALL_ROWS    numbers per task (default 200000)
 #   STALL_ROUNDS  rounds; each figure is the median over them (default 5)

@@ -74,9 +74,9 @@ if [ $QUICK = 0 ]; then
 
   echo "== the stall benchmark's harness (scripts/bench-stall.sh: 2,000 rows, 1 round; no timing judged)"
   if STALL_ROWS=2000 STALL_ROUNDS=1 scripts/bench-stall.sh > "$LOG/stall" 2>&1 &&
-     [ "$(grep -c '^| .* | .*slice_rows.* | .* |$' "$LOG/stall")" -eq 6 ] &&
+     [ "$(grep -c '^| .* | .*slice_rows.* | .* |$' "$LOG/stall")" -eq 10 ] &&
      ! pgrep -f 'nginx .*laaffic-stall\.' > /dev/null; then
-    ok "bench-stall harness: six table lines, both nginx stopped"
+    ok "bench-stall harness: ten table lines, both nginx stopped"
   else cat "$LOG/stall"; bad "bench-stall harness (scripts/bench-stall.sh)"; fi
 
   echo "== contract (doc/openapi.yaml): Redocly lint, ajv on 10,000 generated tasks and the specs' encodes"
