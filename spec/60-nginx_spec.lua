@@ -158,6 +158,60 @@ describe("laaffic in nginx", function()
                             sent = sent }))
                     }
                 }
+                # ?transport= (cosocket or subrequest) sending 1 MB to a peer that takes each
+                # send at once (ngx.socket.tcp and ngx.location.capture replaced for the call),
+                # each send costing 3 ms of the worker: what was sent, and how often the
+                # transport slept to let the other requests in
+                location = /yields {
+                    content_by_lua_block {
+                        local sent, sleeps = {}, 0
+                        local function busy(ms)
+                            ngx.update_time()
+                            local t0 = ngx.now()
+                            repeat ngx.update_time() until ngx.now() - t0 >= ms / 1000
+                        end
+                        local lines = { "HTTP/1.1 200 OK", "Content-Length: 2", "" }
+                        local peer = {
+                            settimeouts = function() end,
+                            connect = function() return 1 end,
+                            getreusedtimes = function() return 0 end,
+                            send = function(_, data)
+                                if type(data) == "table" then data = table.concat(data) end
+                                sent[#sent + 1] = data
+                                busy(3)
+                                return #data
+                            end,
+                            receive = function(_, what)
+                                if what == "*l" then return table.remove(lines, 1) end
+                                return "{}"
+                            end,
+                            setkeepalive = function() return 1 end,
+                            close = function() return 1 end,
+                        }
+                        local function capture(_, o)
+                            sent[1] = o.body
+                            o.ctx.laaffic.upstream_status = "200"
+                            o.ctx.laaffic.upstream_sent = tostring(#o.body)
+                            return { status = 200, header = {}, body = "{}" }
+                        end
+                        local tcp, loc, sleep = ngx.socket.tcp, ngx.location.capture, ngx.sleep
+                        ngx.socket.tcp = function() return peer end
+                        ngx.location.capture = capture
+                        ngx.sleep = function(sec) sleeps = sleeps + 1; return sleep(sec) end
+                        local body = string.rep("0123456789", 100000)
+                        local t = require("laaffic.transport.ngx")[ngx.var.arg_transport]({})
+                        local ok, res, msg = pcall(t, { method = "POST", url = "http://127.0.0.1:9/x",
+                                                        headers = {}, body = body })
+                        ngx.socket.tcp, ngx.location.capture, ngx.sleep = tcp, loc, sleep
+                        local sizes = {}
+                        for i, piece in ipairs(sent) do sizes[i] = #piece end
+                        local all = table.concat(sent)
+                        ngx.say(require("cjson").encode({ raised = not ok and tostring(res) or nil,
+                            status = ok and res and res.status, message = msg, sizes = sizes,
+                            sleeps = sleeps, whole = all:sub(-#body) == body,
+                            head = all:sub(1, #all - #body):match("^POST /x HTTP/1.1\r\n") ~= nil }))
+                    }
+                }
                 # the cosocket transport on its own, to ?path= on this server
                 location = /cosocket {
                     content_by_lua_block {
@@ -270,6 +324,28 @@ describe("laaffic in nginx", function()
         local _, named = sb:tasks("ngx-reset-mid")
         assert.are.equal(1, named)
         assert.truthy((read(sb.dir .. "/logs/error.log") or ""):find("reset after 300000 body bytes", 1, true))
+    end)
+
+    it("the cosocket transport sends at most 256 KB at a time and sleeps between pieces when " ..
+       "the peer takes every send at once", function()
+        local r = get_json(app:url("/yields?transport=cosocket"))
+        assert.is_nil(r.raised)
+        assert.are.equal(200, r.status, r.message)
+        assert.is_true(r.whole and r.head)
+        -- 1,000,000 bytes: the head with the first 256 KB piece, then three more
+        assert.are.equal(4, #r.sizes)
+        for i = 2, 4 do assert.is_true(r.sizes[i] <= 262144) end
+        -- each send held the worker 3 ms: a 1 ms sleep before every later piece
+        assert.are.equal(3, r.sleeps)
+    end)
+
+    it("the subrequest transport sleeps before and after copying a big body to a string", function()
+        local r = get_json(app:url("/yields?transport=subrequest"))
+        assert.is_nil(r.raised)
+        assert.are.equal(200, r.status, r.message)
+        assert.are.same({ 1000000 }, r.sizes)
+        assert.is_true(r.whole)
+        assert.are.equal(2, r.sleeps)
     end)
 
     it("a body closed while the cosocket sends it fails as not sent, kind url, nothing created", function()

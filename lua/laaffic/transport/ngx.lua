@@ -323,9 +323,9 @@ end
 local function send_request(sock, head, next_piece)
     local piece, err = next_piece()
     if err then return nil, err end
+    local since = now_ms()  -- the worker is held from here until a send waits or we sleep
     local ok
     ok, err = sock:send(piece and { head, piece } or head)
-    local since = now_ms()
     while ok do
         piece, err = next_piece()
         if not piece then return not err or nil, err end
