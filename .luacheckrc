@@ -10,3 +10,5 @@ files["lua/laaffic/push.lua"] = { globals = { "ngx" } }
 files["bench/push_wrk.lua"] = { globals = { "wrk", "setup", "init", "request", "response", "done", "tid" } }
 -- the OpenResty example runs inside nginx's lua module
 files["examples/openresty/"] = { globals = { "ngx" } }
+-- the stall benchmark's app runs inside nginx's lua module
+files["bench/stall_app.lua"] = { globals = { "ngx" } }

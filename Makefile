@@ -7,6 +7,7 @@
 #   make demo            start the sandbox, create a task through the SDK, show it, stop
 #   make example-openresty  examples/openresty against the sandbox: send, show pushes, stop
 #   make bench           benchmarks (see README)
+#   make bench-stall     the worker-stall benchmark alone (scripts/bench-stall.sh)
 #   make fuzz            libFuzzer harnesses for the encoder, CSV reader, push parser
 #   make check-resty-http RESTY_HTTP=<dir with resty/http.lua> [RESTY_STRING=<dir with
 #                        resty/string.lua>]   spec/61 against a real lua-resty-http (LuaJIT)
@@ -45,7 +46,7 @@ ALL_CFLAGS := $(CFLAGS) $(WARN) -std=c99 -D_POSIX_C_SOURCE=200809L -fPIC -fvisib
               -DLAAFFIC_VERSION='"$(VERSION)"'
 LIBS       := $(shell $(PKG_CONFIG) --libs libcurl libcrypto)
 
-.PHONY: all clean check test bench deps install demo example-openresty check-resty-http docs contract contract-fuzz asan-specs
+.PHONY: all clean check test bench bench-stall deps install demo example-openresty check-resty-http docs contract contract-fuzz asan-specs
 
 all: $(BUILD)/laaffic/core.so
 
@@ -100,6 +101,12 @@ bench: deps
 	@for lua in lua5.4 luajit; do scripts/bench-send.sh $$lua build/$$lua || exit 1; done
 	@for lua in lua5.4 luajit; do scripts/bench-split.sh $$lua build/$$lua || exit 1; done
 	@scripts/bench-push.sh luajit build/luajit
+	@scripts/bench-stall.sh
+
+# ping latency of one nginx worker while it creates a 200,000-number task (README)
+bench-stall: deps
+	@$(MAKE) --no-print-directory -s LUA=luajit all
+	@scripts/bench-stall.sh
 
 $(BUILD)/floor.so: bench/floor.c
 	@mkdir -p $(@D)
@@ -135,7 +142,7 @@ ASAN_DIR   := build/asan
 ASAN_RT     = $(shell $(ASAN_CC) -print-file-name=libclang_rt.asan-x86_64.so)
 # the memory-safety specs, and the rules and warnings specs (the encoder's error paths)
 ASAN_SPECS ?= --exclude-tags=slow spec/24-core-safety_spec.lua spec/11-rules_spec.lua spec/25-warnings_spec.lua \
-              spec/27-encoder_spec.lua
+              spec/27-encoder_spec.lua spec/28-body_spec.lua
 ASAN_OBJ   := $(SRC:src/%.c=$(ASAN_DIR)/obj/%.o)
 ASAN_CFLAGS := -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
                -fno-sanitize-recover=all $(WARN) -std=c99 -D_POSIX_C_SOURCE=200809L -fPIC \

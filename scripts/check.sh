@@ -8,7 +8,8 @@
 #   4. the README's install section as written: `luarocks make` into temporary trees (Lua 5.4,
 #      LuaJIT), then the installed `laaffic` and a script from outside the checkout
 #      (scripts/install-check.sh)
-#   5. luacheck over lua/, sandbox/lua/, spec/, bench/, examples/, bin/laaffic; cppcheck over src/;
+#   5. luacheck over lua/, sandbox/lua/, spec/, bench/, examples/, bin/laaffic; a tiny run of the
+#      stall benchmark (scripts/bench-stall.sh); cppcheck over src/;
 #      doc/openapi.yaml: Redocly lint, and ajv on what the encoder writes (scripts/contract.sh)
 #   6. a short run of each libFuzzer harness (make fuzz-short)
 # --quick runs 1 and 2 for Lua 5.4 only (make test).
@@ -71,6 +72,13 @@ if [ $QUICK = 0 ]; then
 
   echo "== luacheck"
   if luacheck -q lua sandbox/lua spec bench examples bin/laaffic; then ok "luacheck lua/ sandbox/lua/ spec/ bench/ examples/ bin/laaffic"; else bad "luacheck"; fi
+
+  echo "== the stall benchmark's harness (scripts/bench-stall.sh: 2,000 rows, 1 round; no timing judged)"
+  if STALL_ROWS=2000 STALL_ROUNDS=1 scripts/bench-stall.sh > "$LOG/stall" 2>&1 &&
+     [ "$(grep -c '^| .* | .*slice_rows.* | .* |$' "$LOG/stall")" -eq 10 ] &&
+     ! pgrep -f 'nginx .*laaffic-stall\.' > /dev/null; then
+    ok "bench-stall harness: ten table lines, both nginx stopped"
+  else cat "$LOG/stall"; bad "bench-stall harness (scripts/bench-stall.sh)"; fi
 
   echo "== contract (doc/openapi.yaml): Redocly lint, ajv on 10,000 generated tasks and the specs' encodes"
   if scripts/contract.sh 10000 "$LOG/contract-specs.jsonl"; then ok "contract: lint and ajv differential"

@@ -75,10 +75,16 @@ describe("laaffic in nginx", function()
                         for k, v in pairs(CREDS) do o[k] = v end
                         if ngx.var.arg_secret then o.api_secret = ngx.var.arg_secret end
                         local n = tonumber(ngx.var.arg_rows) or 1
-                        if n > 1000 then
+                        o.transport = ngx.var.arg_transport
+                        -- each failed attempt's kind and sent, in the answer
+                        local failures = {}
+                        o.logger = function(ev)
                             -- "sending" from the moment the encoded task goes to the transport
-                            o.logger = function(ev)
-                                if ev.event == "request" then ngx.shared.results:set("sending", true) end
+                            if ev.event == "request" and n > 1000 then
+                                ngx.shared.results:set("sending", true)
+                            end
+                            if ev.event == "error" then
+                                failures[#failures + 1] = { kind = ev.kind, sent = ev.sent }
                             end
                         end
                         local c = laaffic.new(o)
@@ -91,7 +97,8 @@ describe("laaffic in nginx", function()
                         ngx.shared.results:delete("sending")
                         ngx.say(require("cjson").encode({ key_id = key_id,
                             kind = err and err.kind, code = err and err.code,
-                            message = err and tostring(err), via = c.transport.last }))
+                            message = err and tostring(err), via = c.transport.last or
+                            c.transport.name, failures = failures }))
                     }
                 }
                 location = /create-timer {
@@ -127,6 +134,82 @@ describe("laaffic in nginx", function()
                         local sock = ngx.req.socket(true)
                         sock:send("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n\r\n")
                         ngx.exit(444)
+                    }
+                }
+                # the cosocket transport sending a 200,000-number body (build_task) to the
+                # sandbox, with the body closed 0.3 s into the send
+                location = /cosocket-close {
+                    content_by_lua_block {
+                        local c = laaffic.new(CREDS)
+                        local rows = {}
+                        for i = 1, 200000 do
+                            rows[i] = { calleeNumber = string.format("9197%08d", i) }
+                        end
+                        local req = assert(c:build_task({ taskName = ngx.var.arg_name,
+                            agentId = 110, numberInfoList = rows }))
+                        local t = require("laaffic.transport.ngx").cosocket({ timeout = 10,
+                            resolve = CREDS.resolve })
+                        local th = ngx.thread.spawn(function() return t(req) end)
+                        ngx.sleep(0.3)
+                        req.body:close()
+                        local ok, res, msg, kind, sent = ngx.thread.wait(th)
+                        ngx.say(require("cjson").encode({ raised = not ok and tostring(res) or nil,
+                            status = ok and res and res.status, message = msg, kind = kind,
+                            sent = sent }))
+                    }
+                }
+                # ?transport= (cosocket or subrequest) sending 1 MB to a peer that takes each
+                # send at once (ngx.socket.tcp and ngx.location.capture replaced for the call),
+                # each send costing 3 ms of the worker: what was sent, and how often the
+                # transport slept to let the other requests in
+                location = /yields {
+                    content_by_lua_block {
+                        local sent, sleeps = {}, 0
+                        local function busy(ms)
+                            ngx.update_time()
+                            local t0 = ngx.now()
+                            repeat ngx.update_time() until ngx.now() - t0 >= ms / 1000
+                        end
+                        local lines = { "HTTP/1.1 200 OK", "Content-Length: 2", "" }
+                        local peer = {
+                            settimeouts = function() end,
+                            connect = function() return 1 end,
+                            getreusedtimes = function() return 0 end,
+                            send = function(_, data)
+                                if type(data) == "table" then data = table.concat(data) end
+                                sent[#sent + 1] = data
+                                busy(3)
+                                return #data
+                            end,
+                            receive = function(_, what)
+                                if what == "*l" then return table.remove(lines, 1) end
+                                return "{}"
+                            end,
+                            setkeepalive = function() return 1 end,
+                            close = function() return 1 end,
+                        }
+                        local function capture(_, o)
+                            sent[1] = o.body
+                            o.ctx.laaffic.upstream_status = "200"
+                            o.ctx.laaffic.upstream_sent = tostring(#o.body)
+                            return { status = 200, header = {}, body = "{}" }
+                        end
+                        local tcp, loc, sleep = ngx.socket.tcp, ngx.location.capture, ngx.sleep
+                        ngx.socket.tcp = function() return peer end
+                        ngx.location.capture = capture
+                        ngx.sleep = function(sec) sleeps = sleeps + 1; return sleep(sec) end
+                        local body = string.rep("0123456789", 100000)
+                        local t = require("laaffic.transport.ngx")[ngx.var.arg_transport]({})
+                        local ok, res, msg = pcall(t, { method = "POST", url = "http://127.0.0.1:9/x",
+                                                        headers = {}, body = body })
+                        ngx.socket.tcp, ngx.location.capture, ngx.sleep = tcp, loc, sleep
+                        local sizes = {}
+                        for i, piece in ipairs(sent) do sizes[i] = #piece end
+                        local all = table.concat(sent)
+                        ngx.say(require("cjson").encode({ raised = not ok and tostring(res) or nil,
+                            status = ok and res and res.status, message = msg, sizes = sizes,
+                            sleeps = sleeps, whole = all:sub(-#body) == body,
+                            head = all:sub(1, #all - #body):match("^POST /x HTTP/1.1\r\n") ~= nil }))
                     }
                 }
                 # the cosocket transport on its own, to ?path= on this server
@@ -218,6 +301,62 @@ describe("laaffic in nginx", function()
         assert.is_nil(r.raised)
         assert.are.same({ "reading the answer's body: bad chunk size", "connection", true },
                         { r.message, r.kind, r.sent })
+    end)
+
+    it("the cosocket transport sends a 200,000-number body in pieces that join up to it", function()
+        local r = get_json(app:url("/create?name=ngx-pieces&rows=200000&transport=cosocket"))
+        assert.is_number(r.key_id, r.message)
+        assert.are.equal("cosocket", r.via)
+        assert.are.same({}, r.failures)
+        -- the sandbox parsed the whole JSON body: every row is there
+        assert.are.equal(200000, sb:task_record(r.key_id).rows)
+    end)
+
+    it("a reset after 300 KB of a 17 MB body through the cosocket: sent = false, retried, " ..
+       "one task", function()
+        sb:fault({ mode = "reset", bytes = 300000, count = 1 })
+        local r = get_json(app:url("/create?name=ngx-reset-mid&rows=200000&transport=cosocket"))
+        -- the first attempt failed while its body was going out: nothing the server can have
+        assert.are.same({ { kind = "connection", sent = false } }, r.failures)
+        assert.is_number(r.key_id, r.message)
+        local _, reqs = sb:control("/_sandbox/requests")
+        assert.are.equal(2, reqs.total)
+        local _, named = sb:tasks("ngx-reset-mid")
+        assert.are.equal(1, named)
+        assert.truthy((read(sb.dir .. "/logs/error.log") or ""):find("reset after 300000 body bytes", 1, true))
+    end)
+
+    it("the cosocket transport sends at most 256 KB at a time and sleeps between pieces when " ..
+       "the peer takes every send at once", function()
+        local r = get_json(app:url("/yields?transport=cosocket"))
+        assert.is_nil(r.raised)
+        assert.are.equal(200, r.status, r.message)
+        assert.is_true(r.whole and r.head)
+        -- 1,000,000 bytes: the head with the first 256 KB piece, then three more
+        assert.are.equal(4, #r.sizes)
+        for i = 2, 4 do assert.is_true(r.sizes[i] <= 262144) end
+        -- each send held the worker 3 ms: a 1 ms sleep before every later piece
+        assert.are.equal(3, r.sleeps)
+    end)
+
+    it("the subrequest transport sleeps before and after copying a big body to a string", function()
+        local r = get_json(app:url("/yields?transport=subrequest"))
+        assert.is_nil(r.raised)
+        assert.are.equal(200, r.status, r.message)
+        assert.are.same({ 1000000 }, r.sizes)
+        assert.is_true(r.whole)
+        assert.are.equal(2, r.sleeps)
+    end)
+
+    it("a body closed while the cosocket sends it fails as not sent, kind url, nothing created", function()
+        -- the sandbox waits before it reads, so the send is still under way at the close
+        sb:fault({ mode = "slow_read", count = 1, ms = 1500 })
+        local r = get_json(app:url("/cosocket-close?name=ngx-closed-mid"))
+        assert.is_nil(r.raised)
+        assert.are.same({ "url", false }, { r.kind, r.sent })
+        assert.truthy(r.message:find("the body was closed while it was being sent", 1, true), r.message)
+        local _, named = sb:tasks("ngx-closed-mid")
+        assert.are.equal(0, named)
     end)
 
     it("does not block the worker: while a 200,000-number task goes to a slowed sandbox, " ..

@@ -169,15 +169,21 @@ describe("laaffic.transport.ngx.resty_http (against " ..
                 listen 127.0.0.1:$PORT;
                 client_body_buffer_size 1m;
                 @TIMER_LOCATIONS@
-                # the adapter on its own: a signed task (or ?big= MiB of body) to ?url= or the sandbox
+                # the adapter on its own: a signed task (of ?rows= numbers, or ?big= MiB of body)
+                # to ?url= or the sandbox
                 location = /adapter {
                     content_by_lua_block {
                         local cjson = require("cjson")
                         local a = ngx.req.get_uri_args()
                         local c = laaffic.new({ api_key = CREDS.api_key, api_secret = CREDS.api_secret,
                             app_id = CREDS.app_id, base_url = a.base or CREDS.base_url })
+                        local list = { { calleeNumber = "919777654321", text1 = "David" } }
+                        for i = 1, tonumber(a.rows) or 0 do   -- ?rows=: a body of many pieces
+                            list[i] = { calleeNumber = string.format("9197%08d", i), text1 = "David",
+                                        text2 = "1234", text3 = "2026-04-10" }
+                        end
                         local req = assert(c:build_task({ taskName = a.name or "spec61", agentId = 110,
-                            numberInfoList = { { calleeNumber = "919777654321", text1 = "David" } } }))
+                            numberInfoList = list }))
                         if a.url then req.url = a.url end
                         if a.big then req.body = string.rep("x", tonumber(a.big) * 1048576) end
                         local t, terr = require("laaffic.transport.ngx")[a.transport or "resty_http"]({
@@ -448,6 +454,18 @@ describe("laaffic.transport.ngx.resty_http (against " ..
         assert.are.equal(r.bytes, rec.bytes)
     end)
 
+    for _, transport in ipairs({ "resty_http", "cosocket" }) do
+        it(transport .. ": a 200,000-number body goes out in pieces and arrives byte for byte", function()
+            local r = adapter({ name = "spec61-pieces-" .. transport, transport = transport,
+                                rows = 200000, timeout = 20 })
+            assert.is_nil(json_nil(r.message))
+            assert.is_true(r.bytes > 16000000)
+            assert.are.equal(200, r.status)
+            local rec = sb:task_record(cjson.decode(r.body).data)
+            assert.are.same({ 200000, r.bytes, r.md5 }, { rec.rows, rec.bytes, rec.md5 })
+        end)
+    end
+
     it("request headers (Api-Key, Timestamp, Sign, Content-Type) and the body arrive intact", function()
         local r = adapter({ url = app:url("/echo") })
         assert.are.equal(200, r.status, r.message)
@@ -586,6 +604,20 @@ describe("laaffic.transport.ngx.resty_http (against " ..
             assert.is_true(r.sent)
             assert.truthy(r.message:find("reset", 1, true), r.message)
         end)
+
+        for _, transport in ipairs({ "resty_http", "cosocket" }) do
+            it(transport .. ": a reset after 300 KB of a 17 MB body: kind connection, sent = false, " ..
+               "nothing created", function()
+                sb:fault({ mode = "reset", bytes = 300000, count = 1 })
+                local r = adapter({ name = "spec61-reset-mid-" .. transport, transport = transport,
+                                    rows = 200000, base = env.LAAFFIC_SANDBOX_HTTP, timeout = 20 })
+                assert.is_true(r.bytes > 16000000)
+                assert.are.same({ "connection", false }, { r.kind, r.sent }, r.message)
+                assert.are.equal(1, sb:requests().total)
+                local _, named = sb:tasks("spec61-reset-mid-" .. transport)
+                assert.are.equal(0, named)
+            end)
+        end
 
         for _, transport in ipairs({ "resty_http", "cosocket" }) do
             it(transport .. ": an answer that is not HTTP after the whole body: kind connection, sent = true",

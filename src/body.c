@@ -63,6 +63,53 @@ static int body_len(lua_State *L)
     return 1;
 }
 
+/* Is n a whole number? From 2^52 up every double is one (infinities too). */
+static int is_whole(lua_Number n)
+{
+    if (n != n)
+        return 0;
+    if (n >= 4503599627370496.0 || n <= -4503599627370496.0)
+        return 1;
+    return (lua_Number)(long long)n == n;
+}
+
+/* Argument arg of body:sub as a position, string.sub's way, in 1..len + 1 (is_end = 0)
+ * or 0..len (is_end = 1): negative counts from the end, out-of-range clamps. Read as a
+ * number, not luaL_checkinteger, so a huge j (math.huge, 2^70) clamps in Lua 5.4 and in
+ * LuaJIT alike instead of raising or overflowing a cast. */
+static size_t body_pos(lua_State *L, int arg, const char *name, size_t len, int is_end)
+{
+    lua_Number n, l = (lua_Number)len, top = is_end ? l : l + 1;
+    if (!lua_isnumber(L, arg))
+        return (size_t)luaL_argerror(L, arg, lua_pushfstring(L, "%s: an integer expected, got %s",
+                                                             name, luaL_typename(L, arg)));
+    n = lua_tonumber(L, arg);
+    if (!is_whole(n))
+        return (size_t)luaL_argerror(L, arg, lua_pushfstring(L, "%s: an integer expected, got %s",
+                                                             name, lua_tostring(L, arg)));
+    if (n < 0)
+        n = n < -l ? (is_end ? 0 : 1) : l + n + 1;
+    else if (n == 0)
+        n = is_end ? 0 : 1;
+    return (size_t)(n > top ? top : n);
+}
+
+/* body:sub(i [, j]): bytes i to j as a Lua string, as string.sub (j defaults to -1): a
+ * piece of a big body without a copy of the whole. A closed body raises. */
+static int body_sub(lua_State *L)
+{
+    lf_body *b = lf_body_check(L, 1);
+    size_t i, j;
+    luaL_argcheck(L, !b->closed, 1, "the body was closed");
+    i = body_pos(L, 2, "i", b->buf.len, 0);
+    j = lua_isnoneornil(L, 3) ? b->buf.len : body_pos(L, 3, "j", b->buf.len, 1);
+    if (i > j)
+        lua_pushliteral(L, "");
+    else
+        lua_pushlstring(L, b->buf.data + i - 1, j - i + 1);
+    return 1;
+}
+
 /* body:close(): the body is empty afterwards; its bytes are freed now, or when the
  * last transfer sending them ends (see body.h). */
 static int body_close(lua_State *L)
@@ -88,6 +135,7 @@ void lf_body_open(lua_State *L)
     static const luaL_Reg methods[] = {
         {"tostring", body_tostring}, {"__tostring", body_tostring},
         {"len", body_len},           {"__len", body_len},
+        {"sub", body_sub},
         {"close", body_close},       {"__gc", body_gc},
         {NULL, NULL}};
     lf_newclass(L, LAAFFIC_BODY_MT, methods);

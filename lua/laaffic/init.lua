@@ -43,7 +43,7 @@ local DEFAULT_SLICE_ROWS = 10000
 -- The pause between two slices: 1 ms, not 0. On an nginx without OpenResty's
 -- delayed-events patch (Debian's), ngx.sleep(0) is a timer due at once, which nginx runs
 -- again in the same pass over its timers: the slices would follow one another with no
--- other request in between (and each call logs a warning). spec/63 shows the difference.
+-- other request in between (and each call logs a warning). spec/64 shows the difference.
 local SLICE_PAUSE = 0.001
 -- The nginx phases whose handlers may yield (ngx.sleep's context in lua-nginx-module's
 -- documentation); init, init_worker, set, header_filter, body_filter, log, balancer may not.

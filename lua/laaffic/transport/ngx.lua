@@ -56,6 +56,55 @@ local function body_string(body)
     return tostring(body)
 end
 
+-- The cosocket and resty_http transports send a body PIECE bytes at a time (body:sub, on a
+-- string or a laaffic.body alike), never as one string: nginx copies what a send gets
+-- into its own buffers and encrypts it in one go, so a 17 MB sock:send held the worker
+-- for tens of ms. A send that a fast peer takes at once does not yield either, so after
+-- each piece the request sleeps 1 ms when it has held the worker for YIELD_MS since it
+-- last waited (ngx.sleep(0) does not yield on an nginx without OpenResty's patch).
+local PIECE = 256 * 1024
+local YIELD_MS = 2
+
+-- A request's body as the cosocket and resty_http transports send it: a string or a
+-- laaffic.body as it is (both have :sub and #), nil as "", anything else as tostring's.
+local function sendable(body)
+    if body == nil then return "" end
+    local t = type(body)
+    if t == "string" or t == "userdata" then return body end
+    return tostring(body)
+end
+
+-- body (sendable's) -> an iterator of its pieces: piece() -> string | nil at the end |
+-- nil, CLOSED_MID_SEND when the body was closed while it was being sent (a caller's
+-- mistake: kind "url", not retried); and the body's length.
+local CLOSED_MID_SEND = "the body was closed while it was being sent"
+local function pieces(body)
+    local len, at = #body, 1
+    return function()
+        if at > len then return nil end
+        local ok, piece = pcall(body.sub, body, at, at + PIECE - 1)
+        if not ok then
+            return nil, CLOSED_MID_SEND
+        end
+        at = at + PIECE
+        return piece
+    end, len
+end
+
+-- now in ms, not nginx's time cached at the start of this event loop iteration
+local function now_ms()
+    ngx.update_time()
+    return ngx.now() * 1000
+end
+
+-- Lets the other requests in when this one has held the worker YIELD_MS since `since`
+-- (now_ms()); -> the new `since`.
+local function let_others_in(since)
+    if now_ms() - since < YIELD_MS then return since end
+    ngx.sleep(0.001)
+    return now_ms()
+end
+
 local function lower_headers(h)
     local out = {}
     for k, v in pairs(h or {}) do
@@ -110,7 +159,12 @@ function _M.subrequest(opts)
                 host = host .. ":" .. port
             end
             local h = req.headers or {}
+            -- a big body: the copy to a string and nginx's own copy, each a stall of its
+            -- own (ms), with the other requests let in before and between them
+            local big = req.body ~= nil and #req.body > PIECE
+            if big then ngx.sleep(0.001) end
             local body = body_string(req.body)
+            if big then ngx.sleep(0.001) end
             local c = {
                 path = path, host = host:gsub(":%d+$", ""), api_key = h["Api-Key"],
                 timestamp = h["Timestamp"], sign = h["Sign"], user_agent = user_agent,
@@ -264,6 +318,23 @@ local function cosocket_connect(sock, scheme, host, port, addr, verify)
     return reused
 end
 
+-- Sends the head, then the body from next_piece (pieces): the head with the first piece,
+-- so a small request is one send. -> true | nil, err
+local function send_request(sock, head, next_piece)
+    local piece, err = next_piece()
+    if err then return nil, err end
+    local since = now_ms()  -- the worker is held from here until a send waits or we sleep
+    local ok
+    ok, err = sock:send(piece and { head, piece } or head)
+    while ok do
+        piece, err = next_piece()
+        if not piece then return not err or nil, err end
+        since = let_others_in(since)
+        ok, err = sock:send(piece)
+    end
+    return nil, err
+end
+
 function _M.cosocket(opts)
     local o = socket_opts(opts or {})
     local connect_ms, io_ms, verify, keepalive_ms = o.connect_ms, o.io_ms, o.verify, o.keepalive_ms
@@ -282,13 +353,12 @@ function _M.cosocket(opts)
             if reused == nil then
                 return nil, cerr, ckind, false
             end
-            local err
-            local body = body_string(req.body)
+            local next_piece, len = pieces(sendable(req.body))
             local hostport = ((scheme == "https" and port == 443) or (scheme == "http" and port == 80))
                              and host or (host .. ":" .. port)
             local head = { (req.method or "POST") .. " " .. path .. " HTTP/1.1",
                            "Host: " .. hostport, "User-Agent: " .. user_agent,
-                           "Content-Length: " .. #body, "Connection: keep-alive" }
+                           "Content-Length: " .. len, "Connection: keep-alive" }
             for k, v in pairs(req.headers or {}) do
                 if k ~= "Host" and k ~= "Content-Length" and k ~= "Connection" then
                     if tostring(k):find("[\r\n:]") or tostring(v):find("[\r\n]") then
@@ -299,13 +369,12 @@ function _M.cosocket(opts)
                 end
             end
             head[#head + 1] = "\r\n"
-            local bytes
-            bytes, err = sock:send({ concat(head, "\r\n"), body })
-            if not bytes then
+            local ok, err = send_request(sock, concat(head, "\r\n"), next_piece)
+            if not ok then
                 sock:close()
                 -- the body did not go out in full, so the server cannot have the task
-                return nil, "sending to " .. host .. ": " .. tostring(err),
-                       err == "timeout" and "timeout" or "connection", false
+                return nil, "sending to " .. host .. ": " .. tostring(err), err == "timeout" and "timeout"
+                       or err == CLOSED_MID_SEND and "url" or "connection", false
             end
             -- from here on the server may have the whole task
             local res, msg, kind = receive_answer(sock, host, reused, max)
@@ -432,19 +501,21 @@ local function resty_connect(httpc, scheme, host, port, addr, o)
     return true
 end
 
--- request and body: -> response | nil, message, kind, sent
+-- request and body (nil, a string or a laaffic.body): -> response | nil, message, kind, sent
 local function resty_exchange(httpc, method, path, headers, body, where, o)
-    -- the body, one piece; asked again means that piece went out in full
-    local handed, whole, again = false, false, false
+    -- the body in pieces; asked again after the last means it went out in full
+    local next_piece = pieces(body)
+    local handed, whole, closed, since = false, false, false, nil
     local function source()
-        if again then
-            again = false
-            whole = true
-            return nil
+        if since then since = let_others_in(since) else since = now_ms() end
+        local piece, perr = next_piece()
+        if perr then
+            closed = true
+            return nil, perr
         end
-        again = true
         handed = true
-        return body
+        whole = piece == nil
+        return piece
     end
     local ok, res, err = pcall(httpc.request, httpc, { method = method, path = path,
                                                         headers = headers, body = source })
@@ -468,7 +539,7 @@ local function resty_exchange(httpc, method, path, headers, body, where, o)
     if not res then
         pcall(httpc.close, httpc)
         err = resty_reason(err)
-        local kind = err == "timeout" and "timeout" or "connection"
+        local kind = err == "timeout" and "timeout" or closed and "url" or "connection"
         if whole then
             -- the whole request went out: the server may have the task
             return nil, "lua-resty-http: the request went to " .. where .. ", then: " .. err, kind, true
@@ -506,7 +577,7 @@ function _M.resty_http(opts)
             if not scheme then
                 return nil, "not an http(s) URL: " .. tostring(req.url), "url", false
             end
-            local body = body_string(req.body)
+            local body = sendable(req.body)
             local standard = (scheme == "https" and port == 443) or (scheme == "http" and port == 80)
             -- Host, Content-Length and User-Agent are ours: lua-resty-http adds its own
             -- only where a header is missing
