@@ -374,11 +374,15 @@ static int l_step(lua_State *L)
     int k, r;
     luaL_argcheck(L, n >= 1 && n == floor(n), 2, "must be a row count of at least 1");
     if (e->busy)
-        luaL_error(L, "laaffic.encoder: an earlier step raised an error: this encode cannot go on");
+        luaL_error(L, "laaffic.encoder: a step is running (from a finalizer?) or an earlier one "
+                      "raised an error: this encode cannot go on");
     if (e->stage == ST_DONE)
         luaL_error(L, "laaffic.encoder: step after the end (the encode has returned its result)");
     lua_settop(L, 1);
     luaL_checkstack(L, FRAME_TOP + LF_ROW_NKEYS + LUA_MINSTACK, "laaffic.encoder");
+    /* busy from here: entering the frame pushes strings, so the GC may run a finalizer
+     * that steps this encoder; that step must not run inside this one */
+    e->busy = 1;
     lf_getuservalue(L, 1);
     for (k = U_TASK; k <= U_PROBLEMS; k++)
         lua_rawgeti(L, FRAME_U, k);
