@@ -81,6 +81,26 @@ local function cache_base(env)
         "no cache for the LuaJIT build of laaffic.core")
 end
 
+-- Whether path is this user's alone: a directory (a regular file when file is true), not a
+-- symbolic link, owned by this user, writable by no one else. nginx runs the core found in
+-- the cache as this user: a cache another user may write or plant links in is not used.
+local function ours(path, file)
+    local _, rc = sh("p=" .. q(path) .. "; [ ! -L \"$p\" ] && [ -" .. (file and "f" or "d") ..
+                     " \"$p\" ] && [ -O \"$p\" ] && [ -z \"$(find \"$p\" -maxdepth 0 -perm /022)\" ]")
+    return rc == 0
+end
+
+-- Dies unless each of the paths (the last a file when last_file) is this user's alone.
+local function check_ours(paths, last_file)
+    for i, p in ipairs(paths) do
+        if not ours(p, last_file and i == #paths) then
+            die(EXIT.CONFIG, "sandbox: " .. p .. " is not yours alone (a symbolic link, another " ..
+                "user's, or writable by others), and nginx would run the laaffic.core found there: " ..
+                "remove it, or set XDG_CACHE_HOME to a directory of your own")
+        end
+    end
+end
+
 -- cc's command line: the rockspec's sources, defines, include and library directories
 -- (luarocks' $(VAR)s are left to the compiler's defaults) and libraries.
 local function compile_command(cc, mod, incdir, out)
@@ -117,7 +137,10 @@ local function build(ctx, rockdir, mod, incdir, base, final)
         die(EXIT.CONFIG, "sandbox: no C compiler (" .. cc .. ") to build laaffic.core for " ..
             "nginx's LuaJIT. On Debian: " .. DEBIAN_BUILD)
     end
-    local tmp, rc = sh("mkdir -p " .. q(base) .. " && mktemp -d " .. q(base .. "/.build.XXXXXX"))
+    local _, rc = sh("mkdir -p " .. q(base))
+    if rc == 0 then check_ours({ base }) end
+    local tmp
+    tmp, rc = sh("mktemp -d " .. q(base .. "/.build.XXXXXX"))
     tmp = tmp:match("^([^\n]+)")
     if rc ~= 0 or not tmp then
         die(EXIT.CONFIG, "sandbox: cannot make a directory in " .. base .. " (the cache of " ..
@@ -126,9 +149,10 @@ local function build(ctx, rockdir, mod, incdir, base, final)
     ctx.stderr:write("laaffic sandbox: building laaffic.core for nginx's LuaJIT into ", final,
                      " (first use)\n")
     local log = tmp .. "/build.log"
-    local _, crc = sh("mkdir " .. q(tmp .. "/laaffic") .. " && cd " .. q(rockdir) .. " && " ..
+    -- the core and its directory writable by this user only, whatever the umask
+    local _, crc = sh("mkdir -m 755 " .. q(tmp .. "/laaffic") .. " && cd " .. q(rockdir) .. " && " ..
                       compile_command(cc, mod, incdir, tmp .. "/laaffic/core.so") ..
-                      " >" .. q(log) .. " 2>&1")
+                      " >" .. q(log) .. " 2>&1 && chmod go-w " .. q(tmp .. "/laaffic/core.so"))
     if crc ~= 0 or not read_file(tmp .. "/laaffic/core.so") then
         local text = tail(read_file(log) or "", 8)
         sh("rm -rf " .. q(tmp))
@@ -166,9 +190,12 @@ function _M.ensure(ctx, rockdir)
     local sum = sh("cat " .. concat(files, " ") .. " " .. q(rockdir) .. "/src/*.h | md5sum")
     local base = cache_base(ctx.env)
     local final = base .. "/luajit-core-" .. version .. "-" .. sum:match("^%x+"):sub(1, 16)
+    local _, rc = sh("[ -e " .. q(base) .. " ] || [ -L " .. q(base) .. " ]")
+    if rc == 0 then check_ours({ base }) end
     if not read_file(final .. "/laaffic/core.so") then
         build(ctx, rockdir, mod, luajit_incdir(ctx.env), base, final)
     end
+    check_ours({ base, final, final .. "/laaffic", final .. "/laaffic/core.so" }, true)
     return final
 end
 

@@ -1,0 +1,101 @@
+-- laaffic.cli.sandbox_core's cache (README "The sandbox"): nginx loads the LuaJIT build of
+-- laaffic.core found in ${XDG_CACHE_HOME:-$HOME/.cache}/laaffic, so a cache that another
+-- user owns or may write, or a symbolic link planted in it, is refused before anything
+-- there is used, and a build leaves a core that only its owner may write, whatever the
+-- umask. A stand-in compiler makes the "core" (no real build: fast, no LuaJIT needed).
+local sandbox_core = require("laaffic.cli.sandbox_core")
+local util = require("laaffic.cli.util")
+
+local function sh(cmd)
+    local p = io.popen(cmd .. " 2>&1; echo \"rc=$?\"")
+    local out = p:read("*a")
+    p:close()
+    local body, rc = out:match("^(.-)rc=(%d+)%s*$")
+    return body, tonumber(rc)
+end
+local q = util.q
+
+describe("the sandbox's cache of the LuaJIT core", function()
+    local t, env, built
+
+    local function ctx()
+        return { env = function(k) return env[k] end, stderr = { write = function() end } }
+    end
+    -- ensure() -> the core's directory | nil, the failure's code and message
+    local function ensure()
+        local ok, r = pcall(sandbox_core.ensure, ctx(), t .. "/rock")
+        if ok then return r end
+        assert.are.equal("table", type(r), tostring(r))
+        return nil, r.code, r.message
+    end
+    local function refused(what)
+        local dir, code, msg = ensure()
+        assert.is_nil(dir, what)
+        assert.are.equal(util.EXIT.CONFIG, code, what)
+        assert.matches("not yours alone", msg, 1, true)
+        return msg
+    end
+
+    before_each(function()
+        t = assert(sh("mktemp -d /tmp/laaffic-spec65.XXXXXX"):match("^(%S+)"))
+        -- a rock's directory: its rockspec and src/; LuaJIT "headers"; a compiler that
+        -- writes its -o file with mode 666
+        local _, rc = sh("mkdir -p " .. q(t .. "/rock") .. " " .. q(t .. "/inc") ..
+                         " && cp rockspec/laaffic-*.rockspec " .. q(t .. "/rock/") ..
+                         " && cp -r src " .. q(t .. "/rock/") ..
+                         " && touch " .. q(t .. "/inc/lua.h") .. " " .. q(t .. "/inc/lauxlib.h"))
+        assert.are.equal(0, rc)
+        local f = assert(io.open(t .. "/cc", "w"))
+        f:write('#!/bin/sh\nwhile [ $# -gt 0 ]; do [ "$1" = -o ] && o=$2; shift; done\n',
+                'echo core > "$o" && chmod 666 "$o"\n')
+        f:close()
+        sh("chmod 755 " .. q(t .. "/cc"))
+        env = { CC = t .. "/cc", LAAFFIC_LUAJIT_INCDIR = t .. "/inc", XDG_CACHE_HOME = t .. "/cache",
+                HOME = t .. "/home" }
+        built = assert(ensure())
+    end)
+
+    after_each(function()
+        if t then sh("rm -rf " .. q(t)) end
+    end)
+
+    it("builds a core no one else may write, and uses it again", function()
+        assert.are.equal("", (sh("find " .. q(t .. "/cache") .. " -perm /022")))
+        assert.are.equal(built, ensure())
+    end)
+
+    it("refuses a cache, a core directory or a core that others may write", function()
+        for _, p in ipairs{ t .. "/cache/laaffic", built, built .. "/laaffic", built .. "/laaffic/core.so" } do
+            for _, mode in ipairs{ "g+w", "o+w" } do
+                sh("chmod " .. mode .. " " .. q(p))
+                refused(p .. " " .. mode)
+                sh("chmod go-w " .. q(p))
+            end
+        end
+        assert.are.equal(built, ensure())
+    end)
+
+    it("refuses a cache or a core that another user owns", function()
+        for _, p in ipairs{ t .. "/cache/laaffic", built, built .. "/laaffic/core.so" } do
+            local _, rc = sh("chown nobody " .. q(p))
+            if rc ~= 0 then return pending("chown needs root") end
+            refused(p .. " owned by nobody")
+            sh("chown " .. q((sh("id -un"):match("%S+"))) .. " " .. q(p))
+        end
+        assert.are.equal(built, ensure())
+    end)
+
+    it("refuses a symbolic link planted for the core's directory, the core, or the cache", function()
+        sh("mv " .. q(built) .. " " .. q(t .. "/elsewhere") .. " && ln -s " .. q(t .. "/elsewhere") .. " " .. q(built))
+        refused("the core's directory a link")
+        sh("rm " .. q(built) .. " && mv " .. q(t .. "/elsewhere") .. " " .. q(built))
+        sh("mv " .. q(built .. "/laaffic/core.so") .. " " .. q(t .. "/other.so") .. " && ln -s " ..
+           q(t .. "/other.so") .. " " .. q(built .. "/laaffic/core.so"))
+        refused("the core a link")
+        sh("rm -rf " .. q(t .. "/cache") .. " && mkdir -p " .. q(t .. "/real") .. " " .. q(t .. "/cache") ..
+           " && ln -s " .. q(t .. "/real") .. " " .. q(t .. "/cache/laaffic"))
+        local msg = refused("the cache a link")
+        assert.matches(t .. "/cache/laaffic", msg, 1, true)
+        assert.are.equal("", (sh("ls -A " .. q(t .. "/real"))))
+    end)
+end)
