@@ -99,3 +99,58 @@ describe("the sandbox's cache of the LuaJIT core", function()
         assert.are.equal("", (sh("ls -A " .. q(t .. "/real"))))
     end)
 end)
+
+describe("laaffic-sandbox start with a path nginx.conf cannot hold", function()
+    local t
+    local ROOT = sh("pwd"):match("^([^\n]+)")
+
+    before_each(function()
+        t = assert(sh("mktemp -d /tmp/laaffic-spec65.XXXXXX"):match("^(%S+)"))
+        -- what find_core looks for, as an installed rock gives it: nothing gets that far
+        sh("mkdir -p " .. q(t .. "/lua/laaffic") .. " " .. q(t .. "/core/laaffic") .. " && touch " ..
+           q(t .. "/lua/laaffic/http1.lua") .. " " .. q(t .. "/core/laaffic/core.so"))
+    end)
+
+    after_each(function()
+        if t then
+            for _, d in ipairs{ "a b", 'x");os.exit(7)--', "sb" } do
+                sh("LAAFFIC_SANDBOX_STATE=" .. q(t .. "/state") .. " sandbox/laaffic-sandbox stop --dir " ..
+                   q(t .. "/" .. d) .. " >/dev/null")
+            end
+            sh("rm -rf " .. q(t))
+        end
+    end)
+
+    -- start with LAAFFIC_SANDBOX_LUA_DIR (t/lua by default) and arguments -> exit code, stderr
+    local function start(lua, args, cd)
+        local out, rc = sh("{ cd " .. q(cd or ROOT) .. " && env LAAFFIC_SANDBOX_STATE=" .. q(t .. "/state") ..
+                           " LAAFFIC_SANDBOX_LUA_DIR=" .. q(lua or t .. "/lua") ..
+                           " LAAFFIC_SANDBOX_CORE_DIR=" .. q(t .. "/core") .. " " ..
+                           q(ROOT .. "/sandbox/laaffic-sandbox") .. " start --ttl 30 " .. args ..
+                           " 2>&1 >/dev/null; }")
+        return rc, out
+    end
+
+    it("refuses a --dir with a space or a quote before making anything, naming it", function()
+        for _, d in ipairs{ "a b", 'x");os.exit(7)--' } do
+            local rc, err = start(nil, "--dir " .. q(t .. "/" .. d))
+            assert.are.equal(1, rc, err)
+            assert.matches("--dir (" .. t .. "/" .. d .. "): nginx.conf cannot hold this path", err, 1, true)
+            assert.is_nil(io.open(t .. "/" .. d .. "/nginx.conf"))
+        end
+        -- a relative --dir is checked as the absolute path it names
+        local rc, err = start(nil, "--dir " .. q("rel dir"), t)
+        assert.are.equal(1, rc, err)
+        assert.matches("nginx.conf cannot hold", err, 1, true)
+    end)
+
+    it("refuses a Lua directory with ; ? $ or a quote (nginx.conf's package paths)", function()
+        for _, d in ipairs{ "l;d", "l?d", "l$prefix", 'l"d' } do
+            local lua = t .. "/" .. d
+            sh("mkdir -p " .. q(lua .. "/laaffic") .. " && touch " .. q(lua .. "/laaffic/http1.lua"))
+            local rc, err = start(lua, "--dir " .. q(t .. "/sb"))
+            assert.are.equal(1, rc, err)
+            assert.matches("LAAFFIC_SANDBOX_LUA_DIR (" .. lua .. "): nginx.conf cannot hold", err, 1, true)
+        end
+    end)
+end)
