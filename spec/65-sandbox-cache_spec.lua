@@ -113,7 +113,7 @@ describe("laaffic-sandbox start with a path nginx.conf cannot hold", function()
 
     after_each(function()
         if t then
-            for _, d in ipairs{ "a b", 'x");os.exit(7)--', "sb" } do
+            for _, d in ipairs{ "a b", 'x");os.exit(7)--', "sb", "shared" } do
                 sh("LAAFFIC_SANDBOX_STATE=" .. q(t .. "/state") .. " sandbox/laaffic-sandbox stop --dir " ..
                    q(t .. "/" .. d) .. " >/dev/null")
             end
@@ -142,6 +142,15 @@ describe("laaffic-sandbox start with a path nginx.conf cannot hold", function()
         local rc, err = start(nil, "--dir " .. q("rel dir"), t)
         assert.are.equal(1, rc, err)
         assert.matches("nginx.conf cannot hold", err, 1, true)
+    end)
+
+    it("leaves the mode of a --dir it did not make, and refuses one others may write", function()
+        sh("mkdir -p " .. q(t .. "/shared") .. " && chmod 1777 " .. q(t .. "/shared"))
+        local rc, err = start(nil, "--dir " .. q(t .. "/shared"))
+        assert.are.equal(1, rc, err)
+        assert.matches("--dir " .. t .. "/shared: others may write in it", err, 1, true)
+        assert.are.equal("1777\n", (sh("stat -c %a " .. q(t .. "/shared"))))
+        assert.are.equal("", (sh("ls -A " .. q(t .. "/shared"))))
     end)
 
     it("refuses a Lua directory with ; ? $ or a quote (nginx.conf's package paths)", function()
