@@ -212,6 +212,24 @@ describe("laaffic in nginx", function()
                             head = all:sub(1, #all - #body):match("^POST /x HTTP/1.1\r\n") ~= nil }))
                     }
                 }
+                # a transport called with a header it cannot write (?transport=, ?case=)
+                location = /bad-header {
+                    content_by_lua_block {
+                        local cases = { bool = { ["X-Flag"] = true }, tbl = { ["X-T"] = {} },
+                                        name = { [true] = "1" },
+                                        crlf = { ["X-A"] = "a\r\nX-B: b" } }
+                        local tcp, connects = ngx.socket.tcp, 0
+                        ngx.socket.tcp = function() connects = connects + 1; return tcp() end
+                        local t = require("laaffic.transport.ngx")[ngx.var.arg_transport]({ timeout = 5 })
+                        if not t then return ngx.say('{"unavailable":true}') end
+                        local ok, res, msg, kind, sent = pcall(t, { method = "POST",
+                            url = "http://127.0.0.1:" .. ngx.var.server_port .. "/x",
+                            headers = cases[ngx.var.arg_case], body = "{}" })
+                        ngx.socket.tcp = tcp
+                        ngx.say(require("cjson").encode({ raised = not ok and tostring(res) or nil,
+                            message = msg, kind = kind, sent = sent, connects = connects }))
+                    }
+                }
                 # the cosocket transport on its own, to ?path= on this server
                 location = /cosocket {
                     content_by_lua_block {
@@ -337,6 +355,19 @@ describe("laaffic in nginx", function()
         for i = 2, 4 do assert.is_true(r.sizes[i] <= 262144) end
         -- each send held the worker 3 ms: a 1 ms sleep before every later piece
         assert.are.equal(3, r.sleeps)
+    end)
+
+    it("a header that is not a string or number, or holds CR LF: kind url, before connecting", function()
+        for _, t in ipairs{ "cosocket", "resty_http" } do
+            for _, case in ipairs{ "bool", "tbl", "name", "crlf" } do
+                local r = get_json(app:url("/bad-header?transport=" .. t .. "&case=" .. case))
+                if not r.unavailable then -- resty_http: when lua-resty-http is installed
+                    assert.is_nil(r.raised, t .. " " .. case)
+                    assert.are.same({ "url", false, 0 }, { r.kind, r.sent, r.connects }, t .. " " .. case)
+                    assert.truthy(r.message:find("header", 1, true), r.message)
+                end
+            end
+        end
     end)
 
     it("the subrequest transport sleeps before and after copying a big body to a string", function()

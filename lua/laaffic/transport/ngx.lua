@@ -105,6 +105,37 @@ local function let_others_in(since)
     return now_ms()
 end
 
+-- the headers each transport writes itself (a request's own of these names are dropped)
+local COSOCKET_OWN = { host = true, ["content-length"] = true, connection = true }
+local RESTY_OWN = { host = true, ["content-length"] = true, connection = true,
+                    ["transfer-encoding"] = true }
+
+-- The request's own headers as "Name: value" lines, checked before anything is sent: a
+-- name or value that is not a string or number, or holds CR or LF (a name ':'), is the
+-- caller's error (kind url). skip[lower(name)]: the headers the transport writes itself.
+-- Values are never quoted back: one of them is the Sign.
+local function header_lines(headers, skip)
+    local out = {}
+    for k, v in pairs(headers or {}) do
+        local tk, tv = type(k), type(v)
+        if tk ~= "string" and tk ~= "number" then
+            return nil, "a header name must be a string, got a " .. tk
+        end
+        local name = tostring(k)
+        if name:find("[%c:]") then
+            return nil, "a header name contains CR, LF or ':'"
+        end
+        if tv ~= "string" and tv ~= "number" then
+            return nil, "header " .. name .. ": the value must be a string or a number, got a " .. tv
+        end
+        if tostring(v):find("[\r\n]") then
+            return nil, "header " .. name .. ": the value contains CR or LF"
+        end
+        if not skip[lower(name)] then out[#out + 1] = { name, tostring(v) } end
+    end
+    return out
+end
+
 local function lower_headers(h)
     local out = {}
     for k, v in pairs(h or {}) do
@@ -346,6 +377,10 @@ function _M.cosocket(opts)
             if not scheme then
                 return nil, "not an http(s) URL: " .. tostring(req.url), "url", false
             end
+            local own, herr = header_lines(req.headers, COSOCKET_OWN)
+            if not own then
+                return nil, herr, "url", false
+            end
             local sock = ngx.socket.tcp()
             sock:settimeouts(connect_ms, io_ms, io_ms)
             local reused, cerr, ckind = cosocket_connect(sock, scheme, host, port,
@@ -359,14 +394,8 @@ function _M.cosocket(opts)
             local head = { (req.method or "POST") .. " " .. path .. " HTTP/1.1",
                            "Host: " .. hostport, "User-Agent: " .. user_agent,
                            "Content-Length: " .. len, "Connection: keep-alive" }
-            for k, v in pairs(req.headers or {}) do
-                if k ~= "Host" and k ~= "Content-Length" and k ~= "Connection" then
-                    if tostring(k):find("[\r\n:]") or tostring(v):find("[\r\n]") then
-                        sock:close()
-                        return nil, "a header name or value contains CR, LF or ':'", "url", false
-                    end
-                    head[#head + 1] = k .. ": " .. v
-                end
+            for _, h in ipairs(own) do
+                head[#head + 1] = h[1] .. ": " .. h[2]
             end
             head[#head + 1] = "\r\n"
             local ok, err = send_request(sock, concat(head, "\r\n"), next_piece)
@@ -583,17 +612,13 @@ function _M.resty_http(opts)
             -- only where a header is missing
             local headers = { ["Host"] = standard and host or (host .. ":" .. port),
                               ["User-Agent"] = user_agent, ["Content-Length"] = tostring(#body) }
-            for k, v in pairs(req.headers or {}) do
-                local name = lower(tostring(k))
-                if name ~= "host" and name ~= "content-length" and name ~= "connection" and
-                   name ~= "transfer-encoding" then
-                    -- lua-resty-http writes names and values as they are
-                    if tostring(k):find("[\r\n:]") or tostring(v):find("[\r\n]") then
-                        return nil, "a header name or value contains CR, LF or ':'", "url", false
-                    end
-                    if name == "user-agent" then k = "User-Agent" end
-                    headers[k] = v
-                end
+            -- lua-resty-http writes names and values as they are
+            local own, herr = header_lines(req.headers, RESTY_OWN)
+            if not own then
+                return nil, herr, "url", false
+            end
+            for _, h in ipairs(own) do
+                headers[lower(h[1]) == "user-agent" and "User-Agent" or h[1]] = h[2]
             end
             local httpc, nerr = http.new()
             if not httpc then
