@@ -15,7 +15,8 @@ assert(tostring(req.body):find('"calleeNumber":"463200000007"', 1, true))
 -- every module the package ships is in the tree (laaffic.transport.ngx needs nginx to load)
 for _, m in ipairs{ "laaffic.recall", "laaffic.status", "laaffic.error", "laaffic.push",
                     "laaffic.http1", "laaffic.ngx_body",
-                    "laaffic.transport.curl", "laaffic.transport.ngx", "laaffic.csv",
+                    "laaffic.transport.curl", "laaffic.transport.ngx", "laaffic.transport.ngx_socket",
+                    "laaffic.transport.resty_http", "laaffic.csv",
                     "laaffic.cli", "laaffic.cli.util", "laaffic.cli.help", "laaffic.cli.args",
                     "laaffic.cli.config", "laaffic.cli.task", "laaffic.cli.numbers",
                     "laaffic.cli.output", "laaffic.cli.validate", "laaffic.cli.send",
