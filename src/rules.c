@@ -554,9 +554,16 @@ static int put_object(enc *e, int t, const field *fields, int nfields)
     return close_object(e, t, fields, first);
 }
 
-/* The index of numberInfoList in TOP: where a task stopped for a slice goes on. */
 #define NTOP ((int)(sizeof TOP / sizeof TOP[0]))
-#define TOP_NUMBERS (NTOP - 2)
+
+/* The field after numberInfoList in TOP: where a task stopped for a slice goes on. */
+static int after_numbers(void)
+{
+    int j = 0;
+    while (TOP[j].put != put_numbers)
+        j++;
+    return j + 1;
+}
 
 /* numberInfoList goes on from the row it stopped at: put_known's and put_field's ends. */
 static int more_numbers(enc *e)
@@ -585,7 +592,7 @@ int lf_put_task(enc *e)
             return -1;
         r = put_fields(e, t, &top, 0, &first, keys, nunknown);
     } else if ((r = more_numbers(e)) == 0) {
-        r = put_fields(e, t, &top, TOP_NUMBERS + 1, &first, NULL, 0);
+        r = put_fields(e, t, &top, after_numbers(), &first, NULL, 0);
     }
     if (r == LF_MORE)
         e->stage = ST_ROWS;
