@@ -198,7 +198,7 @@ describe("laaffic in nginx", function()
                         ngx.socket.tcp = function() return peer end
                         ngx.location.capture = capture
                         ngx.sleep = function(sec) sleeps = sleeps + 1; return sleep(sec) end
-                        local body = string.rep("0123456789", 100000)
+                        local body = ngx.var.arg_number and 1234567 or string.rep("0123456789", 100000)
                         local t = require("laaffic.transport.ngx")[ngx.var.arg_transport]({})
                         local ok, res, msg = pcall(t, { method = "POST", url = "http://127.0.0.1:9/x",
                                                         headers = {}, body = body })
@@ -208,8 +208,8 @@ describe("laaffic in nginx", function()
                         local all = table.concat(sent)
                         ngx.say(require("cjson").encode({ raised = not ok and tostring(res) or nil,
                             status = ok and res and res.status, message = msg, sizes = sizes,
-                            sleeps = sleeps, whole = all:sub(-#body) == body,
-                            head = all:sub(1, #all - #body):match("^POST /x HTTP/1.1\r\n") ~= nil }))
+                            sleeps = sleeps, whole = all:sub(-#tostring(body)) == tostring(body),
+                            head = all:sub(1, #all - #tostring(body)):match("^POST /x HTTP/1.1\r\n") ~= nil }))
                     }
                 }
                 # a transport called with a header it cannot write (?transport=, ?case=)
@@ -377,6 +377,15 @@ describe("laaffic in nginx", function()
         assert.are.same({ 1000000 }, r.sizes)
         assert.is_true(r.whole)
         assert.are.equal(2, r.sleeps)
+    end)
+
+    it("the subrequest transport sends a body that is not a string as its tostring", function()
+        local r = get_json(app:url("/yields?transport=subrequest&number=1"))
+        assert.is_nil(r.raised)
+        assert.are.equal(200, r.status, r.message)
+        assert.are.same({ 7 }, r.sizes)
+        assert.is_true(r.whole)
+        assert.are.equal(0, r.sleeps)
     end)
 
     it("a body closed while the cosocket sends it fails as not sent, kind url, nothing created", function()

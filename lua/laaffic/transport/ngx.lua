@@ -43,13 +43,6 @@ local DEFAULT_LOCATION = "/_laaffic/send"
 
 _M.split_url = split_url
 
-local function body_string(body)
-    if body == nil then return "" end
-    if type(body) == "string" then return body end
-    -- a laaffic.body: nginx's APIs take Lua strings only
-    return tostring(body)
-end
-
 ---------------------------------------------------------------------------- subrequest
 
 -- Runs in the internal location's rewrite phase: copies what the transport put in
@@ -97,9 +90,10 @@ function _M.subrequest(opts)
             local h = req.headers or {}
             -- a big body: the copy to a string and nginx's own copy, each a stall of its
             -- own (ms), with the other requests let in before and between them
-            local big = req.body ~= nil and #req.body > S.PIECE
+            local body = sendable(req.body)
+            local big = #body > S.PIECE
             if big then ngx.sleep(0.001) end
-            local body = body_string(req.body)
+            body = tostring(body) -- a laaffic.body: nginx's APIs take Lua strings only
             if big then ngx.sleep(0.001) end
             local c = {
                 path = path, host = host:gsub(":%d+$", ""), api_key = h["Api-Key"],
