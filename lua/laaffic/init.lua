@@ -325,11 +325,11 @@ local function encode_body(t, opts, fname, level, slice)
         local enc
         ok, enc = pcall(core.encoder, t, opts)
         body = enc
-        while ok and body == enc do
+        if ok then
             body, info, field, code, where = enc:step(slice)
-            if body == true then
+            while body == true do
                 ngx.sleep(SLICE_PAUSE)
-                body = enc
+                body, info, field, code, where = enc:step(slice)
             end
         end
     else
