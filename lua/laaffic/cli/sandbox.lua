@@ -91,13 +91,12 @@ end
 -- Runs sandbox/laaffic-sandbox ACTION; returns its exit code, stdout and stderr.
 local function run(bin, action, opts, ttl, env)
     local errfile = os.tmpname()
-    local cmd = (env or "") .. q(bin) .. " " .. action .. (opts.dir and (" --dir " .. q(opts.dir)) or "") ..
-                (ttl and (" --ttl " .. ttl) or "") .. " 2>" .. q(errfile) .. "; echo \"rc=$?\""
-    local out = util.shell_out(cmd) or ""
+    local body, rc = util.sh((env or "") .. q(bin) .. " " .. action ..
+                             (opts.dir and (" --dir " .. q(opts.dir)) or "") ..
+                             (ttl and (" --ttl " .. ttl) or "") .. " 2>" .. q(errfile))
     local errtext = read_file(errfile) or ""
     os.remove(errfile)
-    local body, rc = out:match("^(.-)rc=(%d+)%s*$")
-    return tonumber(rc) or 1, body or "", errtext
+    return rc, body, errtext
 end
 
 local function start(ctx, opts, body)

@@ -16,18 +16,12 @@ local type = type
 local ipairs = ipairs
 local concat = table.concat
 
-local EXIT, die, q, read_file, shell_out = util.EXIT, util.die, util.q, util.read_file, util.shell_out
+local EXIT, die, q, read_file, shell_out, sh = util.EXIT, util.die, util.q, util.read_file,
+    util.shell_out, util.sh
 
 local _M = {}
 
 local DEBIAN_BUILD = "apt-get install gcc libssl-dev libcurl4-openssl-dev libluajit2-5.1-dev"
-
--- Runs cmd with sh; returns its stdout and exit code.
-local function sh(cmd)
-    local out = shell_out("{ " .. cmd .. "\n}; echo \"rc=$?\"") or ""
-    local body, rc = out:match("^(.-)rc=(%d+)%s*$")
-    return body or "", tonumber(rc) or 1
-end
 
 -- text compiled as a chunk whose globals are env (Lua 5.1's load takes no string).
 local function load_in(text, name, env)

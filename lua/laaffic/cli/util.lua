@@ -82,6 +82,13 @@ function _M.shell_out(cmd)
     return out
 end
 
+-- Runs cmd with sh; returns its stdout and its exit code (1 when sh could not be run).
+function _M.sh(cmd)
+    local out = _M.shell_out("{ " .. cmd .. "\n}; echo \"rc=$?\"") or ""
+    local body, rc = out:match("^(.-)rc=(%d+)%s*$")
+    return body or "", tonumber(rc) or 1
+end
+
 -- A name safe to echo in a message (a config key, an option's name): lowercase words
 -- only. An argument's value is never echoed: a stray word on the command line may be a
 -- credential pasted in the wrong place.
