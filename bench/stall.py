@@ -203,8 +203,6 @@ def main():
     print("stall benchmark: one worker of %s (lua module, LuaJIT) creating a task of %s numbers "
           "against the sandbox (HTTPS); GET /ping every 1 ms on one keep-alive connection "
           "during the send; median of %d rounds" % (info["server"], "{:,}".format(rows), rounds))
-    if not info["slicing"]:
-        print("slicing not available in this build: both encodes are today's one-call encode")
     p50, p99, mx, n = idle_figures(pinger)
     print("idle worker, for scale: ping p50 %.2f ms, p99 %.2f ms, max %.2f ms (%d pings in 0.5 s)"
           % (p50, p99, mx, n))

@@ -7,11 +7,10 @@
 --     handler (the subrequest transport), via=timer from an ngx.timer.at timer (cosockets)
 --     while the handler waits on a semaphore; src=table sends the list prebuilt in
 --     init_worker, src=csv a laaffic.csv source opened on STALL_CSV. encode=one asks for
---     today's one-call encode (slice_rows = 0), encode=sliced leaves slice_rows at its
---     default (or sets STALL_SLICE_ROWS); in a build without the option both are the
---     one-call encode. transport=cosocket sends from the content handler with the cosocket
---     transport instead of auto's subrequest.
---   GET /info   { slicing = true|false, rows = N, slice_rows = STALL_SLICE_ROWS }
+--     the one-call encode (slice_rows = 0), encode=sliced leaves slice_rows at its
+--     default (or sets STALL_SLICE_ROWS). transport=cosocket sends from the content
+--     handler with the cosocket transport instead of auto's subrequest.
+--   GET /info   { rows = N, slice_rows = STALL_SLICE_ROWS }
 local laaffic = require("laaffic")
 local cjson = require("cjson")
 local semaphore = require("ngx.semaphore")
@@ -25,7 +24,6 @@ local ROWS                      -- the list, built once per worker (not what is 
 local NROWS = tonumber(getenv("STALL_ROWS")) or 200000
 local CSV_PATH = getenv("STALL_CSV")
 local SLICE_ROWS = tonumber(getenv("STALL_SLICE_ROWS") or "")  -- nil: the client's default
-local SLICING                   -- does this build know the client option slice_rows?
 
 local function client_opts()
     local https = getenv("LAAFFIC_SANDBOX_HTTPS")
@@ -44,11 +42,6 @@ function _M.init_worker()
         ROWS[i] = { calleeNumber = ("9197%08d"):format(i), text1 = (i % 2 == 0) and "David" or "Oliver",
                     text2 = tostring(1000 + (i * 37) % 9000), text3 = "2026-04-10" }
     end
-    -- laaffic.new refuses an option it does not know: that is how a build without slicing shows
-    local o = client_opts()
-    o.slice_rows = 0
-    local ok, err = pcall(laaffic.new, o)
-    SLICING = ok or not tostring(err):find("unknown option 'slice_rows'", 1, true)
 end
 
 local function now()
@@ -59,9 +52,7 @@ end
 -- One create_task; -> the answer's table.
 local function create(args)
     local o = client_opts()
-    if SLICING then
-        if args.encode == "one" then o.slice_rows = 0 else o.slice_rows = SLICE_ROWS end
-    end
+    if args.encode == "one" then o.slice_rows = 0 else o.slice_rows = SLICE_ROWS end
     if args.transport then o.transport = args.transport end
     local c = laaffic.new(o)
     local list = ROWS
@@ -104,7 +95,7 @@ function _M.send()
 end
 
 function _M.info()
-    ngx.say(cjson.encode({ slicing = SLICING, rows = NROWS, slice_rows = SLICE_ROWS }))
+    ngx.say(cjson.encode({ rows = NROWS, slice_rows = SLICE_ROWS }))
 end
 
 return _M
