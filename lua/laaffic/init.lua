@@ -40,11 +40,8 @@ local TRANSPORTS = { auto = true, subrequest = true, cosocket = true, resty_http
 local clock_now = core.now
 local is_yieldable = coroutine.isyieldable -- LuaJIT 2.1 and Lua 5.3+
 local DEFAULT_SLICE_ROWS = 10000
--- The pause between two slices: 1 ms, not 0. On an nginx without OpenResty's
--- delayed-events patch (Debian's), ngx.sleep(0) is a timer due at once, which nginx runs
--- again in the same pass over its timers: the slices would follow one another with no
--- other request in between (and each call logs a warning). spec/64 shows the difference.
-local SLICE_PAUSE = 0.001
+-- the pause between two slices, which lets the worker's other requests in (1 ms, not 0)
+local pause = require("laaffic.transport.ngx_socket").pause
 -- The nginx phases whose handlers may yield (ngx.sleep's context in lua-nginx-module's
 -- documentation); init, init_worker, set, header_filter, body_filter, log, balancer may not.
 local YIELD_PHASES = { rewrite = true, access = true, content = true, timer = true,
@@ -328,7 +325,7 @@ local function encode_body(t, opts, fname, level, slice)
         if ok then
             body, info, field, code, where = enc:step(slice)
             while body == true do
-                ngx.sleep(SLICE_PAUSE)
+                pause()
                 body, info, field, code, where = enc:step(slice)
             end
         end

@@ -92,9 +92,9 @@ function _M.subrequest(opts)
             -- own (ms), with the other requests let in before and between them
             local body = sendable(req.body)
             local big = #body > S.PIECE
-            if big then ngx.sleep(0.001) end
+            if big then S.pause() end
             body = tostring(body) -- a laaffic.body: nginx's APIs take Lua strings only
-            if big then ngx.sleep(0.001) end
+            if big then S.pause() end
             local c = {
                 path = path, host = host:gsub(":%d+$", ""), api_key = h["Api-Key"],
                 timestamp = h["Timestamp"], sign = h["Sign"], user_agent = user_agent,
