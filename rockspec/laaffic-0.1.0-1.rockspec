@@ -51,6 +51,7 @@ build = {
       ["laaffic.http1"] = "lua/laaffic/http1.lua",
       ["laaffic.ngx_body"] = "lua/laaffic/ngx_body.lua",
       ["laaffic.push_parse"] = "lua/laaffic/push_parse.lua",
+      ["laaffic.push_values"] = "lua/laaffic/push_values.lua",
       ["laaffic.transport.curl"] = "lua/laaffic/transport/curl.lua",
       ["laaffic.transport.ngx"] = "lua/laaffic/transport/ngx.lua",
       ["laaffic.transport.ngx_socket"] = "lua/laaffic/transport/ngx_socket.lua",

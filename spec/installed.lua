@@ -22,7 +22,7 @@ for _, m in ipairs{ "laaffic.recall", "laaffic.status", "laaffic.error", "laaffi
                     "laaffic.cli.output", "laaffic.cli.validate", "laaffic.cli.send",
                     "laaffic.cli.sandbox", "laaffic.cli.sandbox_core",
                     "laaffic.date", "laaffic.options", "laaffic.answer", "laaffic.tasks",
-                    "laaffic.push_parse" } do
+                    "laaffic.push_parse", "laaffic.push_values" } do
     local p = package.searchpath(m, package.path)
     assert(p and p:sub(1, #tree) == tree, m .. " is not installed in the tree")
 end
